@@ -1,0 +1,1 @@
+"""The ``expunge`` command line."""

@@ -1,0 +1,162 @@
+"""``expunge`` command line: demo, train, unlearn, methods, metrics.
+
+User mistakes (bad forget spec, unknown method, bad hyperparameter, missing data) print one ``error: ...`` line and
+exit with status 2 — no traceback. ``--json`` prints exactly one JSON document on stdout; progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from expunge.errors import ExpungeError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Machine unlearning with a retrain oracle and side-by-side metrics.")
+
+DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist)")]
+ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the original, the oracle, the request and the method")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="artifact cache (default $EXPUNGE_CACHE or "
+                                                               "~/.cache/expunge)")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with dataset files (Fashion-MNIST IDX)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+
+
+def _store(path: Path | None) -> Any:
+    from expunge.store import ArtifactStore
+
+    return ArtifactStore(path)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ExpungeError(f"--param expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _emit_json(obj: Any) -> None:
+    from expunge._io import to_json_bytes
+
+    sys.stdout.write(to_json_bytes(obj).decode())
+
+
+@app.command()
+def unlearn(
+    data: DataOpt = "digits",
+    model: ModelOpt = "cnn",
+    forget: Annotated[str, typer.Option("--forget", help="class:3 | classes:3,5 | subclass:NAME | random:0.1 | "
+                                                         "ids:FILE | owners:K")] = "class:3",
+    method: Annotated[str, typer.Option("--method", help="method name (see `expunge methods`)")] = "ssd",
+    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE hyperparameter override")] = None,
+    seed: SeedOpt = 0,
+    store: StoreOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Unlearn a request with one method; report it beside the Original and the Retrain."""
+    from expunge.experiment import prepare, run_one
+    from expunge.methods.base import METHODS
+    from expunge.report import print_table
+
+    cls = METHODS.get(method)  # fail fast, before any training
+    params = cls.Params.from_overrides(_parse_params(param or []))
+    prep = prepare(data, model, forget, seed=seed, store=_store(store), data_dir=None if data_dir is None else
+                   str(data_dir), progress=not as_json)
+    record, _ = run_one(prep, method, params)
+    if as_json:
+        _emit_json(record)
+    else:
+        print_table([record], f"{method} on {data}/{model}, forget {forget}, seed {seed}")
+
+
+@app.command()
+def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, store: StoreOpt = None,
+          data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
+    """Train (or load from the cache) the original model."""
+    from expunge.data.datasets import load_dataset
+    from expunge.train.oracle import default_recipe, model_spec_for, train_original
+
+    ds = load_dataset(data, data_dir=None if data_dir is None else str(data_dir))
+    trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=_store(store),
+                             progress=not as_json)
+    info = {"key": trained.key, "cache_hit": trained.cache_hit, "train_time_s": trained.train_time_s,
+            "path": str(_store(store).path("original", trained.key)), "dataset": ds.describe()}
+    if as_json:
+        _emit_json(info)
+    else:
+        typer.echo(f"original {data}/{model} seed {seed}: {'cache hit' if trained.cache_hit else 'trained'} "
+                   f"({trained.train_time_s:.1f} s) -> {info['path']}")
+
+
+@app.command("methods")
+def list_methods(as_json: JsonOpt = False) -> None:
+    """List unlearning methods with the data they access and their default hyperparameters."""
+    from expunge.methods.base import METHODS
+
+    described = [cls.describe() for _, cls in METHODS.items()]
+    if as_json:
+        _emit_json(described)
+        return
+    for d in described:
+        defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
+        typer.echo(f"{d['name']:<16} access={d['access']:<24} {d['summary']}\n{'':<16} {d['paper']}\n"
+                   f"{'':<16} defaults: {defaults or '-'}")
+
+
+@app.command("metrics")
+def list_metrics(as_json: JsonOpt = False) -> None:
+    """List metrics with their definition, direction and tier."""
+    from expunge.metrics.base import METRICS
+
+    described = [cls.describe() for _, cls in METRICS.items()]
+    if as_json:
+        _emit_json(described)
+        return
+    for d in described:
+        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="where to write results")] = Path("runs/demo"),
+    data: DataOpt = "digits",
+    model: ModelOpt = "cnn",
+    forget: Annotated[str, typer.Option("--forget")] = "class:3",
+    seed: SeedOpt = 0,
+    store: StoreOpt = None,
+) -> None:
+    """Train, build the oracle, run every method on a class request; print and save the comparison."""
+    from expunge.demo import run_demo
+
+    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=_store(store))
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except ExpungeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,1 @@
+"""Datasets, forget requests and the splits they resolve into."""

@@ -1,0 +1,163 @@
+"""What an unlearning method may see, and the gate that enforces it.
+
+A method declares :class:`DataAccess` flags; :class:`UnlearningData` hands out only what was declared and raises
+:class:`~expunge.errors.UndeclaredDataAccess` otherwise, so a "zero-shot" method provably never read the retain set.
+It counts every example it serves (reported with each run).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from expunge.data.datasets import Dataset
+from expunge.data.request import Splits
+from expunge.errors import UndeclaredDataAccess
+from expunge.store import ArtifactStore
+from expunge.train.batches import Batches
+
+
+class DataAccess(enum.Flag):
+    NONE = 0
+    FORGET = enum.auto()         # forget examples with labels
+    RETAIN = enum.auto()         # the full retain set
+    RETAIN_SUBSET = enum.auto()  # a seeded subset of the retain set (fraction or per-class count)
+    CLASS_IDS = enum.auto()      # only the ids of forgotten classes (class-level zero-shot methods)
+    TRAIN_STATS = enum.auto()    # statistics of the full training set computed once per original and cached
+
+    def describe(self) -> str:
+        names = [m.name.lower() for m in DataAccess if m and m in self and m.name]
+        return "+".join(names) if names else "none"
+
+
+@dataclass
+class AccessLog:
+    forget_seen: int = 0
+    retain_seen: int = 0
+    train_stats: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"forget_seen": self.forget_seen, "retain_seen": self.retain_seen,
+                "train_stats": list(self.train_stats)}
+
+
+class UnlearningData:
+    """The data a method may use for one request, gated by its declared access."""
+
+    def __init__(self, dataset: Dataset, splits: Splits, access: DataAccess, *, seed: int = 0,
+                 store: ArtifactStore | None = None, original_key: str | None = None) -> None:
+        self._dataset, self._splits, self._access = dataset, splits, access
+        self._store, self._original_key = store, original_key
+        self.seed = seed
+        self.log = AccessLog()
+
+    # --- always available: shapes and the request's description -------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return self._dataset.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self._dataset.input_shape
+
+    @property
+    def n_forget(self) -> int:
+        return int(self._splits.forget.size)
+
+    @property
+    def n_train(self) -> int:
+        return len(self._dataset.train)
+
+    @property
+    def request_kind(self) -> str:
+        return self._splits.request.kind
+
+    def _require(self, flag: DataAccess, what: str) -> None:
+        if flag not in self._access:
+            raise UndeclaredDataAccess(f"the method asked for {what} but declared access={self._access.describe()}; "
+                                       f"declare DataAccess.{flag.name} to use it")
+
+    def _batches(self, positions: np.ndarray, batch_size: int, shuffle: bool, seed: int | None, counter: str) \
+            -> Batches:
+        tr = self._dataset.train
+
+        def count(n: int) -> None:
+            setattr(self.log, counter, getattr(self.log, counter) + n)
+
+        return Batches(tr.x[positions], tr.y[positions], batch_size=batch_size, shuffle=shuffle,
+                       seed=self.seed if seed is None else seed, on_batch=count)
+
+    # --- gated ------------------------------------------------------------------------------------------------------
+    @property
+    def forget_classes(self) -> tuple[int, ...]:
+        if not (DataAccess.CLASS_IDS in self._access or DataAccess.FORGET in self._access):
+            self._require(DataAccess.CLASS_IDS, "the forgotten class ids")
+        return self._splits.forget_classes
+
+    def forget_loader(self, batch_size: int, *, shuffle: bool = True, seed: int | None = None) -> Batches:
+        self._require(DataAccess.FORGET, "the forget set")
+        return self._batches(self._splits.forget, batch_size, shuffle, seed, "forget_seen")
+
+    def forget_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self._require(DataAccess.FORGET, "the forget set")
+        tr, pos = self._dataset.train, self._splits.forget
+        self.log.forget_seen += int(pos.size)
+        return tr.x[pos], tr.y[pos]
+
+    def retain_loader(self, batch_size: int, *, shuffle: bool = True, seed: int | None = None) -> Batches:
+        self._require(DataAccess.RETAIN, "the retain set")
+        return self._batches(self._splits.retain, batch_size, shuffle, seed, "retain_seen")
+
+    def retain_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        self._require(DataAccess.RETAIN, "the retain set")
+        tr, pos = self._dataset.train, self._splits.retain
+        self.log.retain_seen += int(pos.size)
+        return tr.x[pos], tr.y[pos]
+
+    def retain_subset_positions(self, *, fraction: float | None = None, per_class: int | None = None,
+                                seed: int | None = None) -> np.ndarray:
+        """A seeded subset of the retain set: ``fraction`` of it, or up to ``per_class`` examples of each class."""
+        if DataAccess.RETAIN not in self._access:
+            self._require(DataAccess.RETAIN_SUBSET, "a retain subset")
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed if seed is None else seed, 0x5AB]))
+        retain = self._splits.retain
+        if per_class is not None:
+            labels = self._dataset.train.y.numpy()[retain]
+            picks = [rng.permutation(retain[labels == c])[:per_class] for c in np.unique(labels)]
+            return np.sort(np.concatenate(picks))
+        if fraction is None:
+            if self._splits.retain_subset is not None:
+                return self._splits.retain_subset
+            raise ValueError("retain_subset_positions needs fraction= or per_class=")
+        k = max(1, round(fraction * retain.size))
+        return np.sort(rng.choice(retain, size=k, replace=False))
+
+    def retain_subset_loader(self, batch_size: int, *, fraction: float | None = None, per_class: int | None = None,
+                             shuffle: bool = True, seed: int | None = None) -> Batches:
+        positions = self.retain_subset_positions(fraction=fraction, per_class=per_class, seed=seed)
+        return self._batches(positions, batch_size, shuffle, seed, "retain_seen")
+
+    def train_statistic(self, name: str, compute: Callable[[Batches], Mapping[str, torch.Tensor]], *,
+                        batch_size: int) -> dict[str, torch.Tensor]:
+        """A statistic of the full training set (e.g. SSD's importances), computed once per original model and
+        cached in the store; later requests on the same original only load it. ``compute`` receives unshuffled
+        batches of the full training set."""
+        self._require(DataAccess.TRAIN_STATS, f"the training-set statistic {name!r}")
+        self.log.train_stats = (*self.log.train_stats, name)
+        tr = self._dataset.train
+
+        def run() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            batches = Batches(tr.x, tr.y, batch_size=batch_size, shuffle=False)
+            return dict(compute(batches)), {"statistic": name, "original": self._original_key,
+                                            "batch_size": batch_size}
+
+        if self._store is None or self._original_key is None:
+            return run()[0]
+        key = self._store.key({"stat": name, "original": self._original_key, "batch_size": batch_size})
+        tensors, _, _ = self._store.get_or_create_tensors("train_stats", key, run)
+        return tensors

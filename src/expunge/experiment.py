@@ -1,0 +1,114 @@
+"""One request end to end: data → original → oracle → methods → metrics → JSON records.
+
+This is the layer the CLI, the demo and the benchmarks share. :func:`prepare` resolves the request and gets the
+original and the retrain oracle from the cache (training them on a miss); :func:`run_methods` runs each method
+through :func:`expunge.unlearn.run_method`, evaluates it side by side with the Original and the Retrain, stores the
+unlearned weights and returns one record per method.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from expunge._hparams import Hyperparams
+from expunge.data.datasets import Dataset, load_dataset
+from expunge.data.request import ForgetRequest, Splits
+from expunge.methods.base import RunContext, get_method
+from expunge.metrics.base import EvalContext, MetricValue, evaluate
+from expunge.models import ModelSpec
+from expunge.store import ArtifactStore
+from expunge.store.artifacts import environment_info
+from expunge.train.loop import TrainRecipe
+from expunge.train.oracle import TrainedModel, default_recipe, model_spec_for, retrain_oracle, train_original
+from expunge.unlearn import run_method
+
+HEADLINE_METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "js_to_retrain_forget")
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    splits: Splits
+    spec: ModelSpec
+    recipe: TrainRecipe
+    seed: int
+    store: ArtifactStore
+    original: TrainedModel
+    oracle: TrainedModel
+    baseline: dict[str, dict[str, MetricValue]]
+    eval_ctx: EvalContext
+
+
+def prepare(dataset: str | Dataset, model: str, forget: str | ForgetRequest, *, seed: int = 0,
+            store: ArtifactStore | None = None, data_dir: str | None = None, recipe: TrainRecipe | None = None,
+            metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = True) -> Prepared:
+    request = ForgetRequest.parse(forget) if isinstance(forget, str) else forget
+    if isinstance(dataset, str):
+        labels = "coarse" if request.kind == "subclass" else "fine"
+        dataset = load_dataset(dataset, data_dir=data_dir, labels=labels)
+    splits = request.resolve(dataset, seed=seed)  # validates before anything is trained or written
+    store = store or ArtifactStore()
+    recipe = recipe or default_recipe(dataset.name)
+    spec = model_spec_for(dataset, model)
+    original = train_original(dataset, spec, recipe, seed=seed, store=store, progress=progress)
+    oracle = retrain_oracle(dataset, splits, spec, recipe, seed=seed, store=store, progress=progress)
+    ctx = EvalContext(dataset, splits, {"original": original.model, "retrain": oracle.model}, seed=seed)
+    baseline = evaluate(ctx, metrics, tier=tier, roles=("original", "retrain"))
+    return Prepared(dataset, splits, spec, recipe, seed, store, original, oracle, baseline, ctx)
+
+
+def _values(results: Mapping[str, Mapping[str, MetricValue]], role: str) -> dict[str, float | None]:
+    return {name: by_role[role].to_json() for name, by_role in results.items() if role in by_role}
+
+
+def _reasons(results: Mapping[str, Mapping[str, MetricValue]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, by_role in results.items():
+        for role, v in by_role.items():
+            if v.reason:
+                out.setdefault(name, {})[role] = v.reason
+    return out
+
+
+def run_one(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any] | None = None, *,
+            metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = False,
+            save: bool = True) -> tuple[dict[str, Any], nn.Module]:
+    m = get_method(method, dict(params) if isinstance(params, Mapping) else params)
+    ctx = RunContext(seed=prep.seed, model_spec=prep.spec, recipe=prep.recipe, store=prep.store, progress=progress)
+    res = run_method(m, prep.original.model, prep.dataset, prep.splits, ctx, original_key=prep.original.key)
+    ectx = prep.eval_ctx.with_model("unlearned", res.model)
+    results = evaluate(ectx, metrics, tier=tier, roles=("unlearned",))
+    merged = {name: {**prep.baseline.get(name, {}), **by_role} for name, by_role in results.items()}
+    unlearned, retrain = _values(merged, "unlearned"), _values(merged, "retrain")
+    gaps = {k: (None if v is None or retrain.get(k) is None else abs(v - retrain[k]))  # type: ignore[operator]
+            for k, v in unlearned.items()}
+    retrain_time = prep.oracle.train_time_s
+    record: dict[str, Any] = {
+        "method": m.name, "params": m.params.to_dict(), "dataset": prep.dataset.name,
+        "dataset_fingerprint": prep.dataset.fingerprint, "model": prep.spec.name, "forget": prep.splits.request.spec,
+        "request": prep.splits.describe(), "seed": prep.seed, "metrics": unlearned,
+        "original": _values(merged, "original"), "retrain": retrain, "gap_to_retrain": gaps,
+        "time_s": res.time_s, "retrain_time_s": retrain_time,
+        "time_ratio_to_retrain": res.time_s / retrain_time if retrain_time > 0 else None,
+        "peak_rss_bytes": res.peak_rss_bytes, "peak_delta_bytes": res.peak_delta_bytes, "access": res.access,
+        "method_access": m.access.describe(), "notes": res.notes, "reasons": _reasons(merged),
+        "original_key": prep.original.key, "oracle_key": prep.oracle.key,
+        "cache": {"original_hit": prep.original.cache_hit, "oracle_hit": prep.oracle.cache_hit},
+        "env": environment_info(), "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if save:
+        key = prep.store.key({"original": prep.original.key, "method": m.name, "params": m.params.to_dict(),
+                              "forget": prep.splits.fingerprint(), "seed": prep.seed})
+        prep.store.save_model("unlearned", key, res.model, {k: v for k, v in record.items() if k != "env"})
+        record["unlearned_key"] = key
+    return record, res.model
+
+
+def run_methods(prep: Prepared, methods: Sequence[tuple[str, Mapping[str, Any] | None]], **kwargs: Any) \
+        -> list[dict[str, Any]]:
+    return [run_one(prep, name, params, **kwargs)[0] for name, params in methods]

@@ -1,0 +1,1 @@
+"""Private helpers shared by several methods (skipped by registry discovery)."""

@@ -1,0 +1,90 @@
+"""The unlearning-method protocol.
+
+A method is a class with a registry ``name``, a ``paper`` and ``reference`` citation, declared ``access``
+(:class:`~expunge.data.access.DataAccess`) and a ``Params`` hyperparameter dataclass with the paper's defaults.
+``unlearn(model, data, ctx)`` receives a *private deep copy* of the original to edit (or replace) and returns the
+unlearned model; :func:`expunge.unlearn.run_method` times the call, checks the caller's model was not modified and
+records what data was served. Methods must not print; randomness comes from ``ctx.seed``.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+import torch
+from torch import nn
+
+from expunge._hparams import Hyperparams, hp
+from expunge._registry import Registry
+from expunge.data.access import DataAccess, UnlearningData
+from expunge.models import ModelSpec
+from expunge.store import ArtifactStore
+from expunge.train.loop import TrainRecipe
+
+P = TypeVar("P", bound=Hyperparams)
+
+
+@dataclass
+class RunContext:
+    """Everything a method may need besides data: seed, device, how the original was built and trained."""
+
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    model_spec: ModelSpec | None = None
+    recipe: TrainRecipe | None = None
+    store: ArtifactStore | None = None
+    progress: bool = False
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("expunge.methods"))
+    notes: dict[str, Any] = field(default_factory=dict)  # method-specific counters recorded with the run
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+
+class UnlearningMethod(ABC, Generic[P]):
+    name: ClassVar[str]
+    paper: ClassVar[str]
+    reference: ClassVar[str] = "-"
+    access: ClassVar[DataAccess]
+    Params: ClassVar[type[Hyperparams]]
+    exact: ClassVar[bool] = False
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
+
+    def __init__(self, params: P | None = None) -> None:
+        self.params: P = params if params is not None else self.Params()  # type: ignore[assignment]
+
+    @abstractmethod
+    def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
+        """Return the unlearned model. ``model`` is a private copy of the original: edit it or build a new one."""
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"name": cls.name, "summary": cls.summary(), "paper": cls.paper, "reference": cls.reference,
+                "access": cls.access.describe(), "exact": cls.exact, "params": cls.Params.describe()}
+
+
+METHODS: Registry[type[UnlearningMethod[Any]]] = Registry("method", package="expunge.methods",
+                                                         entry_point_group="expunge.methods")
+
+
+def register_method(cls: type[UnlearningMethod[Any]]) -> type[UnlearningMethod[Any]]:
+    cls.Params.owner = cls.name
+    return METHODS.register(cls.name, cls)
+
+
+def get_method(name: str, params: Hyperparams | dict[str, Any] | None = None) -> UnlearningMethod[Any]:
+    cls = METHODS.get(name)
+    if isinstance(params, dict):
+        params = cls.Params.from_overrides(params)
+    return cls(params)
+
+
+__all__ = ["METHODS", "DataAccess", "Hyperparams", "RunContext", "UnlearningMethod", "get_method", "hp",
+           "register_method"]

@@ -1,0 +1,38 @@
+"""Output divergence to the retrained model (tier 0 given the oracle).
+
+``js_to_retrain_<split>``: mean over the split's examples of the Jensen–Shannon divergence, in bits (∈ [0, 1]),
+between the softmax outputs of the evaluated model and of the retrained oracle on the same input (spec/metrics.md 2.1).
+The oracle scores 0 against itself. Unlike the Bad-Teacher/SSD reference ``JSDiv`` this is the true JS divergence
+(that code computes a KL(m‖p)-direction term averaged over N·C elements).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
+from expunge.metrics.functional.divergence import js_divergence, softmax
+
+
+class _JSToRetrain(Metric):
+    family = "divergence"
+    needs = frozenset({"retrain"})
+    higher_is_better = False
+    split: ClassVar[str]
+
+    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
+        p = softmax(ctx.logits(role, self.split))
+        q = softmax(ctx.logits("retrain", self.split))
+        return MetricValue(float(js_divergence(p, q, base=2).mean()))
+
+
+@register_metric
+class JSToRetrainForget(_JSToRetrain):
+    name, split = "js_to_retrain_forget", "forget"
+    definition = "mean Jensen-Shannon divergence (bits) to the retrained model's outputs on the forget set"
+
+
+@register_metric
+class JSToRetrainTest(_JSToRetrain):
+    name, split = "js_to_retrain_test", "test"
+    definition = "mean Jensen-Shannon divergence (bits) to the retrained model's outputs on the test set"

@@ -1,0 +1,57 @@
+"""Model specs and the model registry.
+
+Models are built from a :class:`ModelSpec` by a registered factory with an explicit seed, so the retrain oracle is a
+true fresh initialisation (never a live module whose top-level children were reset; see the SSD reference's bug in
+``../shared/spec/methods.md`` 1.1). Every built-in architecture exposes ``features(x)`` (penultimate activations)
+and a final ``nn.Linear`` called ``head``; methods must not rely on that, but probes and the analytic head use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from expunge._registry import Registry
+
+ModelFactory = Callable[..., nn.Module]
+MODELS: Registry[ModelFactory] = Registry("model", package="expunge.models", entry_point_group="expunge.models")
+
+
+def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+    def deco(fn: ModelFactory) -> ModelFactory:
+        return MODELS.register(name, fn)
+
+    return deco
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build an untrained model: name, input shape, classes and factory kwargs."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self, *, seed: int) -> nn.Module:
+        """Build a freshly initialised model; the global RNG state is left as it was."""
+        factory = MODELS.get(self.name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return factory(input_shape=self.input_shape, num_classes=self.num_classes, **dict(self.kwargs))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "input_shape": list(self.input_shape), "num_classes": self.num_classes,
+                "kwargs": dict(self.kwargs)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelSpec:
+        return cls(d["name"], tuple(d["input_shape"]), int(d["num_classes"]), dict(d.get("kwargs", {})))
+
+
+def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int, seed: int, **kwargs: Any) -> nn.Module:
+    return ModelSpec(name, tuple(input_shape), num_classes, kwargs).build(seed=seed)

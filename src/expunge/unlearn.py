@@ -1,0 +1,54 @@
+"""Run one unlearning method on one request: copy, gate, time, verify.
+
+:func:`run_method` is the only place a method is called. It deep-copies the original (the method edits the copy),
+gives the method an :class:`~expunge.data.access.UnlearningData` limited to its declared access, times the call
+alone (evaluation is a separate stage), records peak memory and the examples served, and checks afterwards that the
+caller's model is bit-identical to before.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from expunge.data.access import UnlearningData
+from expunge.data.datasets import Dataset
+from expunge.data.request import Splits
+from expunge.errors import ExpungeError
+from expunge.methods.base import RunContext, UnlearningMethod
+from expunge.store.artifacts import state_hash
+from expunge.train.monitor import Monitor
+
+
+class InputModelModified(ExpungeError, RuntimeError):
+    """A method modified the caller's original model (a bug in that method)."""
+
+
+@dataclass
+class UnlearnResult:
+    model: nn.Module
+    time_s: float
+    peak_rss_bytes: int
+    peak_delta_bytes: int
+    access: dict[str, Any]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Dataset, splits: Splits,
+               ctx: RunContext, *, original_key: str | None = None) -> UnlearnResult:
+    data = UnlearningData(dataset, splits, method.access, seed=ctx.seed, store=ctx.store, original_key=original_key)
+    before = state_hash(original)
+    working = copy.deepcopy(original)
+    ctx.notes = {}
+    with torch.random.fork_rng(devices=[]), Monitor() as mon:
+        torch.manual_seed(ctx.seed)
+        unlearned = method.unlearn(working, data, ctx)
+    if state_hash(original) != before:
+        raise InputModelModified(f"method {method.name!r} modified the original model it was given")
+    unlearned.eval()
+    return UnlearnResult(unlearned, mon.result.wall_s, mon.result.peak_rss_bytes, mon.result.peak_delta_bytes,
+                         data.log.to_dict(), dict(ctx.notes))

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from expunge.data.datasets import Dataset, load_dataset
+from expunge.experiment import Prepared, prepare
+from expunge.store import ArtifactStore
+from expunge.train.loop import TrainRecipe
+
+FAST = TrainRecipe(epochs=10, batch_size=64, optimizer="adam", lr=2e-3)
+
+
+@pytest.fixture(scope="session")
+def fast_recipe() -> TrainRecipe:
+    return FAST
+
+
+@pytest.fixture(scope="session")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ArtifactStore:
+    return ArtifactStore(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def session_store(tmp_path_factory: pytest.TempPathFactory) -> ArtifactStore:
+    return ArtifactStore(tmp_path_factory.mktemp("session-store"))
+
+
+@pytest.fixture(scope="session")
+def prepared_class3(session_store: ArtifactStore) -> Prepared:
+    """digits / mlp, forget class 3, a short recipe: shared by method and metric tests."""
+    return prepare("digits", "mlp", "class:3", seed=0, store=session_store, recipe=FAST, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_random(session_store: ArtifactStore) -> Prepared:
+    return prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=FAST, progress=False)

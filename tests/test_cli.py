@@ -1,0 +1,82 @@
+"""The CLI contract: one JSON record from `expunge unlearn --json`, one-line errors for user mistakes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REQUIRED_METRICS = {"forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "js_to_retrain_forget"}
+
+
+def run_cli(args: list[str], cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EXPUNGE_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "expunge.cli.main", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cli-cache")
+
+
+def test_unlearn_json_contract(cache: Path):
+    out = run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method", "ssd",
+                   "--seed", "0", "--param", "alpha=10", "--json"], cache)
+    assert out.returncode == 0, out.stderr
+    rec = json.loads(out.stdout)  # exactly one JSON document on stdout
+    for key in ("method", "dataset", "model", "forget", "seed", "metrics", "original", "retrain", "time_s",
+                "retrain_time_s"):
+        assert key in rec, key
+    assert rec["method"] == "ssd" and rec["dataset"] == "digits" and rec["model"] == "mlp"
+    assert rec["forget"] == "class:3" and rec["seed"] == 0 and rec["params"]["alpha"] == 10.0
+    for role in ("metrics", "original", "retrain"):
+        assert set(rec[role]) >= REQUIRED_METRICS, role
+    assert rec["retrain"]["forget_acc"] == 0.0 and rec["retrain"]["js_to_retrain_forget"] == 0.0
+    assert rec["original"]["forget_acc"] > 0.9
+    assert 0 < rec["time_s"] < rec["retrain_time_s"]
+    # second call: original and oracle come from the cache
+    again = json.loads(run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method",
+                                "finetune", "--param", "epochs=1", "--json"], cache).stdout)
+    assert again["cache"] == {"original_hit": True, "oracle_hit": True}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["unlearn", "--forget", "class:42", "--model", "mlp"], "class 42 does not exist"),
+        (["unlearn", "--forget", "random:2", "--model", "mlp"], "fraction must be in (0, 1)"),
+        (["unlearn", "--method", "negrad"], "Did you mean 'neggrad'"),
+        (["unlearn", "--method", "ssd", "--param", "alpha=-1"], "'alpha' parameter of ssd"),
+        (["unlearn", "--method", "ssd", "--param", "alhpa=3"], "Did you mean alpha"),
+        (["unlearn", "--method", "ssd", "--param", "alpha"], "NAME=VALUE"),
+        (["unlearn", "--data", "fashion-mnist", "--data-dir", "/nonexistent"], "dataset-fashion-mnist"),
+    ],
+)
+def test_user_errors_are_one_line(cache: Path, args: list[str], fragment: str):
+    out = run_cli(args, cache)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], out.stderr
+
+
+def test_methods_and_metrics_listings(cache: Path):
+    methods = json.loads(run_cli(["methods", "--json"], cache).stdout)
+    ssd = next(m for m in methods if m["name"] == "ssd")
+    assert ssd["access"] == "forget+train_stats" and {"alpha", "lam"} <= {p["name"] for p in ssd["params"]}
+    metrics = json.loads(run_cli(["metrics", "--json"], cache).stdout)
+    assert {m["name"] for m in metrics} >= REQUIRED_METRICS
+    assert all(m["definition"] for m in metrics)
+    text = run_cli(["methods"], cache).stdout
+    assert "neggrad_plus" in text and "defaults:" in text
+
+
+def test_train_command(cache: Path):
+    out = run_cli(["train", "--data", "digits", "--model", "mlp", "--json"], cache)
+    info = json.loads(out.stdout)
+    assert info["cache_hit"] is True  # trained by the unlearn test above
