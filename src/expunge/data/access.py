@@ -8,6 +8,7 @@ It counts every example it serves (reported with each run).
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,10 +41,11 @@ class AccessLog:
     forget_seen: int = 0
     retain_seen: int = 0
     train_stats: tuple[str, ...] = ()
+    precompute_s: float = 0.0  # time spent computing (not loading) train statistics: one-off, amortised over requests
 
     def to_dict(self) -> dict[str, Any]:
         return {"forget_seen": self.forget_seen, "retain_seen": self.retain_seen,
-                "train_stats": list(self.train_stats)}
+                "train_stats": list(self.train_stats), "precompute_s": self.precompute_s}
 
 
 class UnlearningData:
@@ -146,15 +148,20 @@ class UnlearningData:
                         batch_size: int) -> dict[str, torch.Tensor]:
         """A statistic of the full training set (e.g. SSD's importances), computed once per original model and
         cached in the store; later requests on the same original only load it. ``compute`` receives unshuffled
-        batches of the full training set."""
+        batches of the full training set. Time spent computing it is logged as ``precompute_s`` and reported apart
+        from the per-request unlearning time. Also the place for other training-time state (SISA checkpoints,
+        an analytic head's statistics): any dict of tensors keyed by ``name``."""
         self._require(DataAccess.TRAIN_STATS, f"the training-set statistic {name!r}")
         self.log.train_stats = (*self.log.train_stats, name)
         tr = self._dataset.train
 
         def run() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            t0 = time.perf_counter()
             batches = Batches(tr.x, tr.y, batch_size=batch_size, shuffle=False)
-            return dict(compute(batches)), {"statistic": name, "original": self._original_key,
-                                            "batch_size": batch_size}
+            stat = dict(compute(batches))
+            self.log.precompute_s += time.perf_counter() - t0
+            return stat, {"statistic": name, "original": self._original_key, "batch_size": batch_size,
+                          "compute_s": time.perf_counter() - t0}
 
         if self._store is None or self._original_key is None:
             return run()[0]

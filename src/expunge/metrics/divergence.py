@@ -23,6 +23,8 @@ class _JSToRetrain(Metric):
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
         p = softmax(ctx.logits(role, self.split))
         q = softmax(ctx.logits("retrain", self.split))
+        if len(p) == 0:
+            return MetricValue(None, reason=f"empty {self.split} split")
         return MetricValue(float(js_divergence(p, q, base=2).mean()))
 
 

@@ -116,25 +116,25 @@ def _brute_force_epsilon(u: np.ndarray, r: np.ndarray, delta: float = 1e-5) -> f
         return 0.0 if pos[0] == neg[0] else 50.0
     if min(rp, rn) / max(rp, rn) < 0.01:
         return 50.0
-    rates = []
     lo, hi = min(pos.min(), neg.min()), max(pos.max(), neg.max())
-    for t in np.linspace(lo, hi, int(np.ceil((hi - lo) * 100))):
-        rates.append((np.mean(neg >= t), np.mean(pos < t)))
+    t = np.linspace(lo, hi, int(np.ceil((hi - lo) * 100)))[:, None]
+    fpr, fnr = [np.mean(neg[None, :] >= t, axis=1)], [np.mean(pos[None, :] < t, axis=1)]
     p, n = (neg, pos) if rp >= rn else (pos, neg)
     w = min(rp, rn)
     a, b = p.min() + w - 2.0, p.max() + 2.0
     for tr in np.linspace(a, b, int(np.ceil((b - a) * 100))):
-        for tl in np.linspace(tr - w - 2.0, tr - w + 2.0, 400):
-            rates.append((np.mean((tl <= n) & (n <= tr)), np.mean(~((tl <= p) & (p <= tr)))))
-    best = -np.inf
-    for fpr, fnr in rates:
-        if fpr == 0 and fnr == 0:
-            best = np.inf
-        elif fpr * fnr > 0:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                e = np.nanmax([np.log(1 - delta - fpr) - np.log(fnr), np.log(1 - delta - fnr) - np.log(fpr)])
-            best = max(best, max(e, 0.0))
-    return float(np.clip(best, 0.0, 50.0))
+        tl = np.linspace(tr - w - 2.0, tr - w + 2.0, 400)[:, None]
+        fpr.append(np.mean((tl <= n[None, :]) & (n[None, :] <= tr), axis=1))
+        fnr.append(np.mean(~((tl <= p[None, :]) & (p[None, :] <= tr)), axis=1))
+    fp, fn = np.concatenate(fpr), np.concatenate(fnr)
+    if np.any((fp == 0) & (fn == 0)):
+        return 50.0
+    keep = fp * fn > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = np.log(1 - delta - fp[keep]) - np.log(fn[keep])
+        t2 = np.log(1 - delta - fn[keep]) - np.log(fp[keep])
+        e = np.nanmax([t1, t2], axis=0)
+    return float(np.clip(np.nanmax(e), 0.0, 50.0))
 
 
 def test_matches_literal_brute_force() -> None:
@@ -186,12 +186,12 @@ def test_mean_epsilon_grows_with_gaussian_separation() -> None:
     assert np.all(np.diff(means) > 0), means
 
 
-@settings(max_examples=5, deadline=None, derandomize=True)
+@settings(max_examples=4, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_score_best_when_same_distribution(seed: int) -> None:
     rng = np.random.default_rng(seed)
-    mu = rng.normal(0, 3, (20, 1))
-    same = epsilon_score(mu + rng.normal(0, 1, (20, 32)), mu + rng.normal(0, 1, (20, 32)))["score"]
+    mu = rng.normal(0, 3, (16, 1))
+    same = epsilon_score(mu + rng.normal(0, 1, (16, 32)), mu + rng.normal(0, 1, (16, 32)))["score"]
     for d in (1.0, 2.0, 4.0):
-        shifted = epsilon_score(mu + rng.normal(0, 1, (20, 32)), mu + d + rng.normal(0, 1, (20, 32)))["score"]
+        shifted = epsilon_score(mu + rng.normal(0, 1, (16, 32)), mu + d + rng.normal(0, 1, (16, 32)))["score"]
         assert shifted < same

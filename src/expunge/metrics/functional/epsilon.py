@@ -161,6 +161,8 @@ def _example_epsilon(u: F64, r: F64, delta: float, eps_cap: float) -> tuple[floa
     # Equal group sizes, and ε_t is symmetric in (FPR, FNR), so the double rule's swap of roles does not matter.
     best = max(_max_epsilon(*_double_threshold_counts(pos, neg), neg.size, pos.size, delta),
                _max_epsilon(*_single_threshold_counts(pos, neg), neg.size, pos.size, delta))
+    # The reference then runs ``assert thr_eps`` on a NumPy array: that raises for any example with more than one
+    # surviving threshold (ambiguous truth value) and fails for a single ε of 0. The intent is "at least one survives".
     if best == -np.inf:
         # Every threshold had exactly one zero rate: the groups overlap only within one grid step (0.01), i.e. they
         # are separated at the grid's resolution. The reference's assert would fire here; we return the cap.

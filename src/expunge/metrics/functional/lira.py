@@ -120,9 +120,10 @@ def _gaussian_fit(s: F64, fixed_variance: bool, name: str) -> tuple[F64, F64 | f
     mu = np.nanmedian(s, axis=1)
     sigma: F64 | float = float(np.nanstd(s)) if fixed_variance else np.nanstd(s, axis=1)
     if np.any(np.asarray(sigma) == 0.0):
+        hint = "" if fixed_variance else " (use the global variance for small K)"
         warnings.warn(f"zero variance in the {name} shadow φ for {int(np.sum(np.asarray(sigma) == 0.0))} "
-                      f"fit(s); σ floored at {SIGMA_FLOOR} as in the reference (use fixed_variance for small K)",
-                      DegenerateInputWarning, stacklevel=3)
+                      f"fit(s); σ floored at {SIGMA_FLOOR} as in the reference{hint}", DegenerateInputWarning,
+                      stacklevel=4)
     return mu, sigma
 
 
