@@ -80,3 +80,20 @@ def test_train_command(cache: Path):
     out = run_cli(["train", "--data", "digits", "--model", "mlp", "--json"], cache)
     info = json.loads(out.stdout)
     assert info["cache_hit"] is True  # trained by the unlearn test above
+
+
+def test_evaluate_existing_run(cache: Path):
+    out = run_cli(["unlearn", "--model", "mlp", "--forget", "random:0.1", "--method", "finetune", "--param",
+                   "epochs=1", "--json"], cache)
+    rec = json.loads(out.stdout)
+    ev = run_cli(["evaluate", rec["unlearned_key"], "--tier", "0", "--json"], cache)
+    assert ev.returncode == 0, ev.stderr
+    res = json.loads(ev.stdout)
+    for name in REQUIRED_METRICS:
+        assert res["metrics"][name] == pytest.approx(rec["metrics"][name], abs=1e-9), name
+        assert res["retrain"][name] == pytest.approx(rec["retrain"][name], abs=1e-9), name
+    assert set(res["power"].values()) <= {"ok", "no power", None}
+    only = json.loads(run_cli(["evaluate", rec["unlearned_key"], "--metrics", "forget_acc", "--json"], cache).stdout)
+    assert set(only["metrics"]) == {"forget_acc"}
+    bad = run_cli(["evaluate", "nope"], cache)
+    assert bad.returncode == 2 and "no unlearned run 'nope'" in bad.stderr

@@ -77,6 +77,34 @@ def unlearn(
         print_table([record], f"{method} on {data}/{model}, forget {forget}, seed {seed}")
 
 
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Annotated[str, typer.Argument(help="unlearned_key from a run record, or the run's store folder")],
+    tier: Annotated[int, typer.Option("--tier", min=0, max=2, help="every metric up to this cost tier")] = 0,
+    metrics: Annotated[str | None, typer.Option("--metrics", help="comma-separated metric names")] = None,
+    store: StoreOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate an existing unlearned model beside its Original and Retrain."""
+    from expunge.evaluation import evaluate_run
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    result = evaluate_run(run, store=_store(store), tier=tier, metrics=names,
+                          data_dir=None if data_dir is None else str(data_dir))
+    if as_json:
+        _emit_json(result)
+        return
+    for name, value in result["metrics"].items():
+        o, r = result["original"].get(name), result["retrain"].get(name)
+        flag = "  [no power]" if result["power"].get(name) == "no power" else ""
+        typer.echo(f"{name:<28} unlearned {_num(value)}  original {_num(o)}  retrain {_num(r)}{flag}")
+
+
+def _num(v: float | None) -> str:
+    return "   —  " if v is None else f"{v:.4f}"
+
+
 @app.command()
 def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, store: StoreOpt = None,
           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.accuracy import accuracy
+from expunge.metrics.functional.stats import proportion_se
 
 
 class _SplitAccuracy(Metric):
@@ -20,7 +21,12 @@ class _SplitAccuracy(Metric):
     split: ClassVar[str]
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
-        return MetricValue(accuracy(ctx.logits(role, self.split), ctx.labels(self.split)))
+        return accuracy_value(ctx.logits(role, self.split), ctx.labels(self.split))
+
+
+def accuracy_value(logits: np.ndarray, y: np.ndarray) -> MetricValue:
+    acc = accuracy(logits, y)
+    return MetricValue(acc, se=None if acc is None else proportion_se(acc, len(y)))
 
 
 @register_metric
@@ -51,7 +57,7 @@ class _TestClassAccuracy(Metric):
         mask = ctx.test_class_mask() if self.forgotten else ~ctx.test_class_mask()
         if not mask.any():
             return MetricValue(None, reason="no test example in these classes")
-        return MetricValue(accuracy(ctx.logits(role, "test")[mask], ctx.labels("test")[mask]))
+        return accuracy_value(ctx.logits(role, "test")[mask], ctx.labels("test")[mask])
 
 
 @register_metric

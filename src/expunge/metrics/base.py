@@ -36,9 +36,13 @@ class Tier(enum.IntEnum):
 
 @dataclass(frozen=True)
 class MetricValue:
+    """A metric's value for one model; ``se`` (standard error, when the metric can estimate it) feeds the "no power"
+    check: a metric whose Original and Retrain values are within noise of each other cannot judge unlearning."""
+
     value: float | None
     reason: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    se: float | None = None
 
     def to_json(self) -> float | None:
         return None if self.value is None else float(self.value)
@@ -54,19 +58,35 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) ->
     return torch.cat(out).numpy() if out else np.zeros((0, 0))
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """How the models were produced: what tier-1/2 metrics need to train references, relearn or re-run the method.
+    Fields are None when unknown (metrics needing them return None with a reason)."""
+
+    model_spec: Any = None      # expunge.models.ModelSpec
+    recipe: Any = None          # expunge.train.loop.TrainRecipe
+    store: Any = None           # expunge.store.ArtifactStore
+    method: str | None = None
+    method_params: Mapping[str, Any] | None = None
+    original_key: str | None = None
+
+
 class EvalContext:
     """Models by role, the dataset and splits, and a cache of per-(role, split) logits."""
 
     def __init__(self, dataset: Dataset, splits: Splits, models: Mapping[str, nn.Module | None], *,
-                 seed: int = 0, batch_size: int = 1024) -> None:
+                 seed: int = 0, batch_size: int = 1024, run: RunInfo | None = None,
+                 extras: Mapping[str, Any] | None = None) -> None:
         self.dataset, self.splits, self.seed, self.batch_size = dataset, splits, seed, batch_size
         self.models = {k: v for k, v in models.items() if v is not None}
+        self.run = run or RunInfo()
+        self.extras: dict[str, Any] = dict(extras or {})  # scenario-provided inputs (e.g. triggered test images)
         self._logits: dict[tuple[str, str], np.ndarray] = {}
 
     def with_model(self, role: str, model: nn.Module) -> EvalContext:
         """A context with ``role`` set to ``model``, sharing the cached outputs of every other role."""
         new = EvalContext(self.dataset, self.splits, {**self.models, role: model}, seed=self.seed,
-                          batch_size=self.batch_size)
+                          batch_size=self.batch_size, run=self.run, extras=self.extras)
         new._logits = {k: v for k, v in self._logits.items() if k[0] != role}
         return new
 

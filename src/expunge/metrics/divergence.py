@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.divergence import js_divergence, softmax
 
@@ -25,7 +27,8 @@ class _JSToRetrain(Metric):
         q = softmax(ctx.logits("retrain", self.split))
         if len(p) == 0:
             return MetricValue(None, reason=f"empty {self.split} split")
-        return MetricValue(float(js_divergence(p, q, base=2).mean()))
+        js = js_divergence(p, q, base=2)
+        return MetricValue(float(js.mean()), se=float(js.std(ddof=1) / np.sqrt(len(js))) if len(js) > 1 else None)
 
 
 @register_metric

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.mia import ce_loss, loss_lr_cv
+from expunge.metrics.functional.stats import auc_se, proportion_se
 
 
 class _LossLR(Metric):
@@ -23,9 +24,12 @@ class _LossLR(Metric):
         forget = ce_loss(ctx.logits(role, "forget"), ctx.labels("forget"))
         test = ce_loss(ctx.logits(role, "test"), ctx.labels("test"))
         res = loss_lr_cv(forget, test, seed=ctx.seed)
-        value = res.get(self.key)
+        value, n = res.get(self.key), int(res.get("n_per_side") or 0)
+        se = None
+        if value is not None:
+            se = auc_se(float(value), n, n) if self.key == "auc" else proportion_se(float(value), 2 * n)
         return MetricValue(None if value is None else float(value), reason=res.get("reason"),
-                           details={k: v for k, v in res.items() if k != "reason"})
+                           details={k: v for k, v in res.items() if k != "reason"}, se=se)
 
 
 @register_metric

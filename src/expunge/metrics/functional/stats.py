@@ -8,6 +8,7 @@ References:
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Literal
 
@@ -83,3 +84,27 @@ def _bootstrap(x: np.ndarray, confidence: float, seed: int, out: dict[str, Any])
     warnings.warn("mean_ci: bootstrap interval undefined; collapsed to the mean", DegenerateInputWarning, stacklevel=3)
     out["reason"] = "bootstrap interval undefined"
     return mean, mean
+
+
+def proportion_se(p: float, n: int) -> float | None:
+    """Binomial standard error sqrt(p(1 − p)/n) of a proportion measured on n examples (None when n = 0)."""
+    return None if n <= 0 else math.sqrt(max(p * (1.0 - p), 0.0) / n)
+
+
+def auc_se(auc: float, n_pos: int, n_neg: int) -> float | None:
+    """Hanley & McNeil (1982) standard error of a ROC AUC from n_pos positives and n_neg negatives.
+
+    se² = [A(1−A) + (n_pos−1)(Q1 − A²) + (n_neg−1)(Q2 − A²)] / (n_pos·n_neg), Q1 = A/(2−A), Q2 = 2A²/(1+A).
+    """
+    if n_pos <= 0 or n_neg <= 0:
+        return None
+    q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+    return math.sqrt(max(var, 0.0))
+
+
+def separable(a: float, se_a: float | None, b: float, se_b: float | None, z: float = 2.0) -> bool | None:
+    """True when |a − b| exceeds z combined standard errors; None when either error is unknown."""
+    if se_a is None or se_b is None:
+        return None
+    return abs(a - b) > z * math.sqrt(se_a**2 + se_b**2)
