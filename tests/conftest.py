@@ -3,11 +3,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from expunge.data.datasets import Dataset, load_dataset
 from expunge.experiment import Prepared, prepare
 from expunge.store import ArtifactStore
 from expunge.train.loop import TrainRecipe
+
+# Tests use tiny models: one intra-op thread is as fast and does not oversubscribe the 2 cores when several pytest
+# processes (or a benchmark) run at once.
+torch.set_num_threads(1)
 
 FAST = TrainRecipe(epochs=10, batch_size=64, optimizer="adam", lr=2e-3)
 

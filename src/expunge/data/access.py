@@ -111,6 +111,13 @@ class UnlearningData:
         self.log.forget_seen += int(pos.size)
         return tr.x[pos], tr.y[pos]
 
+    def forget_positions(self) -> np.ndarray:
+        """Sorted positions of the forget examples in the training partition (a copy): *which* examples are
+        forgotten, not their content, so nothing is counted as served. For methods that keep per-example
+        training-time state keyed by position (SISA's shard/slice assignment)."""
+        self._require(DataAccess.FORGET, "the forget set's positions")
+        return self._splits.forget.copy()
+
     def retain_loader(self, batch_size: int, *, shuffle: bool = True, seed: int | None = None) -> Batches:
         self._require(DataAccess.RETAIN, "the retain set")
         return self._batches(self._splits.retain, batch_size, shuffle, seed, "retain_seen")
