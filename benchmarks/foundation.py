@@ -51,7 +51,7 @@ def gap_closed(rec: dict[str, Any], metric: str) -> float | None:
 def summarise(records: list[dict[str, Any]]) -> str:
     lines = ["# Foundation benchmark: Fashion-MNIST, small CNN", ""]
     if not records:
-        return "\n".join(lines + ["(no results yet)"])
+        return "\n".join([*lines, "(no results yet)"])
     env = records[0]["env"]
     seeds = sorted({r["seed"] for r in records})
     lines += [f"Seeds {seeds} (mean ± 95% t-interval half-width over seeds). torch {env['torch']}, "
@@ -99,8 +99,9 @@ def main() -> None:
     ap.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     ap.add_argument("--store", default=str(Path(".bench-store").resolve()))
     ap.add_argument("--out", default=str(RESULTS / "foundation"))
+    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads (1 on a busy machine)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     out_json, out_md = Path(args.out + ".json"), Path(args.out + ".md")
     records: list[dict[str, Any]] = json.loads(out_json.read_text()) if out_json.exists() else []
     done = {(r["seed"], r["scenario"], r["method"]) for r in records}
@@ -112,6 +113,8 @@ def main() -> None:
             if not todo:
                 continue
             prep = prepare("fashion-mnist", args.model, spec, seed=seed, store=store, progress=True)
+            print(f"[{time.perf_counter() - t0:7.0f}s] seed {seed} {scen}: original {prep.original.train_time_s:.0f}s "
+                  f"(hit {prep.original.cache_hit}), oracle {prep.oracle.train_time_s:.0f}s", flush=True)
             for method in todo:
                 name, _, overrides = method.partition(":")
                 params = dict(kv.split("=", 1) for kv in overrides.split(",") if kv)

@@ -126,7 +126,8 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
     scenario passes the model of step i−1 and F_i while ``prep`` holds F_1 ∪ … ∪ F_i and its oracle; ``key_extra``
     keeps such runs apart in the store."""
     m = get_method(method, dict(params) if isinstance(params, Mapping) else params)
-    ctx = RunContext(seed=prep.seed, model_spec=prep.spec, recipe=prep.recipe, store=prep.store, progress=progress)
+    ctx = RunContext(seed=prep.seed, model_spec=prep.spec, recipe=prep.recipe, store=prep.store, progress=progress,
+                     original_manifest=prep.original.manifest)
     res = run_method(m, prep.original.model if model is None else model, prep.dataset,
                      prep.splits if splits is None else splits, ctx, original_key=prep.original.key)
     ectx = prep.eval_ctx.with_model("unlearned", res.model)

@@ -60,7 +60,8 @@ def test_runs_does_not_mutate_and_is_deterministic(name, prepared_class3):
     before = state_hash(prep.original.model)
     hashes = []
     for _ in range(2):
-        ctx = RunContext(seed=1, model_spec=prep.spec, recipe=prep.recipe, store=prep.store)
+        ctx = RunContext(seed=1, model_spec=prep.spec, recipe=prep.recipe, store=prep.store,
+                         original_manifest=prep.original.manifest)
         res = run_method(cls(params), prep.original.model, prep.dataset, prep.splits, ctx,
                          original_key=prep.original.key)
         assert all(torch.isfinite(p).all() for p in res.model.parameters())

@@ -36,6 +36,7 @@ class RunContext:
     model_spec: ModelSpec | None = None
     recipe: TrainRecipe | None = None
     store: ArtifactStore | None = None
+    original_manifest: dict[str, Any] | None = None  # the original's store manifest (seeds, recipe, env), if known
     progress: bool = False
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("expunge.methods"))
     notes: dict[str, Any] = field(default_factory=dict)  # method-specific counters recorded with the run

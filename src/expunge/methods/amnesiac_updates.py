@@ -1,0 +1,200 @@
+"""Amnesiac Unlearning: subtract the parameter updates of every training batch that contained a forget example.
+
+Paper: Graves, Nagisetty, Ganesh, "Amnesiac Machine Learning", AAAI 2021, arXiv 2010.10981 (Amnesiac Unlearning).
+Reference: no public code of the paper's update log; the harness "amnesiac"
+(if-loops/selective-synaptic-dampening ``src/forget_full_class_strategies.py:amnesiac``) is the *relabelling*
+baseline, registered separately as ``amnesiac_relabel``.
+
+θ′ = θ_T − Σ_{b : b ∩ D_f ≠ ∅} Δθ_b, Δθ_b = θ after the optimiser step on batch b − θ before it (parameters only;
+BatchNorm running statistics are kept), then an optional brief fine-tune on D_r.
+
+The training-time log. Our originals were trained without one, so it is recovered by a *deterministic replay* of the
+original's training: ``expunge.train.oracle`` trained it with ``fit`` from ``ModelSpec.build(seed=init_seed)`` on the
+full training set shuffled by ``Batches(seed=order_seed)``; we rebuild that model, rebuild the same batches over
+(x, y, position) and call the same ``fit``, so every step is identical; a wrapper around the batches records Δθ_b of
+the batches holding a forget position. The replay must reproduce the model we were given **bit for bit** (state
+hash); otherwise :class:`ReplayMismatch` is raised — subtracting another run's updates would be meaningless.
+Seeds: from the original's manifest (``ctx.original_manifest``, checked against the weights' hash), else derived
+from ``ctx.seed`` (``expunge.experiment`` trains the original with the experiment seed). CPU results depend on the
+number of intra-op threads, so the replay runs with the thread count the manifest records (when known).
+
+Which batches to subtract depends on the request, and a request-independent log (every Δθ_b) costs
+steps × parameters — gigabytes for the 421k CNN. So the summed Δθ of the affected batches is cached per (original,
+forget set) through :meth:`~expunge.data.access.UnlearningData.train_statistic` (the name carries a digest of the
+forget set and the seeds; the key carries the original): the replay is the log-keeping a real deployment does during
+training, and its time is reported as ``precompute_s``, apart from the per-request cost (subtract + fine-tune).
+Forget positions come from :meth:`~expunge.data.access.UnlearningData.forget_positions`.
+Δθ is accumulated in float64, so one logged batch is removed exactly (tested: with plain SGD and no later batch,
+θ′ equals θ before that batch bit for bit).
+Choices (the paper leaves them open): fine-tune 1 epoch on D_r with the original's optimiser, lr and batch size.
+With random or class requests nearly every batch holds a forget example, and θ′ falls back towards the
+initialisation: the method is meant for small deletions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from expunge._hparams import Hyperparams, hp
+from expunge.data.access import DataAccess, UnlearningData
+from expunge.errors import ExpungeError
+from expunge.methods.base import RunContext, UnlearningMethod, register_method
+from expunge.models import ModelSpec
+from expunge.store.artifacts import state_hash
+from expunge.train.batches import Batch, Batches
+from expunge.train.loop import TrainRecipe, cross_entropy_loss, fit, make_optimizer, train_loop
+from expunge.train.oracle import derive_seed
+
+
+class ReplayMismatch(ExpungeError, RuntimeError):
+    """Replaying the original's training did not reproduce the given model, so its update log cannot be recovered."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class AmnesiacUpdatesParams(Hyperparams):
+    finetune_epochs: int = hp(1, "fine-tune epochs on D_r after the subtraction (0 = none)", low=0, search=(0, 5))
+    finetune_lr: float | None = hp(None, "fine-tune learning rate (none = the original recipe's)")
+
+    def validate(self) -> None:
+        if self.finetune_lr is not None and not self.finetune_lr > 0:
+            self._fail("finetune_lr", self.finetune_lr, "a number > 0 or none")
+
+
+class LoggedBatches:
+    """Yields (x, y) of ``batches`` (tensors x, y, position); sums θ_after − θ_before (float64) of ``model``'s
+    parameters over the batches holding a position flagged in ``is_forget``. A batch's update is read when the
+    trainer asks for the next batch, i.e. after its optimiser step."""
+
+    def __init__(self, model: nn.Module, batches: Batches, is_forget: torch.Tensor) -> None:
+        self.batches, self.is_forget = batches, is_forget
+        self.params = dict(model.named_parameters())
+        self.sums = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in self.params.items()}
+        self.affected = self.steps = 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for x, y, pos in self.batches:
+            self.steps += 1
+            if not bool(self.is_forget[pos].any()):
+                yield x, y
+                continue
+            before = {n: p.detach().clone() for n, p in self.params.items()}
+            yield x, y
+            for n, p in self.params.items():
+                self.sums[n] += p.detach().double() - before[n].double()
+            self.affected += 1
+
+
+def replay_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, is_forget: torch.Tensor,
+                    recipe: TrainRecipe, order_seed: int) -> LoggedBatches:
+    """Train ``model`` exactly as ``expunge.train.oracle`` trained the original (same ``fit``, same batch order) and
+    return the log of the summed updates of batches with a forget example."""
+    positions = torch.arange(len(y))
+    logged = LoggedBatches(model, Batches(x, y, positions, batch_size=recipe.batch_size, seed=order_seed), is_forget)
+    fit(model, logged, recipe, seed=order_seed)  # type: ignore[arg-type]  # duck-typed Batches
+    return logged
+
+
+@torch.no_grad()
+def subtract_updates(model: nn.Module, sums: dict[str, torch.Tensor]) -> None:
+    for n, p in model.named_parameters():
+        p.copy_((p.double() - sums[n]).to(p.dtype))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` intra-op threads (CPU reductions split by thread count round differently), then restore."""
+    before = torch.get_num_threads()
+    if n is not None and n > 0 and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _hash_tensor(digest: str) -> torch.Tensor:
+    return torch.tensor(list(bytes.fromhex(digest)), dtype=torch.uint8)
+
+
+def _first_difference(a: nn.Module, b: nn.Module) -> str:
+    for (name, u), v in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        if not torch.equal(u, v):
+            return f"first differing tensor {name!r}, max |Δ| = {float((u.double() - v.double()).abs().max()):.3g}"
+    return "tensors equal but hashes differ"
+
+
+@register_method
+class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
+    """Subtract the logged updates of training batches that held forget data (log by deterministic replay)."""
+
+    name = "amnesiac_updates"
+    paper = "Graves, Nagisetty, Ganesh, Amnesiac Machine Learning, AAAI 2021, arXiv 2010.10981"
+    reference = "none public for the update log (paper Sec. Amnesiac Unlearning); replay of expunge.train.oracle"
+    access = DataAccess.FORGET | DataAccess.RETAIN | DataAccess.TRAIN_STATS
+    Params = AmnesiacUpdatesParams
+
+    def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
+        p = self.params
+        target = state_hash(model)
+        manifest = ctx.original_manifest
+        if manifest is not None and manifest.get("tensors_sha256") not in (None, target):
+            raise ReplayMismatch("RunContext.original_manifest describes a different model than the one given")
+        if manifest is not None:
+            spec, recipe = ModelSpec.from_dict(manifest["model_spec"]), TrainRecipe(**manifest["recipe"])
+            init_seed, order_seed = int(manifest["init_seed"]), int(manifest["order_seed"])
+            threads = manifest.get("env", {}).get("torch_threads")
+        elif ctx.model_spec is None or ctx.recipe is None:
+            raise ExpungeError("amnesiac_updates needs the original's model spec and recipe (RunContext.model_spec/"
+                               "recipe) to replay its training")
+        else:
+            spec, recipe, threads = ctx.model_spec, ctx.recipe, None
+            init_seed, order_seed = derive_seed(ctx.seed, "original-init"), derive_seed(ctx.seed, "original-order")
+        forget_pos = data.forget_positions()
+        digest = hashlib.blake2b(forget_pos.tobytes(), digest_size=8).hexdigest()
+
+        def compute(batches: Batches) -> dict[str, torch.Tensor]:
+            x, y = batches.tensors[:2]  # the full training set in position order
+            is_forget = torch.zeros(len(y), dtype=torch.bool)
+            is_forget[torch.as_tensor(forget_pos)] = True
+            replica = spec.build(seed=init_seed)
+            with _torch_threads(threads):
+                log = replay_training(replica, x, y, is_forget, recipe, order_seed)
+            if state_hash(replica) != target:
+                raise ReplayMismatch(
+                    f"replaying the original's training (init seed {init_seed}, order seed {order_seed}, "
+                    f"{recipe}) did not reproduce the given model bit for bit ({_first_difference(replica, model)}). "
+                    "amnesiac_updates recovers the training-time update log by deterministic replay, so the "
+                    "original must have been trained by expunge.train.oracle.train_original with the run's seed "
+                    "(or be described by RunContext.original_manifest) on this data, torch version and thread count. "
+                    "Fix: run with the original's seed, or choose a method that needs no training log.")
+            return {**{f"delta.{n}": s for n, s in log.sums.items()}, "replayed_sha256": _hash_tensor(target),
+                    "affected_batches": torch.tensor([log.affected]), "steps": torch.tensor([log.steps]),
+                    "forget_rows": is_forget.sum().reshape(1)}
+
+        stat = data.train_statistic(f"amnesiac_updates/{digest}/{init_seed}/{order_seed}", compute,
+                                    batch_size=recipe.batch_size)
+        if not torch.equal(stat["replayed_sha256"], _hash_tensor(target)):
+            raise ReplayMismatch("the cached update log was replayed for a different model than the one given")
+        subtract_updates(model, {n: stat[f"delta.{n}"] for n, _ in model.named_parameters()})
+        steps = 0
+        if p.finetune_epochs > 0:
+            opt = make_optimizer(model.parameters(), recipe.optimizer, momentum=recipe.momentum,
+                                 lr=recipe.lr if p.finetune_lr is None else p.finetune_lr,
+                                 weight_decay=recipe.weight_decay)
+            steps = train_loop(model, data.retain_loader(recipe.batch_size), cross_entropy_loss, opt,
+                               epochs=p.finetune_epochs, progress="amnesiac ft" if ctx.progress else None).steps
+        affected, total = int(stat["affected_batches"][0]), int(stat["steps"][0])
+        ctx.notes.update(seeds_from="manifest" if manifest is not None else "ctx.seed", affected_batches=affected,
+                         logged_steps=total, affected_share=affected / max(1, total),
+                         forget_rows_matched=int(stat["forget_rows"][0]), finetune_steps=steps)
+        return model
