@@ -68,6 +68,11 @@ class UnlearningData:
         return self._dataset.input_shape
 
     @property
+    def input_range(self) -> tuple[float, float] | None:
+        """Model-input values of a black and a white pixel, for image datasets that declare them (else None)."""
+        return self._dataset.input_range
+
+    @property
     def n_forget(self) -> int:
         return int(self._splits.forget.size)
 

@@ -72,6 +72,7 @@ class Dataset:
     label_set: LabelSet
     fingerprint: str
     fine_to_coarse: tuple[int, ...] = field(default=())
+    input_range: tuple[float, float] | None = None  # model-input values of a black and a white pixel (images)
 
     @property
     def num_classes(self) -> int:
@@ -140,6 +141,7 @@ def from_arrays(
     labels: LabelSet = "fine",
     owners: np.ndarray | None = None,
     raw_for_fingerprint: tuple[np.ndarray, ...] | None = None,
+    input_range: tuple[float, float] | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from arrays (images already scaled, shape N×C×H×W or N×D). Also the public entry
     point for users' own data."""
@@ -167,7 +169,7 @@ def from_arrays(
                      ids=test_ids, fine=y_test)
     return Dataset(name=name, train=train, test=test, class_names=tuple(task_names),
                    fine_class_names=tuple(class_names), label_set=labels, fingerprint=fp,
-                   fine_to_coarse=tuple(fine_to_coarse))
+                   fine_to_coarse=tuple(fine_to_coarse), input_range=input_range)
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
@@ -202,7 +204,7 @@ def load_digits(*, data_dir: str | None = None, labels: LabelSet = "fine") -> Da
         "digits", x_train=x[tr], y_train=bunch.target[tr], x_test=x[te], y_test=bunch.target[te],
         class_names=tuple(str(i) for i in range(10)), train_ids=tr, test_ids=te,
         fine_to_coarse=tuple(i % 2 for i in range(10)), coarse_names=("even", "odd"), labels=labels,
-        raw_for_fingerprint=(images[tr], images[te]),
+        raw_for_fingerprint=(images[tr], images[te]), input_range=(0.0, 1.0),
     )
 
 
@@ -258,5 +260,5 @@ def load_fashion_mnist(*, data_dir: str | None = None, labels: LabelSet = "fine"
     return from_arrays(
         "fashion-mnist", x_train=norm(xtr), y_train=ytr, x_test=norm(xte), y_test=yte, class_names=FASHION_CLASSES,
         fine_to_coarse=FASHION_FINE_TO_COARSE, coarse_names=FASHION_COARSE, labels=labels,
-        raw_for_fingerprint=(xtr, xte),
+        raw_for_fingerprint=(xtr, xte), input_range=(-FASHION_MEAN / FASHION_STD, (1 - FASHION_MEAN) / FASHION_STD),
     )

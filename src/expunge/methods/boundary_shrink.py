@@ -50,8 +50,8 @@ from expunge.train.loop import cross_entropy_loss, train_loop
 class BoundaryShrinkParams(GradientParams):
     eps: float = hp(0.1, "FGSM step in pixel units (fraction of the [0,1] pixel range)", low=0.0, low_open=True,
                     search=(0.01, 0.5), log=True)
-    input_range: tuple[float, ...] | None = hp(None, "model-input values of pixel 0 and pixel 1 (a,b); None = forget-"
-                                                     "set min,max")
+    input_range: tuple[float, ...] | None = hp(None, "model-input values of pixel 0 and pixel 1 (a,b); None = the "
+                                                     "dataset's, else forget-set min,max")
     skip_failed: bool = hp(False, "drop forget examples whose attack failed (y_nb = y)")
 
     def validate(self) -> None:
@@ -99,7 +99,8 @@ class BoundaryShrink(UnlearningMethod[BoundaryShrinkParams]):
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
         xf, yf = data.forget_tensors()
-        low, high = p.input_range if p.input_range is not None else (float(xf.min()), float(xf.max()))
+        declared = p.input_range if p.input_range is not None else data.input_range
+        low, high = declared if declared is not None else (float(xf.min()), float(xf.max()))
         if not low < high:
             raise ValueError(f"boundary_shrink: the forget set is constant ({low}); pass input_range explicitly")
         f0 = copy.deepcopy(model)  # frozen original: the attack never sees the model being trained
