@@ -14,7 +14,7 @@ REQUIRED_METRICS = {"forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "js_
 
 
 def run_cli(args: list[str], cache: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EXPUNGE_CACHE": str(cache)}
+    env = {**os.environ, "EXPUNGE_CACHE": str(cache), "OMP_NUM_THREADS": "1"}  # tiny models: 1 thread is fastest
     return subprocess.run([sys.executable, "-m", "expunge.cli.main", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
