@@ -8,7 +8,7 @@ the unlearned model, the Original and the Retrain side by side. Tier-0 evaluatio
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,8 @@ def resolve_run(run: str, store: ArtifactStore) -> tuple[ArtifactStore, str]:
 
 
 def evaluate_run(run: str, *, store: ArtifactStore, tier: int = 0, metrics: Iterable[str] | None = None,
-                 data_dir: str | None = None) -> dict[str, Any]:
+                 data_dir: str | None = None, extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Evaluate a stored run; ``extras`` reach the metrics (``{"tier2": {"shadows": K, "models": N}}``)."""
     store, key = resolve_run(run, store)
     _, manifest = store.load_tensors("unlearned", key)
     request = manifest["request"]
@@ -56,7 +57,7 @@ def evaluate_run(run: str, *, store: ArtifactStore, tier: int = 0, metrics: Iter
     run_info = RunInfo(model_spec=spec, recipe=TrainRecipe(**manifest["recipe"]), store=store,
                        method=manifest["method"], method_params=manifest["params"],
                        original_key=manifest["original_key"])
-    ctx = EvalContext(dataset, splits, models, seed=manifest["seed"], run=run_info)
+    ctx = EvalContext(dataset, splits, models, seed=manifest["seed"], run=run_info, extras=extras)
     results = evaluate(ctx, metrics, tier=tier)
     return {"run": key, "method": manifest["method"], "dataset": manifest["dataset"], "model": spec.name,
             "forget": manifest["forget"], "seed": manifest["seed"], "tier": tier,

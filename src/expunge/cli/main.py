@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from expunge.cli.tune import register as register_scenario_commands
 from expunge.errors import ExpungeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -56,6 +57,8 @@ def unlearn(
                                                          "ids:FILE | owners:K")] = "class:3",
     method: Annotated[str, typer.Option("--method", help="method name (see `expunge methods`)")] = "ssd",
     param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE hyperparameter override")] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/SCENARIO: start from tuned values "
+                                                                "(`expunge tune`); --param overrides them")] = None,
     seed: SeedOpt = 0,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
@@ -64,13 +67,16 @@ def unlearn(
     """Unlearn a request with one method; report it beside the Original and the Retrain."""
     from expunge.experiment import prepare, run_one
     from expunge.methods.base import METHODS
+    from expunge.presets import params_with_preset
     from expunge.report import print_table
 
     cls = METHODS.get(method)  # fail fast, before any training
-    params = cls.Params.from_overrides(_parse_params(param or []))
+    params = params_with_preset(cls.Params, preset, method, _parse_params(param or []))
     prep = prepare(data, model, forget, seed=seed, store=_store(store), data_dir=None if data_dir is None else
                    str(data_dir), progress=not as_json)
     record, _ = run_one(prep, method, params)
+    if preset:
+        record["preset"] = preset
     if as_json:
         _emit_json(record)
     else:
@@ -82,16 +88,30 @@ def evaluate_cmd(
     run: Annotated[str, typer.Argument(help="unlearned_key from a run record, or the run's store folder")],
     tier: Annotated[int, typer.Option("--tier", min=0, max=2, help="every metric up to this cost tier")] = 0,
     metrics: Annotated[str | None, typer.Option("--metrics", help="comma-separated metric names")] = None,
+    shadows: Annotated[int | None, typer.Option("--shadows", min=2, help="tier 2: U-LiRA shadow models K (even; "
+                                                                         "default 16)")] = None,
+    models: Annotated[int | None, typer.Option("--models", min=2, help="tier 2: seeded models N for the NeurIPS'23 "
+                                                                       "score and KLoM (default 8)")] = None,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate an existing unlearned model beside its Original and Retrain."""
+    """Evaluate an existing unlearned model beside its Original and Retrain (tier 2 trains and caches many models;
+    the cost estimate is printed on stderr first)."""
+    import logging
+
     from expunge.evaluation import evaluate_run
 
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    result = evaluate_run(run, store=_store(store), tier=tier, metrics=names,
-                          data_dir=None if data_dir is None else str(data_dir))
+    tier2_log, handler = logging.getLogger("expunge.tier2"), logging.StreamHandler(sys.stderr)
+    tier2_log.addHandler(handler)  # the tier-2 cost estimate, on stderr before any training
+    tier2_log.setLevel(logging.INFO)
+    try:
+        result = evaluate_run(run, store=_store(store), tier=tier, metrics=names,
+                              data_dir=None if data_dir is None else str(data_dir),
+                              extras={"tier2": {"shadows": shadows, "models": models}})
+    finally:
+        tier2_log.removeHandler(handler)
     if as_json:
         _emit_json(result)
         return
@@ -149,7 +169,9 @@ def list_metrics(as_json: JsonOpt = False) -> None:
         _emit_json(described)
         return
     for d in described:
-        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}")
+        inputs = [*d["needs"], *(f"run.{f}" for f in d.get("run_needs", ()))]
+        needs = f"  (needs {', '.join(inputs)})" if inputs else ""
+        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}{needs}")
 
 
 @app.command()
@@ -165,6 +187,9 @@ def demo(
     from expunge.demo import run_demo
 
     run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=_store(store))
+
+
+register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.cli.tune)
 
 
 def main() -> None:

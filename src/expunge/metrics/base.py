@@ -167,6 +167,6 @@ def evaluate(ctx: EvalContext, names: Iterable[str] | None = None, *, tier: int 
                 value = metric(ctx, role)
             if caught and value.reason is None:
                 value = MetricValue(value.value, reason="; ".join(sorted({str(w.message) for w in caught})),
-                                    details=value.details)
+                                    details=value.details, se=value.se)
             out[cls.name][role] = value
     return out

@@ -1,0 +1,194 @@
+"""CLI commands for scenarios and tuning: ``expunge scenario``, ``expunge scenarios``, ``expunge tune``.
+
+Hooked into :mod:`expunge.cli.main` by :func:`register`. Errors follow the main CLI's rule: an
+:class:`~expunge.errors.ExpungeError` becomes one ``error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from expunge.errors import ExpungeError
+
+DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist)")]
+ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the original, the oracles, the requests and the method")]
+StoreOpt = Annotated[Path | None, typer.Option("--store", help="artifact cache (default $EXPUNGE_CACHE or "
+                                                               "~/.cache/expunge)")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with dataset files (Fashion-MNIST IDX)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE scenario parameter (see `expunge "
+                                                                "scenarios`), e.g. --set classes=5")]
+PresetOpt = Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/SCENARIO: start from tuned values "
+                                                                "(`expunge tune`); --param overrides them")]
+
+
+def _main() -> Any:
+    from expunge.cli import main
+
+    return main
+
+
+def _scenario_params(sets: list[str] | None, **flags: Any) -> dict[str, Any]:
+    """``--set NAME=VALUE`` items plus the convenience flags that were given (``--k 5`` = ``--set k=5``)."""
+    out: dict[str, Any] = _main()._parse_params(sets or [])
+    out.update({k: v for k, v in flags.items() if v is not None})
+    return out
+
+
+def scenario(
+    name: Annotated[str, typer.Argument(help="scenario (see `expunge scenarios`): full-class, sub-class, random, "
+                                             "owners, sequential, corrective, ...")],
+    method: Annotated[str, typer.Option("--method", help="method name (see `expunge methods`)")] = "ssd",
+    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE method hyperparameter")] = None,
+    preset: PresetOpt = None,
+    sets: SetOpt = None,
+    k: Annotated[int | None, typer.Option("--k", help="sequential: number of requests (= --set k=K)")] = None,
+    base: Annotated[str | None, typer.Option("--base", help="sequential: what each request forgets, random:0.02 | "
+                                                            "owners:K | classes:1,2,3 | ids:FILE")] = None,
+    poison: Annotated[float | None, typer.Option("--poison", help="corrective: poisoned fraction of the training "
+                                                                  "set")] = None,
+    identified: Annotated[float | None, typer.Option("--identified", help="corrective: share of the poisoned "
+                                                                          "examples the request names")] = None,
+    data: DataOpt = "digits",
+    model: ModelOpt = "cnn",
+    seed: SeedOpt = 0,
+    store: StoreOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one method through a scenario: one record per request, beside the Original and the Retrain.
+
+    sequential: k requests one after another on the same model (--k, --base); step i is evaluated on F_1..F_i
+    against a retrain without them. corrective: a backdoor is planted in --poison of the training set and the
+    request names --identified of it; backdoor_asr is reported beside the clean model's. Other parameters: --set.
+    """
+    from expunge.experiment import HEADLINE_METRICS
+    from expunge.methods.base import METHODS
+    from expunge.presets import params_with_preset
+    from expunge.report import print_table
+    from expunge.scenarios.base import get_scenario
+
+    main = _main()
+    cls = METHODS.get(method)  # fail fast, before any training
+    params = params_with_preset(cls.Params, preset, method, main._parse_params(param or []))
+    sc = get_scenario(name, _scenario_params(sets, k=k, base=base, poison=poison, identified=identified))
+    setting = sc.prepare(data, model, seed=seed, store=main._store(store), data_dir=None if data_dir is None
+                         else str(data_dir), progress=not as_json)
+    records = sc.run(setting, method, params)
+    for r in records:
+        if preset:
+            r["preset"] = preset
+    if as_json:
+        main._emit_json(records)
+        return
+    has_asr = any(r["metrics"].get("backdoor_asr") is not None for r in records)
+    metrics = (*HEADLINE_METRICS, "backdoor_asr") if has_asr else HEADLINE_METRICS
+    for r in records:
+        info = r.get("scenario_info", {})
+        step = (f" step {r['step']}/{r['k']} (cumulative {r['forget']})" if "step" in r else
+                f" ({info['n_identified']} of {info['n_poisoned']} poisoned examples identified)"
+                if "n_identified" in info else f" {r['forget']}")
+        print_table([r], f"{name}{step}: {method} on {data}/{model}, seed {seed}", metrics)
+        if "clean" in r:
+            typer.echo("Clean (never poisoned): " + "  ".join(
+                f"{m} {r['clean'].get(m):.3f}" for m in ("backdoor_asr", "test_acc") if r["clean"].get(m) is not None))
+
+
+def list_scenarios(as_json: JsonOpt = False) -> None:
+    """List scenarios with their parameters and defaults."""
+    from expunge.scenarios.base import SCENARIOS
+
+    described = [cls.describe() for _, cls in SCENARIOS.items()]
+    if as_json:
+        _main()._emit_json(described)
+        return
+    for d in described:
+        defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
+        typer.echo(f"{d['name']:<12} {d['summary']}\n{'':<12} parameters: {defaults or '-'}")
+
+
+def tune(
+    data: DataOpt = "digits",
+    model: ModelOpt = "cnn",
+    scenario_name: Annotated[str, typer.Option("--scenario", help="scenario (see `expunge scenarios`)")] = "full-class",
+    methods: Annotated[str, typer.Option("--methods", help="comma-separated methods, or 'all' (every method with a "
+                                                           "search space)")] = "all",
+    trials: Annotated[int, typer.Option("--trials", min=1, help="trials per method (the same for every method; "
+                                                                "trial 0 = the defaults)")] = 20,
+    sets: SetOpt = None,
+    seed: SeedOpt = 0,
+    presets_dir: Annotated[Path | None, typer.Option("--presets-dir", help="where to write the preset (default "
+                                                                           "$EXPUNGE_PRESETS, else the package's "
+                                                                           "presets)")] = None,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="also score the chosen values and the defaults "
+                                                                   "on the evaluation request")] = True,
+    store: StoreOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tune methods at equal budget on a validation request; write the preset DATASET/MODEL/SCENARIO.
+
+    Optuna TPE (seeded) over each method's declared search space; objective = mean |gap to the retrain oracle| of
+    forget_acc, test_acc and mia_loss_auc on a validation request (another class / another draw, same Original).
+    Use the result with `expunge unlearn --preset DATASET/MODEL/SCENARIO`.
+    """
+    from expunge.methods.base import METHODS
+    from expunge.tune import search_space
+    from expunge.tune import tune as run_tune
+
+    main = _main()
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ExpungeError("tuning needs Optuna: pip install 'expunge[tune]'") from None
+    names = ([n for n, c in METHODS.items() if search_space(c.Params)] if methods.strip() == "all"
+             else [m.strip() for m in methods.split(",") if m.strip()])
+
+    def report(method: str, info: dict[str, Any]) -> None:
+        if not as_json:
+            err = f"  ({info['error']})" if info["error"] else ""
+            typer.echo(f"  {method:<16} trial {info['number']:>3}  objective {info['objective']:.4f}  "
+                       f"{info['time_s']:.1f}s{err}", err=True)
+
+    run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed,
+                   scenario_params=_scenario_params(sets), store=main._store(store),
+                   data_dir=None if data_dir is None else str(data_dir), presets_dir=presets_dir, check=check,
+                   progress=not as_json, on_trial=report)
+    path, results = run.path, run.results
+    summary = {"preset": f"{data}/{model}/{scenario_name}", "path": str(path), "failures": run.failures,
+               "skipped": run.skipped,
+               "methods": {r.method: {"params": r.params, "objective": r.objective,
+                                      "default_objective": r.default_objective, "eval_objective": r.eval_objective,
+                                      "eval_default_objective": r.eval_default_objective, "n_trials": r.n_trials}
+                           for r in results}}
+    if as_json:
+        main._emit_json(summary)
+    else:
+        _print_summary(summary["preset"], path, results)
+        for m, why in run.skipped.items():
+            typer.echo(f"{m:<16} skipped: {' '.join(why.split())}", err=True)
+    if run.failures:
+        failed = "; ".join(f"{m}: {' '.join(e.split())}" for m, e in run.failures.items())
+        raise ExpungeError(f"tuning failed for {len(run.failures)} method(s) ({failed}); the others were written to "
+                           f"{path}")
+
+
+def _print_summary(preset: str, path: Path, results: list[Any]) -> None:
+    typer.echo(f"preset {preset} -> {path}")
+    for r in results:
+        chosen = ", ".join(f"{k}={r.params[k]:.4g}" if isinstance(r.params[k], float) else f"{k}={r.params[k]}"
+                           for k in r.search_space)
+        ev = ("" if r.eval_objective is None else
+              f"; evaluation request {r.eval_default_objective:.4f} -> {r.eval_objective:.4f}")
+        typer.echo(f"{r.method:<16} validation {r.default_objective:.4f} (defaults) -> {r.objective:.4f}{ev}\n"
+                   f"{'':<16} {chosen}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scenario")(scenario)
+    app.command("scenarios")(list_scenarios)
+    app.command("tune")(tune)

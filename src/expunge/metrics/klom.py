@@ -1,0 +1,81 @@
+"""KLoM — KL divergence of margins between unlearned models and oracles (tier 2; spec/metrics.md 4.4).
+
+Georgiev et al., "Attribute-to-Delete: Machine Unlearning via Datamodel Matching", arXiv 2410.23232, App. E.1;
+easydub/EasyDUB-code ``easydub/eval.py``. The arithmetic is :func:`expunge.metrics.functional.klom.klom` (which
+counts a margin equal to the combined maximum in the last bin, unlike eval.py's ``np.digitize``).
+
+Pipeline (:func:`expunge.metrics._tier2.seeded_outputs` with ``from_originals``): N originals (seeds ctx.seed + i,
+i = 0 is the run's), the method applied to each (seed ctx.seed + i), and N oracles retrained without the forget
+set (seeds ctx.seed + i, shared with the NeurIPS'23 score). Per example, the margins of the N unlearned models and
+the N oracles are clipped to ±100 and binned on 20 shared bins; KLoM = KL(P_U ‖ P_R), natural log, P_R floored at
+1e-5. ``klom_p95_<split>`` is the 95th percentile over the split (lower is better); p50, p99 and the mean are in
+the details. Defaults N = 8 on CPU (``--models``); the paper uses N = 100. With small N the binned plug-in KL is
+biased upwards (20 bins, 8 samples): compare methods at the same N, and read Retrain-vs-Retrain noise from the
+spread of values, not from 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from expunge.errors import ExpungeError
+from expunge.metrics import _tier2
+from expunge.metrics._tier2 import Tier2Config
+from expunge.metrics.base import EvalContext, MetricValue, register_metric
+from expunge.metrics.functional.klom import klom, klom_summary
+
+NEEDS = ("model_spec", "recipe", "store", "method")
+SPLITS = ("forget", "retain", "test")
+BINS, CLIP, FLOOR = 20, 100.0, 1e-5
+
+
+def klom_result(ctx: EvalContext) -> dict[str, Any]:
+    cfg = Tier2Config.from_ctx(ctx)
+    key = ("seeded", True, ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())), cfg.models)
+    out: _tier2.SeededOutputs = _tier2.memoised(
+        ctx, key, lambda: _tier2.seeded_outputs(ctx, cfg, from_originals=True, splits=SPLITS))
+    summaries = {s: klom_summary(klom(out.unlearned_phi[s], out.oracle_phi[s], bins=BINS, clip=CLIP, floor=FLOOR))
+                 for s in SPLITS}
+    return {"summaries": summaries, "n_models": len(out.seeds), "seeds": out.seeds, "bins": BINS, "clip": CLIP,
+            "floor": FLOOR, "info": out.info}
+
+
+class _Klom(_tier2.Tier2Metric):
+    family = "klom"
+    run_needs = NEEDS
+    higher_is_better = False
+    split: ClassVar[str]
+
+    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
+        if role != "unlearned":
+            return MetricValue(None, reason=_tier2.UNLEARNED_ONLY)
+        if (reason := _tier2.missing_run_info(ctx, *self.run_needs)) is not None:
+            return MetricValue(None, reason=reason)
+        try:
+            res = _tier2.memoised(ctx, ("klom", ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())),
+                                        Tier2Config.from_ctx(ctx).models), lambda: klom_result(ctx))
+        except ExpungeError as exc:
+            return MetricValue(None, reason=f"KLoM unavailable: {exc}")
+        summ = res["summaries"][self.split]
+        details = {**summ, **{k: v for k, v in res.items() if k != "summaries"},
+                   "other_splits": {s: v for s, v in res["summaries"].items() if s != self.split}}
+        return MetricValue(summ["p95"], reason=summ.get("reason"), details=details)
+
+
+@register_metric
+class KlomP95Forget(_Klom):
+    name, split = "klom_p95_forget", "forget"
+    definition = ("KLoM (Georgiev et al. 2024) 95th percentile over the forget set: per-example KL of the binned "
+                  "margins of N unlearned models (each from its own original) vs N oracles; lower is better")
+
+
+@register_metric
+class KlomP95Retain(_Klom):
+    name, split = "klom_p95_retain", "retain"
+    definition = "KLoM 95th percentile over the retain set (unlearned models vs oracles); lower is better"
+
+
+@register_metric
+class KlomP95Test(_Klom):
+    name, split = "klom_p95_test", "test"
+    definition = "KLoM 95th percentile over the test set (unlearned models vs oracles); lower is better"

@@ -1,0 +1,264 @@
+"""Relearning (tier 1): how quickly forgotten knowledge comes back.
+
+``relearn_steps`` and ``ain`` — Anamnesis Index, Chundawat, Tarun, Mandal, Kankanhalli, "Zero-Shot Machine
+Unlearning", IEEE TIFS 2023 (arXiv 2201.05629), spec/metrics.md 5.1. rt(M) = number of mini-batch steps of
+fine-tuning a private copy of M on the forget set F until acc_F ≥ (1 − α)·acc_F(O); AIN = rt(M)/rt(R) (≈ 1 ideal,
+≪ 1 knowledge hidden not removed, ≫ 1 over-damage). Spec defaults: α = 0.05, Adam lr 1e-3, batch min(256, |F|),
+accuracy checked after every step for the first 200 steps and every 10th step after that (so rt > 200 is rounded up to
+a multiple of 10), shuffled batches seeded from the evaluation seed (the same batches for every role).
+Cap = max(10 epochs, ``MIN_CAP_STEPS`` = 100 steps). Deviation, documented: the spec's "10 epochs" is only 10 steps
+when |F| ≤ 256 (one full batch per epoch), too few for any model on small requests (digits: |F| ≈ 135); the 100-step
+floor keeps AIN defined there and changes nothing once |F| > 2 560. A capped run reports the cap as a lower bound
+(``details.capped``, reason "> cap"), never ∞; AIN is then a bound or None (both capped) — see
+:func:`expunge.metrics.functional.relearn.anamnesis_index`.
+
+``relearn_attack_recovery_k10`` / ``relearn_attack_recovery_k10pct`` — relearning attack, Łucki et al. (arXiv
+2409.18025) and Hu et al. (arXiv 2406.13356), spec 5.2: fine-tune a private copy of M on k examples of F (a seeded
+choice shared by every role; k = 10, or 10 % of |F|) for 50 full-batch Adam steps at lr 1e-4 (the spec leaves the
+optimiser open; Adam as in 5.1), then measure accuracy on the held-out remainder F′:
+recovery = (acc_F′(M_after) − acc_F′(M)) / (acc_F′(O) − acc_F′(M)). The Retrain's value is the floor (generalisation
+from k examples alone); the Original's is undefined (nothing forgotten ⇒ None). ``details`` add the loss-threshold MIA
+AUC on F′ vs test before and after the attack.
+
+All fine-tuning goes through :func:`expunge.train.loop.train_loop`. Results are cached per model content within the
+evaluation, and ``relearn_steps`` results are also persisted in ``ctx.run.store`` (kind ``metric_relearn``, keyed by
+model content, forget set, target and settings), so the Original's and the Retrain's relearn runs are done once per
+request across methods, processes and ``expunge evaluate`` calls. Run info needed: model_spec, recipe (recorded for
+provenance) and store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from expunge.metrics._common import cached, model_key, single_threaded, split_tensors
+from expunge.metrics._tier1 import Tier1Metric, accuracy_of, private_copy
+from expunge.metrics.base import EvalContext, MetricValue, predict_logits, register_metric
+from expunge.metrics.functional.accuracy import accuracy
+from expunge.metrics.functional.mia import ce_loss, mia_auc
+from expunge.metrics.functional.relearn import anamnesis_index, relearn_recovery
+from expunge.train.batches import Batch, Batches
+from expunge.train.loop import cross_entropy_loss, train_loop
+from expunge.train.oracle import derive_seed
+
+ALPHA = 0.05
+RELEARN_LR = 1e-3
+MAX_BATCH = 256
+CAP_EPOCHS = 10
+MIN_CAP_STEPS = 100
+DENSE_CHECK_STEPS = 200
+SPARSE_CHECK_EVERY = 10
+
+ATTACK_STEPS = 50
+ATTACK_LR = 1e-4
+
+
+class _UntilDone:
+    """Iterates ``batches`` (one pass per ``iter``) and stops as soon as ``state["done"]`` is set."""
+
+    def __init__(self, batches: Batches, state: dict[str, Any]) -> None:
+        self.batches, self.state = batches, state
+
+    def __iter__(self) -> Iterator[Batch]:
+        for batch in self.batches:
+            if self.state["done"]:
+                return
+            self.state["steps"] += 1
+            yield batch
+
+
+def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: float, *, seed: int,
+                 lr: float = RELEARN_LR, max_batch: int = MAX_BATCH, cap_epochs: int = CAP_EPOCHS,
+                 min_cap_steps: int = MIN_CAP_STEPS) -> dict[str, Any]:
+    """Steps of Adam fine-tuning (on a copy of ``model``) on (x, y) until accuracy on (x, y) ≥ ``target``.
+
+    Returns:
+        dict(steps, capped, cap, acc_start, acc_end, target, batch_size).
+    """
+    m = private_copy(model)
+    batch_size = min(max_batch, len(x))
+    batches = Batches(x, y, batch_size=batch_size, shuffle=True, seed=seed)
+    cap = max(cap_epochs * len(batches), min_cap_steps)
+    out: dict[str, Any] = {"target": target, "batch_size": batch_size, "cap": cap}
+    acc = acc_start = accuracy_of(m, x, y)
+    state: dict[str, Any] = {"done": acc >= target, "steps": 0, "acc": acc}
+
+    def after_step() -> None:
+        s = state["steps"]
+        if s <= DENSE_CHECK_STEPS or s % SPARSE_CHECK_EVERY == 0:
+            state["acc"] = accuracy_of(m, x, y)
+            state["done"] = state["acc"] >= target
+
+    if not state["done"]:
+        opt = torch.optim.Adam(m.parameters(), lr=lr)
+        epochs = -(-cap // len(batches))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            train_loop(m, _UntilDone(batches, state), cross_entropy_loss, opt, epochs=epochs, max_steps=cap,
+                       after_step=after_step, on_epoch_end=lambda _e: bool(state["done"]))
+    if not state["done"]:
+        state["acc"] = accuracy_of(m, x, y)
+    out.update(steps=int(state["steps"]), capped=not state["done"], acc_start=acc_start, acc_end=state["acc"])
+    return out
+
+
+def _forget_target(ctx: EvalContext) -> float:
+    acc_o = accuracy(ctx.logits("original", "forget"), ctx.labels("forget"))
+    return (1.0 - ALPHA) * float(acc_o or 0.0)
+
+
+def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
+    """rt of the model in ``role`` (cached in the context and persisted in the store)."""
+    target = _forget_target(ctx)
+    mkey = model_key(ctx, role)
+    seed = derive_seed(ctx.seed, "relearn-order")
+    settings = {"alpha": ALPHA, "lr": RELEARN_LR, "max_batch": MAX_BATCH, "cap_epochs": CAP_EPOCHS,
+                "min_cap_steps": MIN_CAP_STEPS, "dense": DENSE_CHECK_STEPS, "every": SPARSE_CHECK_EVERY}
+
+    def compute() -> dict[str, Any]:
+        x, y = split_tensors(ctx, "forget")
+        store = ctx.run.store
+        fset = hashlib.sha256(np.asarray(ctx.splits.forget, dtype=np.int64).tobytes()).hexdigest()[:32]
+        key = store.key({"metric": "relearn_steps", "model": mkey, "dataset": ctx.dataset.fingerprint,
+                         "forget": fset, "target": round(target, 12), "seed": seed, **settings})
+
+        def run() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            with single_threaded():
+                res = relearn_time(ctx.models[role], x, y, target, seed=seed)
+            return {"steps": torch.tensor([res["steps"]])}, {"result": res, "settings": settings,
+                                                            "model_spec": _spec_dict(ctx), "recipe": _recipe(ctx)}
+
+        _, manifest, _ = store.get_or_create_tensors("metric_relearn", key, run)
+        return dict(manifest["result"])
+
+    return cached(ctx, ("relearn_steps", mkey, round(target, 12)), compute)
+
+
+def _spec_dict(ctx: EvalContext) -> Any:
+    spec = ctx.run.model_spec
+    return spec.to_dict() if hasattr(spec, "to_dict") else repr(spec)
+
+
+def _recipe(ctx: EvalContext) -> Any:
+    r = ctx.run.recipe
+    return r.to_dict() if hasattr(r, "to_dict") else repr(r)
+
+
+class _RelearnBase(Tier1Metric):
+    family = "relearn"
+
+    def _empty(self, ctx: EvalContext) -> MetricValue | None:
+        if len(ctx.splits.forget) == 0:
+            return MetricValue(None, reason="empty forget split")
+        return None
+
+
+@register_metric
+class RelearnSteps(_RelearnBase):
+    name = "relearn_steps"
+    needs = frozenset({"original"})
+    definition = ("fine-tuning steps (Adam 1e-3, batch min(256,|F|)) on the forget set until forget acc >= 0.95 x "
+                  "the original's; cap max(10 epochs, 100 steps)")
+
+    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
+        if (empty := self._empty(ctx)) is not None:
+            return empty
+        res = relearn_result(ctx, role)
+        reason = f"> cap: not relearned within {res['cap']} steps (value is the cap)" if res["capped"] else None
+        return MetricValue(float(res["steps"]), reason=reason, details=res)
+
+
+@register_metric
+class AnamnesisIndex(_RelearnBase):
+    name = "ain"
+    needs = frozenset({"original", "retrain"})
+    definition = "Anamnesis Index rt(M)/rt(R): relearn steps relative to the retrained model's; 1 ideal, << 1 hidden"
+
+    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
+        if (empty := self._empty(ctx)) is not None:
+            return empty
+        mine, ref = relearn_result(ctx, role), relearn_result(ctx, "retrain")
+        res = anamnesis_index(mine["steps"], ref["steps"], capped_u=mine["capped"], capped_r=ref["capped"])
+        reason = res.get("reason")
+        if res["ain"] is not None and res["bound"] is not None:
+            reason = f"{'lower' if res['bound'] == 'lower' else 'upper'} bound: a relearn run reached its cap"
+        return MetricValue(res["ain"], reason=reason, details=res)
+
+
+# ------------------------------------------------------------------------------------ relearning attack (spec 5.2)
+def attack_result(ctx: EvalContext, role: str, k: int) -> dict[str, Any]:
+    """Accuracy on the held-out forget remainder before/after fine-tuning ``role`` on k forget examples."""
+    n = len(ctx.splits.forget)
+    rng = np.random.default_rng(derive_seed(ctx.seed, f"relearn-attack-k{k}"))
+    chosen = np.zeros(n, dtype=bool)
+    chosen[rng.choice(n, size=k, replace=False)] = True
+
+    def compute() -> dict[str, Any]:
+        with single_threaded():
+            return _attack(ctx, role, k, chosen)
+
+    return cached(ctx, ("relearn_attack", model_key(ctx, role), k), compute)
+
+
+def _attack(ctx: EvalContext, role: str, k: int, chosen: np.ndarray) -> dict[str, Any]:
+    x, y = split_tensors(ctx, "forget")
+    m = private_copy(ctx.models[role])
+    seed = derive_seed(ctx.seed, f"relearn-attack-k{k}-order")
+    batches = Batches(x[chosen], y[chosen], batch_size=k, shuffle=True, seed=seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        log = train_loop(m, batches, cross_entropy_loss, torch.optim.Adam(m.parameters(), lr=ATTACK_LR),
+                         epochs=ATTACK_STEPS, max_steps=ATTACK_STEPS)
+    xr, yr = x[~chosen], y[~chosen]
+    x_t, y_t = split_tensors(ctx, "test")
+    after_f, after_t = predict_logits(m, xr, ctx.batch_size), predict_logits(m, x_t, ctx.batch_size)
+    before_f, before_t = ctx.logits(role, "forget")[~chosen], ctx.logits(role, "test")
+    yr_np, yt_np = yr.numpy(), y_t.numpy()
+    return {"acc_before": accuracy(before_f, yr_np), "acc_after": accuracy(after_f, yr_np),
+            "mia_auc_before": _loss_auc(before_f, yr_np, before_t, yt_np),
+            "mia_auc_after": _loss_auc(after_f, yr_np, after_t, yt_np),
+            "steps": log.steps, "n_heldout": int((~chosen).sum())}
+
+
+def _loss_auc(zf: np.ndarray, yf: np.ndarray, zt: np.ndarray, yt: np.ndarray) -> float | None:
+    """AUC of −loss, held-out forget (member) vs test: the loss-threshold MIA before/after the attack."""
+    return mia_auc(-ce_loss(zf, yf), -ce_loss(zt, yt))
+
+
+class _RelearnAttack(_RelearnBase):
+    needs = frozenset({"original"})
+    fixed_k: ClassVar[int | None] = None
+    fraction: ClassVar[float | None] = None
+
+    def k_for(self, n: int) -> int:
+        return self.fixed_k if self.fixed_k is not None else max(1, round(float(self.fraction or 0) * n))
+
+    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
+        n = len(ctx.splits.forget)
+        k = self.k_for(n)
+        if n - k < 1:
+            return MetricValue(None, reason=f"forget set too small: {n} examples, attack uses k = {k}")
+        mine, orig = attack_result(ctx, role, k), attack_result(ctx, "original", k)
+        if mine["acc_before"] is None or orig["acc_before"] is None or mine["acc_after"] is None:
+            return MetricValue(None, reason="empty held-out forget remainder")
+        res = relearn_recovery(orig["acc_before"], mine["acc_before"], mine["acc_after"])
+        return MetricValue(res["recovery"], reason=res.get("reason"),
+                           details={**mine, "k": k, "acc_original": orig["acc_before"], "forgotten": res["forgotten"]})
+
+
+@register_metric
+class RelearnAttackK10(_RelearnAttack):
+    name, fixed_k = "relearn_attack_recovery_k10", 10
+    definition = ("share of forgotten accuracy recovered on the held-out forget set after 50 Adam steps (lr 1e-4) "
+                  "on 10 forget examples; retrain = floor")
+
+
+@register_metric
+class RelearnAttackK10pct(_RelearnAttack):
+    name, fraction = "relearn_attack_recovery_k10pct", 0.1
+    definition = ("as relearn_attack_recovery_k10 with k = 10% of the forget set")

@@ -1,0 +1,49 @@
+"""Full-class forgetting: every training example of one or more classes (``class:3``, ``classes:3,5``).
+
+The validation request used for tuning forgets as many *other* classes, drawn with seed + 1000 from the classes not
+in the evaluation request, so a preset is never fitted to the class it is evaluated on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from expunge._hparams import Hyperparams, hp
+from expunge.data.datasets import Dataset
+from expunge.data.request import ForgetRequest
+from expunge.errors import InvalidForgetRequest
+from expunge.scenarios.base import SingleRequest, register_scenario, request_seed
+
+
+@dataclass(frozen=True, kw_only=True)
+class FullClassParams(Hyperparams):
+    classes: str = hp("3", "comma-separated class indices or names to forget, e.g. 3 or 3,5 or Sandal")
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.classes.split(",") if c.strip())
+
+    def validate(self) -> None:
+        if not self.names():
+            self._fail("classes", self.classes, "at least one class")
+
+
+@register_scenario
+class FullClass(SingleRequest[FullClassParams]):
+    """Forget every training example of whole classes."""
+
+    name = "full-class"
+    Params = FullClassParams
+
+    def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:
+        if not validation:
+            return ForgetRequest("class", classes=self.params.names())  # as written: records show "class:Sandal"
+        chosen = sorted({dataset.class_index(c) for c in self.params.names()})
+        others = np.setdiff1d(np.arange(dataset.num_classes), chosen)
+        if others.size < len(chosen) or others.size < 2:
+            raise InvalidForgetRequest(f"no other {len(chosen)} class(es) of {dataset.name} left for a validation "
+                                       "request that keeps at least one class")
+        rng = np.random.default_rng(np.random.SeedSequence([request_seed(seed, True), 0xC1A]))
+        picked = sorted(int(c) for c in rng.choice(others, size=len(chosen), replace=False))
+        return ForgetRequest("class", classes=tuple(str(c) for c in picked))

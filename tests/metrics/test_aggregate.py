@@ -1,0 +1,48 @@
+"""aggregate_records (mean and 95 % CI over seeds) and efficiency_from_record."""
+
+from __future__ import annotations
+
+import pytest
+from scipy import stats
+
+from expunge.metrics.aggregate import aggregate_records
+from expunge.metrics.efficiency import efficiency_from_record
+
+
+def rec(seed: int, **metrics: float | None) -> dict:
+    return {"method": "ssd", "params": {"alpha": 10.0}, "dataset": "digits", "model": "mlp", "forget": "random:0.1",
+            "seed": seed, "metrics": metrics, "retrain": {"forget_acc": 0.9}}
+
+
+def test_mean_and_t_interval():
+    out = aggregate_records([rec(0, forget_acc=0.90), rec(1, forget_acc=0.94), rec(2, forget_acc=0.98)])
+    a = out["forget_acc"]
+    half = stats.t.ppf(0.975, 2) * stats.sem([0.90, 0.94, 0.98])
+    assert a["mean"] == pytest.approx(0.94) and a["n"] == 3 and a["method"] == "t"
+    assert a["low"] == pytest.approx(0.94 - half) and a["high"] == pytest.approx(0.94 + half)
+
+
+def test_missing_values_and_single_seed():
+    out = aggregate_records([rec(0, forget_acc=0.9, zrf=None), rec(1, forget_acc=0.9, zrf=0.5)])
+    assert out["zrf"] == {"mean": 0.5, "low": 0.5, "high": 0.5, "n": 1, "method": "t", "n_missing": 1,
+                          "reason": "n = 1"}
+    assert out["forget_acc"]["reason"] == "zero variance"
+    assert aggregate_records([rec(0, zrf=None)])["zrf"]["mean"] is None
+    assert aggregate_records([rec(0), rec(1)], section="retrain")["forget_acc"]["mean"] == 0.9
+
+
+def test_refuses_mixed_records():
+    with pytest.raises(ValueError, match="method"):
+        aggregate_records([rec(0, a=1.0), {**rec(1, a=1.0), "method": "scrub"}])
+    with pytest.raises(ValueError, match="repeated seeds"):
+        aggregate_records([rec(0, a=1.0), rec(0, a=2.0)])
+    with pytest.raises(ValueError):
+        aggregate_records([])
+
+
+def test_efficiency_from_record():
+    e = efficiency_from_record({"time_s": 2.0, "retrain_time_s": 20.0, "peak_rss_bytes": 123})
+    assert e == {"unlearn_time_s": 2.0, "speedup_vs_retrain": 10.0, "peak_mem_bytes": 123,
+                 "over_neurips23_budget": False}
+    assert efficiency_from_record({"time_s": 5.0, "retrain_time_s": 20.0})["over_neurips23_budget"] is True
+    assert efficiency_from_record({})["speedup_vs_retrain"] is None

@@ -1,0 +1,161 @@
+"""Tuning at equal budget: a 3-trial run writes a valid preset atomically, the objective is the mean tier-0 gap to the
+retrain oracle on a validation request, every method gets the same budget, and presets load with --param on top."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import statistics
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import expunge.experiment as experiment
+from expunge import presets
+from expunge.methods.ssd import SSDParams
+from expunge.scenarios.base import OBJECTIVE_METRICS, gap_objective, get_scenario
+from expunge.tune import search_space, tune
+
+pytest.importorskip("optuna")
+METHODS = ["ssd", "neggrad"]
+NAME = "digits/mlp/random"
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, session_store, fast_recipe):
+    out = tmp_path_factory.mktemp("presets")
+    run = tune("digits", "mlp", "random", METHODS, n_trials=3, seed=0, store=session_store, recipe=fast_recipe,
+               presets_dir=out, check=False)
+    assert not run.failures
+    return out, run.path, run.results
+
+
+@pytest.fixture
+def only_tuned(tuned, monkeypatch, tmp_path):
+    """Presets come from this test's folder only ($EXPUNGE_PRESETS), not from the ones shipped in the package."""
+    monkeypatch.setenv(presets.ENV, str(tuned[0]))
+    monkeypatch.setattr(presets, "PACKAGE_DIR", tmp_path)
+    return tuned
+
+
+@pytest.fixture(scope="module")
+def evaluation(session_store, fast_recipe):
+    """The evaluation request random:0.1 at seed 0, with only the objective's metrics (fast)."""
+    return experiment.prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=fast_recipe,
+                              metrics=OBJECTIVE_METRICS, progress=False)
+
+
+def test_preset_file_is_valid_and_complete(tuned):
+    out, path, results = tuned
+    assert path == out / "digits__mlp__random.json"
+    data = json.loads(path.read_text())
+    assert set(data) == set(METHODS)
+    for res in results:
+        entry = data[res.method]
+        assert {"params", "objective", "n_trials", "tuned_at", "versions"} <= set(entry)
+        assert {"optuna", "torch", "expunge"} <= set(entry["versions"])
+        assert entry["objective"] == min(t["objective"] for t in res.trials)
+        assert entry["default_objective"] == res.trials[0]["objective"]  # trial 0 = the method's defaults
+        defaults = experiment.get_method(res.method).params.to_dict()
+        assert all(res.trials[0]["values"][d.name] == defaults[d.name] for d in search_space(type(
+            experiment.get_method(res.method).params)))
+        assert 0.0 <= entry["objective"] <= entry["default_objective"] <= 1.0
+        experiment.get_method(res.method, entry["params"])  # valid parameters
+    assert [p.name for p in out.iterdir()] == ["digits__mlp__random.json"]  # no temp file left behind
+
+
+def test_same_budget_for_every_method(tuned):
+    _, path, results = tuned
+    assert {r.n_trials for r in results} == {3} and {len(r.trials) for r in results} == {3}
+    assert {e["n_trials"] for e in json.loads(path.read_text()).values()} == {3}
+
+
+def test_objective_is_the_gap_on_a_validation_request(tuned, session_store, fast_recipe, evaluation):
+    _, path, _ = tuned
+    entry = json.loads(path.read_text())["ssd"]
+    sc = get_scenario("random")
+    st = sc.prepare("digits", "mlp", seed=0, store=session_store, recipe=fast_recipe, metrics=OBJECTIVE_METRICS,
+                    progress=False, validation=True)
+    (rec,) = sc.run(st, "ssd", entry["params"], metrics=OBJECTIVE_METRICS, save=False)
+    by_hand = statistics.fmean(abs(rec["metrics"][m] - rec["retrain"][m]) for m in OBJECTIVE_METRICS)
+    assert entry["objective"] == pytest.approx(by_hand) == pytest.approx(gap_objective([rec]))
+    # another request than the evaluation one (seed + 1000), on the same Original
+    assert st.steps[0].original.key == evaluation.original.key
+    assert set(st.steps[0].splits.forget_ids) != set(evaluation.splits.forget_ids)
+    assert entry["validation"]["requests"][0]["seed"] == 1000
+
+
+def test_write_is_atomic(tuned, monkeypatch):
+    _, path, _ = tuned
+    before = path.read_bytes()
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        presets.write_entries(path, {"ssd": {"params": {"alpha": 1.0}}})
+    assert path.read_bytes() == before and len(list(path.parent.iterdir())) == 1
+
+
+def test_preset_loads_and_param_overrides(only_tuned):
+    _, path, _ = only_tuned
+    tuned_ssd = json.loads(path.read_text())["ssd"]["params"]
+    assert NAME in presets.available()
+    p = presets.params_with_preset(SSDParams, NAME, "ssd", {})
+    assert p.to_dict() == tuned_ssd
+    q = presets.params_with_preset(SSDParams, NAME, "ssd", {"lam": "2.5"})
+    assert q.lam == 2.5 and q.alpha == tuned_ssd["alpha"]
+    with pytest.raises(presets.UnknownPreset, match=r"available: .*digits/mlp/random"):
+        presets.params_with_preset(SSDParams, "digits/mlp/nope", "ssd", {})
+    with pytest.raises(presets.UnknownPreset, match="no values for method 'finetune'; it has: neggrad, ssd"):
+        presets.method_values(NAME, "finetune")
+
+
+def test_unlearn_cli_uses_the_preset(only_tuned, monkeypatch, evaluation):
+    from expunge.cli.main import app
+
+    _, path, _ = only_tuned
+    monkeypatch.setattr(experiment, "prepare", lambda *a, **k: evaluation)  # no retraining in this test
+    monkeypatch.setattr(experiment, "run_one", functools.partial(experiment.run_one, metrics=OBJECTIVE_METRICS,
+                                                                 save=False))
+    res = CliRunner().invoke(app, ["unlearn", "--model", "mlp", "--forget", "random:0.1", "--method", "ssd",
+                                   "--preset", NAME, "--param", "lam=2.5", "--json"])
+    assert res.exit_code == 0, res.output
+    rec = json.loads(res.stdout)
+    assert rec["params"]["alpha"] == json.loads(path.read_text())["ssd"]["params"]["alpha"]
+    assert rec["params"]["lam"] == 2.5 and rec["preset"] == NAME
+
+
+def test_unknown_preset_is_a_one_line_error(only_tuned, monkeypatch, capsys):
+    from expunge.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["expunge", "unlearn", "--model", "mlp", "--method", "ssd", "--preset",
+                                      "digits/mlp/nope"])
+    with pytest.raises(SystemExit) as exit_info:
+        main.main()  # the console entry point: user errors become one line on stderr, status 2
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert exit_info.value.code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith("error: unknown preset 'digits/mlp/nope'") and "digits/mlp/random" in lines[0]
+
+
+def test_shipped_presets_are_valid(monkeypatch):
+    monkeypatch.delenv(presets.ENV, raising=False)
+    for name in presets.available():
+        entries = presets.read(name)
+        assert len({e["n_trials"] for e in entries.values()}) == 1, f"{name}: unequal budgets"
+        for method, entry in entries.items():
+            experiment.get_method(method, presets.method_values(name, method))  # still valid parameters
+            assert 0.0 <= entry["objective"] <= entry["default_objective"] <= 1.0, (name, method)
+
+
+def test_a_method_that_never_applies_is_skipped_not_preset(tuned, session_store, fast_recipe, monkeypatch, tmp_path):
+    import expunge.tune as tune_module
+
+    monkeypatch.setattr(tune_module, "score", lambda *a, **k: (tune_module.PENALTY, "ClassForgettingOnly: ..."))
+    run = tune("digits", "mlp", "random", ["ssd"], n_trials=2, store=session_store, recipe=fast_recipe,
+               presets_dir=tmp_path, check=False)
+    assert not run.results and "no trial could be scored" in run.skipped["ssd"] and not run.failures
+    assert not run.path.exists()
