@@ -20,14 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from torch import nn
-
 from expunge._hparams import hp
-from expunge.data.access import DataAccess, UnlearningData
-from expunge.methods._shared.optim import GradientParams, optimizer_for
-from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.methods.random_label import RelabelledUnion
-from expunge.train.loop import cross_entropy_loss, train_loop
+from expunge.data.access import DataAccess
+from expunge.methods._shared.optim import GradientParams
+from expunge.methods.base import register_method
+from expunge.methods.random_label import RandomLabel
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,20 +37,12 @@ class AmnesiacRelabelParams(GradientParams):
 
 
 @register_method
-class AmnesiacRelabel(UnlearningMethod[AmnesiacRelabelParams]):
+class AmnesiacRelabel(RandomLabel):
     """Train on D_f relabelled to random other classes jointly with D_r (SSD-harness "amnesiac")."""
 
+    # The algorithm is random_label's (same loop, same relabelling); only the defaults and the citation differ.
     name = "amnesiac_relabel"
     paper = "Graves, Nagisetty, Ganesh, Amnesiac Machine Learning, AAAI 2021, arXiv 2010.10981 (relabel baseline)"
     reference = "if-loops/selective-synaptic-dampening src/forget_full_class_strategies.py:amnesiac"
     access = DataAccess.FORGET | DataAccess.RETAIN
     Params = AmnesiacRelabelParams
-
-    def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
-        p = self.params
-        union = RelabelledUnion(*data.forget_tensors(), *data.retain_tensors(), data.num_classes, p.batch_size,
-                                ctx.seed)
-        log = train_loop(model, union, cross_entropy_loss, optimizer_for(model, p), epochs=p.epochs,
-                         clip_grad_norm=p.clip_grad_norm, progress="amnesiac_relabel" if ctx.progress else None)
-        ctx.notes.update(steps=log.steps)
-        return model

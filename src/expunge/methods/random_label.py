@@ -72,6 +72,6 @@ class RandomLabel(UnlearningMethod[RandomLabelParams]):
         union = RelabelledUnion(*data.forget_tensors(), *data.retain_tensors(), data.num_classes, p.batch_size,
                                 ctx.seed)
         log = train_loop(model, union, cross_entropy_loss, optimizer_for(model, p), epochs=p.epochs,
-                         clip_grad_norm=p.clip_grad_norm, progress="random_label" if ctx.progress else None)
+                         clip_grad_norm=p.clip_grad_norm, progress=self.name if ctx.progress else None)
         ctx.notes.update(steps=log.steps)
         return model
