@@ -25,6 +25,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and presets are meant to be readable by others
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
