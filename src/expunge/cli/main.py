@@ -12,19 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
+from expunge.cli.options import DataDirOpt, DataOpt, JsonOpt, ModelOpt, SeedOpt, StoreOpt
 from expunge.cli.tune import register as register_scenario_commands
 from expunge.errors import ExpungeError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Machine unlearning with a retrain oracle and side-by-side metrics.")
 
-DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist)")]
-ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the original, the oracle, the request and the method")]
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="artifact cache (default $EXPUNGE_CACHE or "
-                                                               "~/.cache/expunge)")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with dataset files (Fashion-MNIST IDX)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 
 
 def _store(path: Path | None) -> Any:

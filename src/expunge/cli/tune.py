@@ -11,15 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
+from expunge.cli.options import DataDirOpt, DataOpt, JsonOpt, ModelOpt, SeedOpt, StoreOpt
 from expunge.errors import ExpungeError
 
-DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist)")]
-ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the original, the oracles, the requests and the method")]
-StoreOpt = Annotated[Path | None, typer.Option("--store", help="artifact cache (default $EXPUNGE_CACHE or "
-                                                               "~/.cache/expunge)")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with dataset files (Fashion-MNIST IDX)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE scenario parameter (see `expunge "
                                                                 "scenarios`), e.g. --set classes=5")]
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/SCENARIO: start from tuned values "
