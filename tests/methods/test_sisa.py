@@ -104,12 +104,17 @@ def test_affected_constituent_equals_scratch_and_others_are_untouched(sisa_env, 
     assert res.access["forget_seen"] == 0 and res.notes["retain_used"] < res.access["retain_seen"]
 
 
-def test_sequential_requests_equal_one_joint_deletion(sisa_env, digits):
-    env = sisa_env
+@pytest.mark.parametrize("retain", ["without-earlier-requests", "complement-of-this-request"])
+def test_sequential_requests_equal_one_joint_deletion(sisa_env, digits, retain):
+    env, tr = sisa_env, digits.train
     first = _pick(env, 2, 1)
     second = np.concatenate([_pick(env, 2, 0, 2), _pick(env, 0, 2, 2), first[:1]])  # first[:1]: already removed
     res1 = _run(env, digits, first)
-    res2 = _run(env, digits, second, model=res1.model)
+    # the sequential scenario's retain set lacks every earlier request's examples; a superset is fine too
+    gone = np.union1d(first, second) if retain == "without-earlier-requests" else second
+    retain_ids = np.setdiff1d(tr.ids, tr.ids[gone])
+    res2 = _run(env, digits, np.setdiff1d(second, first[:1]) if retain == "without-earlier-requests" else second,
+                model=res1.model, retain_ids=retain_ids)
     assert res2.notes["continued"] and res2.notes["shards_affected"] == 2
     scratch = _scratch(env, digits, np.union1d(first, second))
     for k in range(S):

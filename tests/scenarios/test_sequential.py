@@ -91,3 +91,12 @@ def test_validation_stream_is_another_request(digits):
 def test_bad_bases_are_refused_before_training(base, k, fragment):
     with pytest.raises(MalformedForgetSpec, match=fragment):
         get_scenario("sequential", {"base": base, "k": k}).prepare("digits", "mlp")
+
+
+def test_sisa_continues_its_ensemble_across_steps(setting):
+    """SISA's state travels on the returned ensemble; step 2's retain set lacks F_1 as well (no refusal)."""
+    sc, st = setting
+    records = sc.run(st, "sisa", {"epochs_per_stage": 1}, metrics=METRICS, save=False)
+    assert [r["notes"]["continued"] for r in records] == [False, True]
+    assert all(r["notes"]["shards_affected"] >= 1 for r in records)
+    assert records[1]["metrics"]["forget_acc"] is not None

@@ -123,6 +123,12 @@ class UnlearningData:
         self._require(DataAccess.FORGET, "the forget set's positions")
         return self._splits.forget.copy()
 
+    def retain_positions(self) -> np.ndarray:
+        """Sorted positions of the retain examples in the training partition (a copy; nothing counted as served):
+        lets a position-keyed method (SISA) map its bookkeeping onto :meth:`retain_tensors`' rows."""
+        self._require(DataAccess.RETAIN, "the retain set's positions")
+        return self._splits.retain.copy()
+
     def retain_loader(self, batch_size: int, *, shuffle: bool = True, seed: int | None = None) -> Batches:
         self._require(DataAccess.RETAIN, "the retain set")
         return self._batches(self._splits.retain, batch_size, shuffle, seed, "retain_seen")

@@ -36,7 +36,8 @@ checkpoint of the weights fully determines the continuation. (3) Data order resh
 fixed batches. (4) Per-stage epochs: ``epochs`` (default: the recipe's E) is spread over the stages with the
 reference's schedule (integer arithmetic), or ``epochs_per_stage`` for every stage. (5) Positions come from
 :meth:`~expunge.data.access.UnlearningData.forget_positions`; the retained examples from ``retain_tensors``, which
-must be every training example not forgotten (checked). Only the affected shards' examples are used
+must hold every training example not yet removed from the ensemble (checked; in a sequential stream the retain set
+also lacks earlier requests' examples, as the sequential scenario builds it). Only the affected shards' examples are used
 (``ctx.notes["retain_used"]``), although the access log counts the whole retain set as served.
 """
 
@@ -178,15 +179,20 @@ class SISA(UnlearningMethod[SISAParams]):
         notes = {"shards_affected": len(affected), "stages_retrained": 0, "example_passes": 0,
                  "checkpoints_deleted": 0, "retain_used": 0, "continued": isinstance(model, SISAEnsemble)}
         if affected:
+            retain_pos = data.retain_positions()
+            # Exactness is defined per shard: every example still in the ensemble must be served. In a sequential
+            # stream the retain set also lacks earlier requests' examples (already in `removed`): that is fine.
+            missing = np.setdiff1d(np.flatnonzero(~removed), retain_pos)
+            if missing.size:
+                raise ExpungeError(f"sisa needs the retain set to hold every training example not forgotten; "
+                                   f"{missing.size} are missing (first positions {missing[:5].tolist()}): pass "
+                                   "the complement of everything forgotten so far as the retain set")
             x_r, y_r = data.retain_tensors()
-            retain_pos = np.setdiff1d(np.arange(data.n_train), forget)
-            if retain_pos.size != len(x_r):
-                raise ExpungeError("sisa needs the retain set to be every training example not forgotten "
-                                   f"({retain_pos.size}), got {len(x_r)}: exactness is defined per shard")
 
             def fetch(pos: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-                at = torch.from_numpy(np.searchsorted(retain_pos, pos))
-                return x_r[at], y_r[at]
+                at = np.searchsorted(retain_pos, pos)
+                assert np.array_equal(retain_pos[at], pos), "retain positions must be sorted and hold pos"
+                return x_r[torch.from_numpy(at)], y_r[torch.from_numpy(at)]
 
             seed, epochs = int(ens.sisa_seed), [int(e) for e in ens.sisa_stage_epochs]
             for k in affected:
