@@ -37,8 +37,8 @@ fixed batches. (4) Per-stage epochs: ``epochs`` (default: the recipe's E) is spr
 reference's schedule (integer arithmetic), or ``epochs_per_stage`` for every stage. (5) Positions come from
 :meth:`~expunge.data.access.UnlearningData.forget_positions`; the retained examples from ``retain_tensors``, which
 must hold every training example not yet removed from the ensemble (checked; in a sequential stream the retain set
-also lacks earlier requests' examples, as the sequential scenario builds it). Only the affected shards' examples are used
-(``ctx.notes["retain_used"]``), although the access log counts the whole retain set as served.
+also lacks earlier requests' examples, as the sequential scenario builds it). Only the affected shards' examples are
+used (``ctx.notes["retain_used"]``), although the access log counts the whole retain set as served.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from expunge._io import stable_hash
 from expunge.data.request import Splits
 from expunge.errors import ExpungeError, InvalidHyperparameter
 from expunge.methods.base import UnlearningMethod, get_method
-from expunge.metrics.base import EvalContext, Metric, Tier
+from expunge.metrics.base import EvalContext, Metric, MetricValue, Tier
 from expunge.shadows import runs as _runs
 from expunge.shadows.pool import Pool, ShadowSet
 from expunge.train import oracle as _oracle
@@ -74,10 +74,33 @@ class Tier2Config:
 
 class Tier2Metric(Metric):
     """Base of the tier-2 metrics: opt-in (Tier.GOLD); ``run_needs`` lists the RunInfo fields the pipeline uses
-    (shown by ``expunge metrics``)."""
+    (shown by ``expunge metrics``).
+
+    :meth:`compute` is shared: a metric defined for the method's distribution of models (``unlearned_only``) has no
+    value for the Original/Retrain roles; missing run info or a pipeline error (an :class:`ExpungeError`) gives None
+    with the reason. Subclasses implement :meth:`result` (the memoised pipeline output) and :meth:`value_from`."""
 
     tier = Tier.GOLD
     run_needs: ClassVar[tuple[str, ...]] = ("model_spec", "recipe", "store", "method")
+    unlearned_only: ClassVar[bool] = False
+    label: ClassVar[str] = "tier-2 metric"  # in "<label> unavailable: ..." reasons
+
+    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
+        if self.unlearned_only and role != "unlearned":
+            return MetricValue(None, reason=UNLEARNED_ONLY)
+        if (reason := missing_run_info(ctx, *self.run_needs)) is not None:
+            return MetricValue(None, reason=reason)
+        try:
+            res = self.result(ctx, role)
+        except ExpungeError as exc:
+            return MetricValue(None, reason=f"{self.label} unavailable: {exc}")
+        return self.value_from(res, ctx, role)
+
+    def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
+        raise NotImplementedError
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from expunge.errors import ExpungeError
 from expunge.metrics import _tier2
 from expunge.metrics._tier2 import Tier2Config
 from expunge.metrics.base import EvalContext, MetricValue, register_metric
@@ -46,16 +45,13 @@ class _Klom(_tier2.Tier2Metric):
     higher_is_better = False
     split: ClassVar[str]
 
-    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
-        if role != "unlearned":
-            return MetricValue(None, reason=_tier2.UNLEARNED_ONLY)
-        if (reason := _tier2.missing_run_info(ctx, *self.run_needs)) is not None:
-            return MetricValue(None, reason=reason)
-        try:
-            res = _tier2.memoised(ctx, ("klom", ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())),
-                                        Tier2Config.from_ctx(ctx).models), lambda: klom_result(ctx))
-        except ExpungeError as exc:
-            return MetricValue(None, reason=f"KLoM unavailable: {exc}")
+    unlearned_only, label = True, "KLoM"
+
+    def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
+        return _tier2.memoised(ctx, ("klom", ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())),
+                                     Tier2Config.from_ctx(ctx).models), lambda: klom_result(ctx))
+
+    def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
         summ = res["summaries"][self.split]
         details = {**summ, **{k: v for k, v in res.items() if k != "summaries"},
                    "other_splits": {s: v for s, v in res["summaries"].items() if s != self.split}}

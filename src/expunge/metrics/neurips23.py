@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from expunge.errors import ExpungeError
 from expunge.metrics import _tier2
 from expunge.metrics._tier2 import Tier2Config
 from expunge.metrics.base import EvalContext, MetricValue, register_metric
@@ -52,15 +51,12 @@ class _NeurIPS23(_tier2.Tier2Metric):
     higher_is_better = True
     key: ClassVar[str]
 
-    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
-        if role != "unlearned":
-            return MetricValue(None, reason=_tier2.UNLEARNED_ONLY)
-        if (reason := _tier2.missing_run_info(ctx, *self.run_needs)) is not None:
-            return MetricValue(None, reason=reason)
-        try:
-            res = neurips23_result(ctx)
-        except ExpungeError as exc:
-            return MetricValue(None, reason=f"NeurIPS'23 score unavailable: {exc}")
+    unlearned_only, label = True, "NeurIPS'23 score"
+
+    def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
+        return neurips23_result(ctx)
+
+    def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
         value = res.get(self.key)
         reason = res.get("reason") or (None if value is not None else "no retain/test accuracy ratio")
         details = {k: _tier2.to_list(v) for k, v in res.items() if k not in ("bucket_scores",)}

@@ -30,7 +30,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from expunge.errors import ExpungeError
 from expunge.metrics import _tier2
 from expunge.metrics._tier2 import Tier2Config
 from expunge.metrics.base import EvalContext, MetricValue, register_metric
@@ -61,14 +60,13 @@ class _ULira(_tier2.Tier2Metric):
     higher_is_better = None  # ideal 0.5 (chance); read beside the Retrain row, the value of an exact unlearner
     key: ClassVar[str]
 
-    def compute(self, ctx: EvalContext, role: str) -> MetricValue:
-        if (reason := _tier2.missing_run_info(ctx, *self.run_needs)) is not None:
-            return MetricValue(None, reason=reason)
-        try:
-            res = _tier2.memoised(ctx, ("ulira-role", role, id(ctx.models[role]), Tier2Config.from_ctx(ctx)),
-                                  lambda: ulira_result(ctx, role))
-        except ExpungeError as exc:
-            return MetricValue(None, reason=f"U-LiRA unavailable: {exc}")
+    label = "U-LiRA"
+
+    def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
+        return _tier2.memoised(ctx, ("ulira-role", role, id(ctx.models[role]), Tier2Config.from_ctx(ctx)),
+                               lambda: ulira_result(ctx, role))
+
+    def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
         value = res.get(self.key)
         scores, is_forget = np.asarray(res["scores"]), np.asarray(res["is_forget"], dtype=bool)
         n_pos, n_neg = int(res["n_members"]), int(res["n_nonmembers"])
