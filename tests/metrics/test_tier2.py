@@ -160,3 +160,26 @@ def test_stored_run_through_evaluate_run_and_cli(tiny):
     doc = json.loads(out.stdout)
     assert doc["metrics"]["ulira_auc"] == res["metrics"]["ulira_auc"]  # same shadows and runs, from the cache
     assert "U-LiRA: 0 model(s) to train" in out.stderr  # the cost estimate, on stderr
+
+
+def test_privacy_onion_needs_no_method_and_do_nothing_equals_before(tiny, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the retain-set LiRA uses the plain shadows: no unlearning runs")
+
+    assert METRICS.get("ulira_retain_auc").tier == Tier.GOLD
+    ctx = method_ctx(tiny, *DO_NOTHING, shadows=4)
+    monkeypatch.setattr("expunge.unlearn.run_method", forbidden)
+    res = evaluate(ctx, ["ulira_retain_auc"])["ulira_retain_auc"]
+    for role in ("unlearned", "original", "retrain"):
+        assert res[role].value is not None and 0.0 <= res[role].value <= 1.0, (role, res[role].reason)
+    # doing nothing: "after" is exactly "before" (same model, same calibration and targets)
+    assert res["unlearned"].value == res["original"].value
+    d = res["unlearned"].details
+    assert d["n_retained_targets"] == tiny.splits.forget.size and d["n_heldout"] > 0 and d["n_shadows"] == 4
+    assert res["unlearned"].se is not None and res["unlearned"].se > 0
+    # the prepared context has no method at all, and the metric still has a value
+    no_method = tiny.eval_ctx
+    assert no_method.run.method is None
+    no_method.extras = {"tier2": {"shadows": 4}}
+    bare = evaluate(no_method, ["ulira_retain_auc"], roles=("original",))["ulira_retain_auc"]["original"]
+    assert bare.value == res["original"].value

@@ -160,19 +160,24 @@ class ULiraInputs:
     info: dict[str, Any]
 
 
-def heldout_positions(ctx: EvalContext, cap: int | None, seed: int) -> np.ndarray:
-    """Test positions matched to the forget set's classes: per class, as many as forget examples (when the test
-    split has them), seeded; optionally capped in total (a seeded subset)."""
+def class_matched_test(ctx: EvalContext, labels: np.ndarray, cap: int | None, seed: int) -> np.ndarray:
+    """Test positions matched to ``labels``' classes: per class, as many as ``labels`` has (when the test split has
+    them), seeded; optionally capped in total (a seeded subset)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x4E1D]))
-    fy, ty = ctx.labels("forget"), ctx.labels("test")
+    ty = ctx.labels("test")
     picks = []
-    for c, n in zip(*np.unique(fy, return_counts=True), strict=True):
+    for c, n in zip(*np.unique(labels, return_counts=True), strict=True):
         cand = ctx.splits.test[ty == c]
         picks.append(rng.choice(cand, size=min(int(n), cand.size), replace=False))
     out = np.sort(np.concatenate(picks)) if picks else np.zeros(0, np.int64)
     if cap is not None and out.size > cap:
         out = np.sort(rng.choice(out, size=cap, replace=False))
     return out.astype(np.int64)
+
+
+def heldout_positions(ctx: EvalContext, cap: int | None, seed: int) -> np.ndarray:
+    """Held-out targets of U-LiRA: test positions matched to the forget set's classes (:func:`class_matched_test`)."""
+    return class_matched_test(ctx, ctx.labels("forget"), cap, seed)
 
 
 def ulira_inputs(ctx: EvalContext, cfg: Tier2Config) -> ULiraInputs:
@@ -216,6 +221,44 @@ def ulira_inputs(ctx: EvalContext, cfg: Tier2Config) -> ULiraInputs:
     info["unlearning_runs_cached"] = hits
     m3 = member[:, :, None].transpose(1, 0, 2)  # (n_targets, K, 1)
     return ULiraInputs(forget_pos, heldout_pos, np.where(m3, phis, np.nan), np.where(m3, np.nan, phis), queries,
+                       info)
+
+
+# --- privacy onion: LiRA on retained examples -------------------------------------------------------------------
+@dataclass
+class OnionInputs:
+    retain_pos: np.ndarray     # target retained examples (positions in dataset.train)
+    heldout_pos: np.ndarray    # held-out examples class-matched to them (positions in dataset.test)
+    shadow_in: np.ndarray      # (n_r + n_h, K, A), NaN where the shadow did not train on the example
+    shadow_out: np.ndarray     # (n_r + n_h, K, A), NaN where the shadow trained on the example
+    queries: tuple[str, ...]
+    info: dict[str, Any]
+
+
+def onion_inputs(ctx: EvalContext, cfg: Tier2Config) -> OnionInputs:
+    """Online-LiRA calibration for retained examples, from the *plain* shadows (trained, nothing unlearned): the
+    attack that scores the Original ("before") and the unlearned model ("after") with the same calibration, so the
+    difference is what unlearning did to the retained examples' exposure. Targets: a seeded sample of the retain set
+    (as many as the forget set, or ``cfg.heldout``) and held-out test examples matched to their classes."""
+    run, ds = ctx.run, ctx.dataset
+    pool = Pool.of(ds, "train+test")
+    shadows = ShadowSet(ds, pool, run.model_spec, run.recipe, cfg.shadows, ctx.seed, run.store)
+    rng = np.random.default_rng(np.random.SeedSequence([ctx.seed, 0x0710]))
+    retain = np.asarray(ctx.splits.retain, dtype=np.int64)
+    n = min(cfg.heldout or ctx.splits.forget.size, retain.size)
+    retain_pos = np.sort(rng.choice(retain, size=n, replace=False))
+    heldout_pos = class_matched_test(ctx, ds.train.y.numpy()[retain_pos], None, ctx.seed)
+    targets = np.concatenate([retain_pos, pool.rows_of_test(heldout_pos)])
+    x, y = pool.x[torch.as_tensor(targets)], pool.y[torch.as_tensor(targets)]
+    queries = tuple(cfg.queries) if cfg.queries else _runs.default_queries(x)
+    info = {"cost": announce("privacy onion", ctx, train_examples=[shadows.in_rows(k).size
+                                                                   for k in shadows.missing()],
+                             n_unlearn=0, method="none"),
+            "pool_key": shadows.key, "seed": ctx.seed}
+    info["shadows_trained"] = shadows.ensure(batched=cfg.batched, group_size=cfg.group_size)
+    phis = np.stack([_runs.phi(shadows.model(k), x, y, queries) for k in range(cfg.shadows)], axis=1)
+    m3 = shadows.membership[:, targets].T[:, :, None]  # (n_targets, K, 1)
+    return OnionInputs(retain_pos, heldout_pos, np.where(m3, phis, np.nan), np.where(m3, np.nan, phis), queries,
                        info)
 
 

@@ -22,6 +22,13 @@ Values: ``ulira_balanced_acc`` (ideal 0.5), ``ulira_auc`` (ideal 0.5), ``ulira_t
 ``ulira_tpr_at_0.1pct_fpr`` (ideal = the FPR). Computed for every role present: the Retrain row is the value of an
 exact unlearner, the Original row that of doing nothing. Defaults K = 16 on CPU (``--shadows``); the paper uses
 K = 64 (128/256 for publication). With few held-out targets, TPR at 0.1% FPR is TPR at FPR = 0 (see details).
+
+``ulira_retain_auc`` is the paper's "retain-set MIA before/after" (the privacy onion of Carlini, Jagielski, Zhang,
+Papernot, Terzis, Tramèr, "The Privacy Onion Effect", NeurIPS 2022: removing examples can expose the ones that stay).
+Online LiRA on a seeded sample of *retained* training examples vs class-matched held-out examples, calibrated on
+the same K shadows before any unlearning (:func:`expunge.metrics._tier2.onion_inputs`; our choice: one calibration
+for every role, so the Original row is "before", the unlearned row "after" and their difference is what unlearning
+did). Needs no method runs: the shadows are shared with U-LiRA.
 """
 
 from __future__ import annotations
@@ -82,6 +89,42 @@ class _ULira(_tier2.Tier2Metric):
             "quantiles": dict(zip(("p05", "p50", "p95"), np.quantile(forget_scores, [0.05, 0.5, 0.95]).tolist(),
                                   strict=True)) if forget_scores.size else {}}
         details["method"] = ctx.run.method
+        return MetricValue(None if value is None else float(value), reason=res.get("reason"), details=details, se=se)
+
+
+def onion_result(ctx: EvalContext, role: str) -> dict[str, Any]:
+    """Retain-set LiRA of the model in ``role`` (calibration memoised per context)."""
+    cfg = Tier2Config.from_ctx(ctx)
+    inputs: _tier2.OnionInputs = _tier2.memoised(ctx, ("ulira-onion", cfg), lambda: _tier2.onion_inputs(ctx, cfg))
+    tr, te = ctx.dataset.train, ctx.dataset.test
+    rp, hp_ = inputs.retain_pos, inputs.heldout_pos
+    model = ctx.models[role]
+    t_r = _runs.phi(model, tr.x[rp], tr.y[rp], inputs.queries)
+    t_h = _runs.phi(model, te.x[hp_], te.y[hp_], inputs.queries)
+    return ulira(t_r, t_h, inputs.shadow_in, inputs.shadow_out) | {"info": inputs.info, "queries": inputs.queries}
+
+
+@register_metric
+class ULiraRetainAuc(_tier2.Tier2Metric):
+    name, family, label = "ulira_retain_auc", "ulira", "privacy onion"
+    run_needs = ("model_spec", "recipe", "store")
+    higher_is_better = False  # lower = retained examples less exposed; compare with the Original row
+    definition = ("Privacy onion (retain-set MIA before/after): online-LiRA AUC of retained training examples vs "
+                  "class-matched held-out ones, calibrated on the plain shadows; unlearned above Original = "
+                  "unlearning exposed data it kept")
+
+    def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
+        return _tier2.memoised(ctx, ("ulira-onion-role", role, id(ctx.models[role]), Tier2Config.from_ctx(ctx)),
+                               lambda: onion_result(ctx, role))
+
+    def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
+        value = res.get("auc")
+        n_pos, n_neg = int(res["n_forget"]), int(res["n_heldout"])
+        details = {"auc": value, "balanced_acc": res.get("balanced_acc"), "tpr_at_1pct_fpr": res.get("tpr_at_1pct_fpr"),
+                   "n_retained_targets": n_pos, "n_heldout": n_neg, "n_dropped": res["n_dropped"],
+                   "n_shadows": res["n_shadows"], "variance": res["variance"], "queries": res["queries"],
+                   "info": res["info"]}
+        se = None if value is None else auc_se(float(value), n_pos, n_neg)
         return MetricValue(None if value is None else float(value), reason=res.get("reason"), details=details, se=se)
 
 
