@@ -97,3 +97,29 @@ def test_evaluate_existing_run(cache: Path):
     assert set(only["metrics"]) == {"forget_acc"}
     bad = run_cli(["evaluate", "nope"], cache)
     assert bad.returncode == 2 and "no unlearned run 'nope'" in bad.stderr
+
+
+def test_aggregate_over_seeds(cache: Path, tmp_path: Path):
+    files = []
+    for seed in (0, 1):
+        out = run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method", "ssd",
+                       "--seed", str(seed), "--param", "alpha=10", "--json"], cache)
+        assert out.returncode == 0, out.stderr
+        files.append(tmp_path / f"seed{seed}.json")
+        files[-1].write_text(out.stdout)
+    recs = [json.loads(f.read_text()) for f in files]
+    out = run_cli(["aggregate", *map(str, files), "--json"], cache)
+    assert out.returncode == 0, out.stderr
+    (group,) = json.loads(out.stdout)  # same method, params and request: one group of two seeds
+    assert group["n_seeds"] == 2 and group["seeds"] == [0, 1] and group["method"] == "ssd"
+    for section in ("metrics", "original", "retrain"):
+        agg = group[section]["test_acc"]
+        values = [r[section]["test_acc"] for r in recs]
+        assert agg["n"] == 2 and agg["mean"] == pytest.approx(sum(values) / 2)
+        assert agg["low"] <= min(values) and agg["high"] >= max(values)  # the t-interval with 1 dof is wide
+    text = run_cli(["aggregate", *map(str, files)], cache)
+    assert text.returncode == 0 and "2 seed(s) [0, 1]" in text.stdout and "±" in text.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    err = run_cli(["aggregate", str(bad)], cache)
+    assert err.returncode == 2 and err.stderr.startswith("error:") and "bad.json" in err.stderr

@@ -46,3 +46,23 @@ def test_efficiency_from_record():
                  "over_neurips23_budget": False}
     assert efficiency_from_record({"time_s": 5.0, "retrain_time_s": 20.0})["over_neurips23_budget"] is True
     assert efficiency_from_record({})["speedup_vs_retrain"] is None
+
+
+def test_groups_by_method_request_and_step():
+    from expunge.metrics.aggregate import aggregate_groups, format_interval
+
+    a = [rec(s, forget_acc=0.9 + 0.01 * s) | {"time_s": 1.0 + s, "time_ratio_to_retrain": 0.1} for s in range(3)]
+    b = [rec(s, forget_acc=0.5) | {"method": "finetune", "params": {}} for s in range(2)]
+    steps = [rec(0, forget_acc=0.1) | {"scenario": "sequential", "step": k} for k in (1, 2)]
+    groups = aggregate_groups([*a, *b, *steps, {"error": "not applicable"}])
+    assert [(g["method"], g.get("step"), g["n_seeds"]) for g in groups] == [
+        ("ssd", None, 3), ("finetune", None, 2), ("ssd", 1, 1), ("ssd", 2, 1)]
+    assert groups[0]["metrics"]["forget_acc"]["mean"] == pytest.approx(0.91)
+    assert groups[0]["times"]["time_s"]["mean"] == pytest.approx(2.0)
+    assert groups[0]["retrain"]["forget_acc"]["reason"] == "zero variance"
+    assert format_interval(groups[0]["metrics"]["forget_acc"]).startswith("0.910 ± ")
+    assert format_interval(groups[1]["metrics"]["forget_acc"]) == "0.500"
+    with pytest.raises(ValueError, match="repeated seeds"):
+        aggregate_groups([a[0], a[0]])
+    with pytest.raises(ValueError, match="no run records"):
+        aggregate_groups([{"error": "x"}])

@@ -1,4 +1,5 @@
-"""``expunge`` command line: demo, train, unlearn, methods, metrics.
+"""``expunge`` command line: demo, train, unlearn, evaluate, aggregate, methods, metrics (scenarios and tuning in
+``cli/tune.py``).
 
 User mistakes (bad forget spec, unknown method, bad hyperparameter, missing data) print one ``error: ...`` line and
 exit with status 2 — no traceback. ``--json`` prints exactly one JSON document on stdout; progress bars go to stderr.
@@ -113,6 +114,46 @@ def evaluate_cmd(
         o, r = result["original"].get(name), result["retrain"].get(name)
         flag = "  [no power]" if result["power"].get(name) == "no power" else ""
         typer.echo(f"{name:<28} unlearned {_num(value)}  original {_num(o)}  retrain {_num(r)}{flag}")
+
+
+@app.command("aggregate")
+def aggregate_cmd(
+    files: Annotated[list[Path], typer.Argument(help="JSON files, each one run record or a list of them (the output "
+                                                     "of `unlearn --json` / `scenario --json` at several seeds)")],
+    bootstrap: Annotated[bool, typer.Option("--bootstrap", help="BCa bootstrap interval instead of Student-t")] = False,
+    confidence: Annotated[float, typer.Option("--confidence", min=0.5, max=0.999)] = 0.95,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mean ± confidence interval over seeds of every metric, per method and request (number of seeds stated)."""
+    import json
+
+    from expunge.metrics.aggregate import aggregate_groups, format_interval
+
+    records: list[Any] = []
+    for f in files:
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ExpungeError(f"cannot read run records from {f}: {exc}") from exc
+        records += doc if isinstance(doc, list) else [doc]
+    try:
+        groups = aggregate_groups(records, confidence=confidence, method="bootstrap" if bootstrap else "t")
+    except ValueError as exc:
+        raise ExpungeError(str(exc)) from exc
+    if as_json:
+        _emit_json(groups)
+        return
+    kind = "BCa bootstrap" if bootstrap else "Student-t"
+    for g in groups:
+        where = " ".join(f"{k}={g[k]}" for k in ("scenario", "step") if k in g)
+        typer.echo(f"\n{g['method']} {g.get('params') or ''} on {g['dataset']}/{g['model']}, forget {g['forget']} "
+                   f"{where}— {g['n_seeds']} seed(s) {g['seeds']}, mean ± {confidence:.0%} {kind} half-width")
+        typer.echo(f"{'metric':<28} {'unlearned':>17} {'original':>17} {'retrain':>17} {'|gap| to retrain':>17}")
+        for name, agg in g["metrics"].items():
+            cells = [format_interval(agg), format_interval(g["original"].get(name)),
+                     format_interval(g["retrain"].get(name)), format_interval(g["gap_to_retrain"].get(name))]
+            typer.echo(f"{name:<28} " + " ".join(f"{c:>17}" for c in cells))
+        typer.echo(f"{'time_ratio_to_retrain':<28} {format_interval(g['times']['time_ratio_to_retrain'], 4):>17}")
 
 
 def _num(v: float | None) -> str:

@@ -5,10 +5,15 @@ request (spec, e.g. ``random:0.1`` — for random requests each seed draws its o
 returns, per metric, ``{"mean", "low", "high", "n", "method"}`` from
 :func:`expunge.metrics.functional.stats.mean_ci` (Student-t by default, or BCa bootstrap). Values that are None in a
 record (metric undefined for that seed) are left out and counted in ``n_missing``.
+
+:func:`aggregate_groups` does this for a mixed pile of records (``expunge aggregate FILE...``): it groups them by
+method, hyperparameters, dataset, model, forget request, scenario and sequential step, and aggregates each group's
+four sections (unlearned, Original, Retrain, gaps) plus the unlearning time and its ratio to retraining.
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -64,3 +69,52 @@ def aggregate_records(records: Sequence[Mapping[str, Any]], *, section: str = "m
         out[name] = {"mean": ci["mean"], "low": ci["low"], "high": ci["high"], "n": ci["n"], "method": ci["method"],
                      "n_missing": len(values) - len(present), "reason": ci["reason"]}
     return out
+
+
+GROUP_FIELDS = ("method", "params", "dataset", "model", "forget", "scenario", "step")
+TIMES = ("time_s", "retrain_time_s", "time_ratio_to_retrain")
+
+
+def aggregate_groups(records: Sequence[Mapping[str, Any]], *, confidence: float = 0.95,
+                     method: Literal["t", "bootstrap"] = "t") -> list[dict[str, Any]]:
+    """Group ``records`` (one per seed) by :data:`GROUP_FIELDS` and aggregate each group over its seeds.
+
+    Returns one dict per group, in first-seen order: the group fields, ``seeds`` (sorted), ``n_seeds``, one entry per
+    section of :data:`SECTIONS` (``{metric: interval}`` as :func:`aggregate_records`) and ``times`` (the same for
+    ``time_s``, ``retrain_time_s`` and ``time_ratio_to_retrain``). Records without ``metrics`` (e.g. a failed run's
+    error record) are skipped.
+
+    Raises:
+        ValueError: No aggregatable record, or a group with a repeated seed (the same run twice).
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for rec in records:
+        if not isinstance(rec, Mapping) or not isinstance(rec.get("metrics"), Mapping):
+            continue
+        key = json.dumps([rec.get(f) for f in GROUP_FIELDS], sort_keys=True, default=str)
+        groups.setdefault(key, []).append(rec)
+    if not groups:
+        raise ValueError("no run records to aggregate (a record is a JSON object with a 'metrics' section, as "
+                         "printed by `expunge unlearn --json`)")
+    out = []
+    for recs in groups.values():
+        first = recs[0]
+        entry: dict[str, Any] = {f: first.get(f) for f in GROUP_FIELDS if first.get(f) is not None}
+        entry["seeds"] = sorted(r.get("seed") for r in recs)
+        entry["n_seeds"] = len(recs)
+        for section in SECTIONS:
+            entry[section] = aggregate_records(recs, section=section, confidence=confidence, method=method)
+        timed = [{**r, "metrics": {t: r.get(t) for t in TIMES}} for r in recs]
+        entry["times"] = aggregate_records(timed, confidence=confidence, method=method)
+        out.append(entry)
+    return out
+
+
+def format_interval(agg: Mapping[str, Any] | None, digits: int = 3) -> str:
+    """"mean ± half-width" (just the mean when the interval collapsed, "—" when there is no value)."""
+    if not agg or agg.get("mean") is None:
+        return "—"
+    mean, low, high = agg["mean"], agg.get("low"), agg.get("high")
+    if low is None or high is None or high == low:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
