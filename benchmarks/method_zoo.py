@@ -4,15 +4,24 @@ For each (scenario, seed) the scenario is prepared once (Original + retrain orac
 on it with its tuned preset for (dataset, model, scenario) when one exists (``expunge tune``; sub-class falls back to
 the full-class preset, owners and sequential to the random one) and its paper defaults otherwise. Each method row
 reports forget / retain / test accuracy, the loss-MIA AUC, gaps to the oracle, unlearning time / oracle time and
-peak memory, averaged over seeds (and over steps for the sequential scenario), and whether it reaches
-**retrain parity**: |Δ forget acc| ≤ 0.02, |Δ test acc| ≤ 0.02 and |Δ MIA AUC| ≤ 0.05 (on the mean over seeds).
+peak memory as mean ± 95% Student-t half-width over seeds (steps of the sequential scenario are averaged within a
+seed first), and whether it reaches **retrain parity**: |Δ forget acc| ≤ 0.02, |Δ test acc| ≤ 0.02 and
+|Δ MIA AUC| ≤ 0.05 (on the mean over seeds).
+
+Results are written after every (seed, scenario) and a rerun resumes: (seed, scenario, method) rows already in the
+JSON are kept and not recomputed. ``--set SCENARIO:NAME=VALUE`` sets a scenario parameter (e.g.
+``full-class:classes=Sandal``); ``--param METHOD:NAME=VALUE`` overrides a method's hyperparameter (shown in the row).
 
     python benchmarks/method_zoo.py --data digits --model mlp --seeds 0 1 2
+    python benchmarks/method_zoo.py --data fashion-mnist --model cnn --seeds 1 2 --scenarios full-class random \
+        --set full-class:classes=Sandal --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -24,6 +33,8 @@ from expunge import presets
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.errors import ExpungeError
 from expunge.methods.base import METHODS
+from expunge.metrics.aggregate import format_interval
+from expunge.metrics.functional.stats import mean_ci
 from expunge.scenarios.base import get_scenario
 
 RESULTS = Path(__file__).parent / "results"
@@ -53,6 +64,26 @@ def fmt(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def per_seed(recs: list[dict[str, Any]], get: Any) -> list[float]:
+    """One value per seed (the mean over a sequential scenario's steps within the seed)."""
+    by_seed: dict[int, list[float | None]] = {}
+    for r in recs:
+        by_seed.setdefault(r["seed"], []).append(get(r))
+    return [m for m in (mean(v) for v in by_seed.values()) if m is not None]
+
+
+def ci(recs: list[dict[str, Any]], get: Any, digits: int = 3) -> str:
+    """mean ± 95% t half-width over seeds (just the mean with one seed)."""
+    vals = per_seed(recs, get)
+    if not vals:
+        return "—"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one seed / zero variance: the interval collapses, format_interval shows it
+        return format_interval(mean_ci(vals), digits)
+
+
 def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
     lines = [f"# Method zoo: {data} / {model}", ""]
     if not records:
@@ -62,8 +93,9 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
         return "\n".join([*lines, "(no successful runs yet)"])
     env = ok[0]["env"]
     seeds = sorted({r["seed"] for r in records})
-    lines += [f"Seeds {seeds}; torch {env['torch']}, {env['cpu_count']} CPU cores. Values are means over seeds (and "
-              "steps for `sequential`). Parity: |Δforget| ≤ 0.02, |Δtest| ≤ 0.02, |ΔMIA AUC| ≤ 0.05 to the retrain "
+    lines += [f"Seeds {seeds}; torch {env['torch']}, {env['cpu_count']} CPU cores. Values are mean ± 95% Student-t "
+              "half-width over seeds (one value: one seed or no spread; `sequential`: steps averaged within each "
+              "seed first). Parity (on the means): |Δforget| ≤ 0.02, |Δtest| ≤ 0.02, |ΔMIA AUC| ≤ 0.05 to the retrain "
               "oracle. Speed-up = oracle training time / unlearning time (one-off cached statistics excluded).", ""]
     parity_rows = []
     for scen in dict.fromkeys(r["scenario"] for r in records):
@@ -71,38 +103,50 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
         recs = [r for r in everything if "env" in r]
         if not recs:
             continue
-        lines += [f"## {scen}", "", "| method | params | forget | retain | test | MIA AUC | Δforget | Δtest | ΔMIA | "
+        n_seeds = len({r["seed"] for r in recs})
+        lines += [f"## {scen}", "", f"{n_seeds} seed(s); {recs[0]['request']['n_forget']} forget examples "
+                  f"(`{recs[0]['forget']}`{', steps: ' + str(recs[0]['k']) if 'k' in recs[0] else ''}).", "",
+                  "| method | params | forget | retain | test | MIA AUC | Δforget | Δtest | ΔMIA | "
                   "speed-up | peak Δmem (MB) | parity |", "|" + "---|" * 12]
-        lines.append(f"| Original | | {fmt(mean([r['original']['forget_acc'] for r in recs]))} | "
-                     f"{fmt(mean([r['original']['retain_acc'] for r in recs]))} | "
-                     f"{fmt(mean([r['original']['test_acc'] for r in recs]))} | "
-                     f"{fmt(mean([r['original']['mia_loss_auc'] for r in recs]))} | | | | | | |")
-        lines.append(f"| Retrain | | {fmt(mean([r['retrain']['forget_acc'] for r in recs]))} | "
-                     f"{fmt(mean([r['retrain']['retain_acc'] for r in recs]))} | "
-                     f"{fmt(mean([r['retrain']['test_acc'] for r in recs]))} | "
-                     f"{fmt(mean([r['retrain']['mia_loss_auc'] for r in recs]))} | | | | | 1 | | |")
+        for role in ("original", "retrain"):
+            lines.append(f"| {role.capitalize()} | | " + " | ".join(
+                ci(recs, lambda r, c=c, role=role: r[role][c]) for c in ("forget_acc", "retain_acc", "test_acc",
+                                                                         "mia_loss_auc"))
+                + " | | | | " + ("1 | | |" if role == "retrain" else "| | |"))
         for method in dict.fromkeys(r["method"] for r in everything):
             mr = [r for r in everything if r["method"] == method]
             if any(r.get("error") for r in mr):
                 lines.append(f"| {method} | | not applicable: {mr[0]['error'][:80]} |" + " |" * 9)
                 continue
-            gaps = {m: mean([r["gap_to_retrain"][m] for r in mr]) for m in PARITY}
-            ratio = mean([r["time_ratio_to_retrain"] for r in mr])
-            speed = None if not ratio else 1.0 / ratio
+            gaps = {m: mean(per_seed(mr, lambda r, m=m: r["gap_to_retrain"][m])) for m in PARITY}
+            speeds = per_seed(mr, lambda r: 1.0 / r["time_ratio_to_retrain"] if r["time_ratio_to_retrain"] else None)
+            speed = mean(speeds)
             parity = all(gaps[m] is not None and gaps[m] <= tol for m, tol in PARITY.items())
             if parity:
                 parity_rows.append((scen, method, speed))
             lines.append(
-                f"| {method} | {mr[0]['preset']} | {fmt(mean([r['metrics']['forget_acc'] for r in mr]))} | "
-                f"{fmt(mean([r['metrics']['retain_acc'] for r in mr]))} | "
-                f"{fmt(mean([r['metrics']['test_acc'] for r in mr]))} | "
-                f"{fmt(mean([r['metrics']['mia_loss_auc'] for r in mr]))} | {fmt(gaps['forget_acc'])} | "
-                f"{fmt(gaps['test_acc'])} | {fmt(gaps['mia_loss_auc'])} | {fmt(speed, 1)}× | "
-                f"{fmt(mean([r['peak_delta_bytes'] / 2**20 for r in mr]), 1)} | {'**yes**' if parity else 'no'} |")
+                f"| {method} | {mr[0]['preset']} | "
+                + " | ".join(ci(mr, lambda r, c=c: r["metrics"][c]) for c in ("forget_acc", "retain_acc", "test_acc",
+                                                                           "mia_loss_auc"))
+                + " | " + " | ".join(ci(mr, lambda r, m=m: r["gap_to_retrain"][m]) for m in PARITY)
+                + f" | {ci(mr, lambda r: 1.0 / r['time_ratio_to_retrain'] if r['time_ratio_to_retrain'] else None, 1)}×"
+                f" | {ci(mr, lambda r: r['peak_delta_bytes'] / 2**20, 1)} | {'**yes**' if parity else 'no'} |")
         lines.append("")
     lines += ["## Retrain parity", ""]
     lines += [f"- {scen}: `{m}` at {fmt(s, 1)}× speed-up" for scen, m, s in parity_rows] or ["- none"]
     return "\n".join(lines) + "\n"
+
+
+def parse_kv(items: list[str], what: str) -> dict[str, dict[str, str]]:
+    """``["full-class:classes=Sandal", ...]`` → ``{"full-class": {"classes": "Sandal"}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        owner, _, kv = item.partition(":")
+        name, sep, value = kv.partition("=")
+        if not sep:
+            raise SystemExit(f"{what} expects OWNER:NAME=VALUE, got {item!r}")
+        out.setdefault(owner, {})[name] = value
+    return out
 
 
 def main() -> None:
@@ -112,36 +156,55 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--scenarios", nargs="+", default=SCENARIOS)
     ap.add_argument("--methods", nargs="+", default=None, help="default: every registered method")
+    ap.add_argument("--set", dest="sets", nargs="*", default=[], help="SCENARIO:NAME=VALUE scenario parameter")
+    ap.add_argument("--param", dest="params", nargs="*", default=[], help="METHOD:NAME=VALUE override")
     ap.add_argument("--store", default=str(Path(".bench-store").resolve()))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--fresh", action="store_true", help="ignore (and overwrite) earlier results")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the JSON and stop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     methods = args.methods or METHODS.names()
+    scen_params, overrides = parse_kv(args.sets, "--set"), parse_kv(args.params, "--param")
     out = RESULTS / f"method_zoo_{args.data}_{args.model}"
     records: list[dict[str, Any]] = []
+    if out.with_suffix(".json").exists() and not args.fresh:
+        records = json.loads(out.with_suffix(".json").read_text())
+    done = {(r["seed"], r["scenario"], r["method"]) for r in records}
+    if args.report_only:
+        atomic_write_text(out.with_suffix(".md"), summarise(records, args.data, args.model))
+        return
     from expunge.store import ArtifactStore
 
     store = ArtifactStore(args.store)
     t0 = time.perf_counter()
     for seed in args.seeds:
         for scen_name in args.scenarios:
-            scenario = get_scenario(scen_name)
+            todo = [m for m in methods if (seed, scen_name, m) not in done]
+            if not todo:
+                continue
+            scenario = get_scenario(scen_name, scen_params.get(scen_name))
             setting = scenario.prepare(args.data, args.model, seed=seed, store=store, progress=False)
-            for method in methods:
+            for method in todo:
                 params, source = preset_params(args.data, args.model, scen_name, method)
+                if method in overrides:
+                    params = {**(params or {}), **overrides[method]}
+                    source = f"{source} + " + ", ".join(f"{k}={v}" for k, v in overrides[method].items())
                 try:
                     recs = scenario.run(setting, method, params, save=False)
                 except ExpungeError as exc:  # e.g. a class-only method on a random request
                     recs = [{"scenario": scen_name, "method": method, "seed": seed, "error": str(exc)}]
                 for r in recs:
                     r["preset"], r["method"] = source, method
+                    r["load_avg"] = os.getloadavg()
                 records.extend(recs)
                 print(f"[{time.perf_counter() - t0:6.0f}s] seed {seed} {scen_name:10s} {method:17s} "
                       + ("error" if recs[0].get("error") else
                          f"Δforget {recs[-1]['gap_to_retrain']['forget_acc']:.3f} "
-                         f"Δtest {recs[-1]['gap_to_retrain']['test_acc']:.3f}"), flush=True)
-            atomic_write_json(out.with_suffix(".json"), records)
-            atomic_write_text(out.with_suffix(".md"), summarise(records, args.data, args.model))
+                         f"Δtest {recs[-1]['gap_to_retrain']['test_acc']:.3f} "
+                         f"speed-up {1 / max(recs[-1]['time_ratio_to_retrain'], 1e-9):.1f}"), flush=True)
+                atomic_write_json(out.with_suffix(".json"), records)
+                atomic_write_text(out.with_suffix(".md"), summarise(records, args.data, args.model))
 
 
 if __name__ == "__main__":
