@@ -3,7 +3,9 @@
 ``RUN`` is the ``unlearned_key`` of a run record (or the path of its store folder). The run's manifest records the
 dataset fingerprint, model spec, recipe, seed, forget ids and the keys of its original and retrain oracle; everything
 is reloaded from the store (hash-verified), the dataset fingerprint is checked, and the chosen metrics are computed for
-the unlearned model, the Original and the Retrain side by side. Tier-0 evaluation never trains anything.
+the unlearned model, the Original and the Retrain side by side. Tier-0 evaluation never trains anything. A run on a
+derived dataset (the corrective scenario's poisoned copy) records how to rebuild it (``dataset_derivation``); the
+rebuilt copy must match the recorded fingerprint, and its triggered test images feed ``backdoor_asr``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,20 @@ def evaluate_run(run: str, *, store: ArtifactStore, tier: int = 0, metrics: Iter
     _, manifest = store.load_tensors("unlearned", key)
     request = manifest["request"]
     labels = "coarse" if request["kind"] == "subclass" else "fine"
-    dataset = load_dataset(manifest["dataset"], data_dir=data_dir, labels=labels)
+    extras = dict(extras or {})
+    derivation = manifest.get("dataset_derivation")
+    if derivation is None:
+        dataset = load_dataset(manifest["dataset"], data_dir=data_dir, labels=labels)
+    elif derivation.get("kind") == "backdoor":  # the corrective scenario's poisoned copy, rebuilt exactly
+        from expunge.metrics.backdoor import EXTRAS_KEY
+        from expunge.scenarios.corrective import rebuild_poisoned
+
+        poisoned = rebuild_poisoned(derivation, data_dir)
+        dataset = poisoned.dataset
+        extras.setdefault(EXTRAS_KEY, poisoned.triggered_test())  # backdoor_asr's triggered test images
+    else:
+        raise ArtifactError(f"run {key} was made on a derived dataset of unknown kind {derivation.get('kind')!r}; "
+                            "this version of expunge cannot rebuild it")
     check_fingerprint({"dataset": {"fingerprint": manifest["dataset_fingerprint"]}}, dataset)
     splits = Splits.from_ids(dataset, np.asarray(manifest["forget_ids"], dtype=np.int64),
                              request=ForgetRequest("ids", ids=tuple(manifest["forget_ids"])),

@@ -158,6 +158,8 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
         manifest = {k: v for k, v in record.items() if k != "env"}
         manifest["forget_ids"] = prep.splits.forget_ids.tolist()  # lets `expunge evaluate` rebuild any request
         manifest["model_spec"], manifest["recipe"] = prep.spec.to_dict(), prep.recipe.to_dict()
+        if prep.dataset.derivation is not None:  # a derived dataset (a poisoned copy): how to rebuild it
+            manifest["dataset_derivation"] = prep.dataset.derivation
         prep.store.save_model("unlearned", key, res.model, manifest)
         record["unlearned_key"] = key
     return record, res.model

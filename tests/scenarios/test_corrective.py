@@ -83,3 +83,16 @@ def test_partial_identification_leaves_the_retrain_backdoored(session_store, fas
     st = sc.prepare("digits", "mlp", seed=0, store=session_store, recipe=fast_recipe, metrics=METRICS,
                     progress=False)
     assert st.steps[0].baseline["backdoor_asr"]["retrain"].value > 0.5  # Goel et al.: retraining is not enough
+
+
+def test_stored_corrective_run_is_re_evaluated_with_the_rebuilt_poisoned_data(fully_identified):
+    from expunge.evaluation import evaluate_run
+
+    sc, st = fully_identified
+    (rec,) = sc.run(st, "finetune", {"epochs": 1}, metrics=METRICS, save=True)
+    manifest = st.steps[0].store.load_tensors("unlearned", rec["unlearned_key"])[1]
+    assert manifest["dataset"] == "digits+backdoor" and manifest["dataset_derivation"]["kind"] == "backdoor"
+    again = evaluate_run(rec["unlearned_key"], store=st.steps[0].store, metrics=[*METRICS, "backdoor_asr"])
+    for role in ("metrics", "original", "retrain"):  # same poisoned data (fingerprint checked), same numbers
+        for name in ("backdoor_asr", "test_acc", "forget_acc"):
+            assert again[role][name] == pytest.approx(rec[role][name], abs=1e-12), (role, name)

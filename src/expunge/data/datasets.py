@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -73,6 +73,9 @@ class Dataset:
     fingerprint: str
     fine_to_coarse: tuple[int, ...] = field(default=())
     input_range: tuple[float, float] | None = None  # model-input values of a black and a white pixel (images)
+    # How to rebuild a dataset derived from a registered one (JSON; e.g. the corrective scenario's poisoned copy),
+    # saved in run manifests so that `expunge evaluate` can rebuild it. None for registered / user datasets.
+    derivation: dict[str, Any] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -142,6 +145,7 @@ def from_arrays(
     owners: np.ndarray | None = None,
     raw_for_fingerprint: tuple[np.ndarray, ...] | None = None,
     input_range: tuple[float, float] | None = None,
+    derivation: dict[str, Any] | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from arrays (images already scaled, shape N×C×H×W or N×D). Also the public entry
     point for users' own data."""
@@ -169,7 +173,7 @@ def from_arrays(
                      ids=test_ids, fine=y_test)
     return Dataset(name=name, train=train, test=test, class_names=tuple(task_names),
                    fine_class_names=tuple(class_names), label_set=labels, fingerprint=fp,
-                   fine_to_coarse=tuple(fine_to_coarse), input_range=input_range)
+                   fine_to_coarse=tuple(fine_to_coarse), input_range=input_range, derivation=derivation)
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:

@@ -51,6 +51,7 @@ from expunge.train.loop import TrainRecipe
 from expunge.train.oracle import default_recipe, model_spec_for, train_original
 
 REQUIRED_METRICS = ("backdoor_asr", "test_acc")
+DERIVATION = "backdoor"  # Dataset.derivation["kind"] of a poisoned copy
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,8 +121,18 @@ def poison_dataset(clean: Dataset, *, fraction: float, target: int, side: int = 
     y[pos] = target
     data = from_arrays(f"{clean.name}+backdoor", x_train=x, y_train=y, x_test=clean.test.x.numpy(),
                        y_test=clean.test.fine, class_names=clean.fine_class_names, train_ids=train.ids,
-                       test_ids=clean.test.ids, owners=train.owners, input_range=clean.input_range)
+                       test_ids=clean.test.ids, owners=train.owners, input_range=clean.input_range,
+                       derivation={"kind": DERIVATION, "clean": clean.name, "clean_fingerprint": clean.fingerprint,
+                                   "fraction": fraction, "target": target, "side": side, "seed": seed})
     return PoisonedData(clean, data, np.sort(train.ids[pos]), target, side, value)
+
+
+def rebuild_poisoned(derivation: Mapping[str, Any], data_dir: str | None = None) -> PoisonedData:
+    """The poisoned data a run manifest's ``dataset_derivation`` describes (``expunge evaluate`` on a corrective
+    run); the caller checks the rebuilt dataset's fingerprint against the manifest's."""
+    clean = load_dataset(str(derivation["clean"]), data_dir=data_dir)
+    return poison_dataset(clean, fraction=float(derivation["fraction"]), target=int(derivation["target"]),
+                          side=int(derivation["side"]), seed=int(derivation["seed"]))
 
 
 def _with_required(metrics: Iterable[str] | None) -> list[str] | None:
