@@ -1,8 +1,18 @@
 """Wall time and peak memory of a block of work, on CPU.
 
-``tracemalloc`` does not see PyTorch's allocator, so peak memory is the peak resident set size, sampled from
-``/proc/self/statm`` every few milliseconds by a daemon thread, reported both absolute and as the increase over the
-RSS at the start of the block. On platforms without ``/proc`` it falls back to ``resource.ru_maxrss`` (absolute only).
+``tracemalloc`` does not see PyTorch's allocator, so peak memory is the peak resident set size (RSS), reported both
+absolute and as the increase over the RSS at the start of the block.
+
+How the peak is measured, best first:
+
+1. **Kernel high-water mark** (Linux ≥ 4.0): writing ``5`` to ``/proc/self/clear_refs`` resets the process's peak
+   RSS, and ``VmHWM`` in ``/proc/self/status`` is then the exact peak since the reset — no sampling, no thread, no
+   per-step cost. Monitors nest (``run_method`` around a method that calls the trainer): before a block resets the
+   mark, the peak so far is handed to every enclosing open monitor, and when it ends its peak is handed to them too,
+   so an outer block's peak covers its inner blocks.
+2. **Sampling** (no writable ``clear_refs``): a daemon thread reads ``/proc/self/statm`` every ``interval_s``
+   (short spikes between samples are missed).
+3. No ``/proc``: ``resource.ru_maxrss`` (the process's lifetime peak; absolute only, delta 0).
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ from dataclasses import dataclass
 from types import TracebackType
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_LOCK = threading.Lock()
+_OPEN: list[Monitor] = []  # monitors in high-water-mark mode that are inside their block
 
 
 def current_rss() -> int | None:
@@ -25,6 +37,28 @@ def current_rss() -> int | None:
         return None
 
 
+def peak_rss_since_reset() -> int | None:
+    """``VmHWM`` of this process in bytes (None without ``/proc``)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark to the current RSS; False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 @dataclass
 class Measurement:
     wall_s: float = 0.0
@@ -33,11 +67,14 @@ class Measurement:
 
 
 class Monitor:
-    """Context manager measuring wall time and peak RSS: ``with Monitor() as m: ...; m.result``."""
+    """Context manager measuring wall time and peak RSS: ``with Monitor() as m: ...; m.result``.
+    ``mode`` (after entering): ``"hwm"``, ``"sampled"`` or ``"lifetime"`` (see the module docstring)."""
 
-    def __init__(self, interval_s: float = 0.005) -> None:
+    def __init__(self, interval_s: float = 0.005, *, use_hwm: bool = True) -> None:
         self.interval_s = interval_s
+        self.use_hwm = use_hwm
         self.result = Measurement()
+        self.mode = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_rss = 0
@@ -49,24 +86,45 @@ class Monitor:
             if rss is not None and rss > self._peak:
                 self._peak = rss
 
+    @staticmethod
+    def _hand_peak_to_open() -> None:
+        """Give the peak since the last reset to every open monitor (caller holds the lock)."""
+        peak = peak_rss_since_reset()
+        if peak is not None:
+            for m in _OPEN:
+                m._peak = max(m._peak, peak)
+
     def __enter__(self) -> Monitor:
         rss = current_rss()
         self._start_rss = self._peak = rss or 0
-        if rss is not None:
+        if rss is not None and self.use_hwm:
+            with _LOCK:
+                self._hand_peak_to_open()
+                if reset_peak_rss() and peak_rss_since_reset() is not None:
+                    _OPEN.append(self)
+                    self.mode = "hwm"
+        if not self.mode and rss is not None:
+            self.mode = "sampled"
             self._thread = threading.Thread(target=self._poll, daemon=True)
             self._thread.start()
+        self.mode = self.mode or "lifetime"
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         wall = time.perf_counter() - self._t0
-        self._stop.set()
-        if self._thread is not None:
+        if self.mode == "hwm":
+            with _LOCK:
+                self._hand_peak_to_open()  # includes self: its own peak, and the enclosing monitors'
+                _OPEN.remove(self)
+        elif self.mode == "sampled":
+            self._stop.set()
+            assert self._thread is not None
             self._thread.join()
-            rss = current_rss() or 0
-            peak = max(self._peak, rss)
-            self.result = Measurement(wall, peak, max(0, peak - self._start_rss))
-        else:  # pragma: no cover - no /proc
+        if self.mode == "lifetime":  # pragma: no cover - no /proc
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
             self.result = Measurement(wall, peak, 0)
+            return
+        peak = max(self._peak, current_rss() or 0)
+        self.result = Measurement(wall, peak, max(0, peak - self._start_rss))

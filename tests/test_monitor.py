@@ -1,0 +1,51 @@
+"""Peak-memory measurement: a temporary allocation inside the block is seen (exactly with the kernel's high-water
+mark, approximately by sampling), nested blocks hand their peak to the enclosing one, and a block after the memory is
+freed does not inherit the earlier peak."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from expunge.train.monitor import Monitor, current_rss, reset_peak_rss
+
+MB = 2**20
+pytestmark = pytest.mark.skipif(current_rss() is None, reason="needs /proc")
+
+
+def spike(mb: int, hold_s: float = 0.0) -> None:
+    a = np.ones(mb * MB // 8)  # touched pages: resident
+    time.sleep(hold_s)  # lets the sampling thread see it
+    del a
+
+
+@pytest.mark.parametrize("use_hwm", [True, False])
+def test_a_temporary_allocation_is_the_peak(use_hwm):
+    if use_hwm and not reset_peak_rss():
+        pytest.skip("/proc/self/clear_refs is not writable here")
+    with Monitor(use_hwm=use_hwm) as m:
+        spike(200, hold_s=0.0 if use_hwm else 0.05)
+    assert m.mode == ("hwm" if use_hwm else "sampled")
+    assert m.result.peak_delta_bytes >= 180 * MB  # freed before the block ended, still counted
+    with Monitor(use_hwm=use_hwm) as later:
+        spike(1)
+    assert later.result.peak_delta_bytes < 50 * MB  # the earlier spike does not leak into a later block
+
+
+def test_nested_blocks_hand_their_peak_to_the_enclosing_block():
+    if not reset_peak_rss():
+        pytest.skip("/proc/self/clear_refs is not writable here")
+    with Monitor() as outer:
+        spike(150)  # before the inner block resets the kernel's mark
+        with Monitor() as inner:
+            spike(60)
+        with Monitor() as inner2:
+            pass
+        spike(10)
+    assert inner.mode == outer.mode == "hwm"
+    assert outer.result.peak_delta_bytes >= 140 * MB
+    assert 50 * MB <= inner.result.peak_delta_bytes < 140 * MB
+    assert inner2.result.peak_delta_bytes < 50 * MB
+    assert outer.result.wall_s >= inner.result.wall_s
