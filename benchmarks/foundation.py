@@ -15,6 +15,7 @@ import argparse
 import json
 import platform
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,9 @@ def fmt_ci(values: list[float | None], digits: int = 3) -> str:
         return "—"
     if len(vals) == 1:  # no interval from one seed
         return f"{vals[0]:.{digits}f}"
-    ci = mean_ci(vals)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zero spread over seeds (e.g. forget acc 0.000 everywhere): no interval
+        ci = mean_ci(vals)
     half = (ci["high"] - ci["low"]) / 2 if ci["high"] is not None else 0.0
     return f"{ci['mean']:.{digits}f} ± {half:.{digits}f}"
 
@@ -51,6 +54,21 @@ def gap_closed(rec: dict[str, Any], metric: str) -> float | None:
     if None in (o, u, r) or abs(o - r) < 1e-9:
         return None
     return (o - u) / (o - r)
+
+
+def _by_seed_scenario(records: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
+    out: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for r in records:
+        out.setdefault((r["seed"], r["scenario"]), []).append(r)
+    return out
+
+
+def annotate_oracle_env(records: list[dict[str, Any]], store: ArtifactStore) -> None:
+    """Copy each record's oracle training environment (threads) from the store's manifest, when present."""
+    for r in records:
+        if "oracle_env" not in r and store.exists("oracle", r["oracle_key"]):
+            manifest = json.loads((store.path("oracle", r["oracle_key"]) / "manifest.json").read_text())
+            r["oracle_env"] = manifest.get("env", {})
 
 
 def summarise(records: list[dict[str, Any]]) -> str:
@@ -92,6 +110,17 @@ def summarise(records: list[dict[str, Any]]) -> str:
                         fmt_ci([gap_closed(r, "mia_loss_auc") for r in mr], 2)]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
+    lines += ["## Timing conditions", "", "Each time ratio divides a method's wall time by its own seed's oracle "
+              "training time. Threads and load differed between seeds (the machine was shared with other jobs), so "
+              "compare ratios within a seed; the speed-ups across seeds are what one gets on a busy 2-core CPU.", "",
+              "| seed | scenario | oracle time (s) | oracle torch threads | method torch threads |",
+              "|---|---|---|---|---|"]
+    for (seed, scen), recs in sorted(_by_seed_scenario(records).items()):
+        threads = sorted({r["env"].get("torch_threads") for r in recs})
+        o = recs[0].get("oracle_env", {})
+        lines.append(f"| {seed} | {scen} | {recs[0]['retrain_time_s']:.0f} | {o.get('torch_threads', '?')} | "
+                     f"{', '.join(map(str, threads))} |")
+    lines.append("")
     lines += ["Δ = |method − Retrain|. `mia_loss_auc`: cross-validated loss-LR attack, forget vs test (for full-class "
               "the forget class is absent from the oracle, so its forget losses are high and the attack separates "
               "them — compare with Retrain, not with 0.5).", ""]
@@ -133,6 +162,8 @@ def main() -> None:
                       f"forget {rec['metrics']['forget_acc']:.3f} (R {rec['retrain']['forget_acc']:.3f}) "
                       f"test {rec['metrics']['test_acc']:.3f} (R {rec['retrain']['test_acc']:.3f}) "
                       f"time {rec['time_s']:.1f}s", flush=True)
+    annotate_oracle_env(records, store)
+    atomic_write_json(out_json, records)
     atomic_write_text(out_md, summarise(records) + f"\nMachine: {platform.processor() or platform.machine()}.\n")
 
 
