@@ -66,8 +66,7 @@ def _by_seed_scenario(records: list[dict[str, Any]]) -> dict[tuple[int, str], li
 def annotate_oracle_env(records: list[dict[str, Any]], store: ArtifactStore) -> None:
     """Copy each record's oracle training environment (threads) from the store's manifest, when present."""
     for r in records:
-        if "oracle_env" not in r and store.exists("oracle", r["oracle_key"]):
-            manifest = json.loads((store.path("oracle", r["oracle_key"]) / "manifest.json").read_text())
+        if "oracle_env" not in r and (manifest := store.read_manifest("oracle", r["oracle_key"])) is not None:
             r["oracle_env"] = manifest.get("env", {})
 
 

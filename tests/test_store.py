@@ -122,3 +122,13 @@ def test_safetensors_import(tmp_path: Path):
 def test_store_key_is_order_independent():
     assert ArtifactStore.key({"a": 1, "b": [1, 2]}) == ArtifactStore.key({"b": [1, 2], "a": 1})
     assert ArtifactStore.key({"a": 1}) != ArtifactStore.key({"a": 2})
+
+
+def test_read_manifest_without_tensors(tmp_path: Path):
+    store = ArtifactStore(tmp_path)
+    saved = store.save_tensors("stats", "k1", {"a": torch.ones(3)}, {"note": "x"})
+    got = store.read_manifest("stats", "k1")
+    assert got == saved and got["note"] == "x" and got["env"]["torch_threads"] >= 1
+    assert store.read_manifest("stats", "missing") is None
+    (store.path("stats", "k1") / MANIFEST).write_text("{broken")
+    assert store.read_manifest("stats", "k1") is None

@@ -80,6 +80,13 @@ class ArtifactStore:
     def exists(self, kind: str, key: str) -> bool:
         return (self.path(kind, key) / MANIFEST).is_file()
 
+    def read_manifest(self, kind: str, key: str) -> dict[str, Any] | None:
+        """An artifact's JSON manifest without loading (or verifying) its tensors; None if absent or unreadable."""
+        try:
+            return dict(json.loads((self.path(kind, key) / MANIFEST).read_text()))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+
     def save_tensors(self, kind: str, key: str, tensors: Mapping[str, torch.Tensor],
                      manifest: Mapping[str, Any]) -> dict[str, Any]:
         blob = st_save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
