@@ -217,11 +217,11 @@ def main() -> None:
                     r["preset"], r["method"] = source, method
                     r["load_avg"] = os.getloadavg()
                 records.extend(recs)
+                gaps = {} if recs[0].get("error") else recs[-1]["gap_to_retrain"]
                 print(f"[{time.perf_counter() - t0:6.0f}s] seed {seed} {scen_name:10s} {method:17s} "
                       + ("error" if recs[0].get("error") else
-                         f"Δforget {recs[-1]['gap_to_retrain']['forget_acc']:.3f} "
-                         f"Δtest {recs[-1]['gap_to_retrain']['test_acc']:.3f} "
-                         f"speed-up {1 / max(recs[-1]['time_ratio_to_retrain'], 1e-9):.1f}"), flush=True)
+                         f"Δforget {fmt(gaps.get('forget_acc'))} Δtest {fmt(gaps.get('test_acc'))} "
+                         f"speed-up {1 / max(recs[-1]['time_ratio_to_retrain'] or 1e-9, 1e-9):.1f}"), flush=True)
                 atomic_write_json(out.with_suffix(".json"), records)
                 atomic_write_text(out.with_suffix(".md"), summarise(records, args.data, args.model))
 

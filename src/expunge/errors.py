@@ -61,6 +61,10 @@ class UnsafeFormat(ArtifactError):
     """Refused to load a pickle-based file (code execution risk) without explicit opt-in."""
 
 
+class NonFiniteOutputs(ExpungeError, ValueError):
+    """A model's outputs contain NaN or ±inf (a collapsed model): metrics on them are None with this reason."""
+
+
 class InvalidForgetRequest(ExpungeError, ValueError):
     """Base for forget requests and splits that cannot be honoured. Nothing is written when raised."""
 

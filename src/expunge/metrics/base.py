@@ -22,6 +22,7 @@ from torch import nn
 from expunge._registry import Registry
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
+from expunge.errors import NonFiniteOutputs
 
 Role = Literal["unlearned", "original", "retrain"]
 SplitName = Literal["forget", "retain", "test"]
@@ -104,10 +105,18 @@ class EvalContext:
         return self._split_tensors(split)[1].numpy()
 
     def logits(self, role: str, split: str) -> np.ndarray:
+        """The ``role`` model's logits on ``split`` (cached). Raises :class:`NonFiniteOutputs` when any is NaN/±inf:
+        a collapsed model has no accuracy, divergence or attack score, and :meth:`Metric.__call__` turns this into
+        a None value with the reason."""
         key = (role, split)
         if key not in self._logits:
             self._logits[key] = predict_logits(self.models[role], self._split_tensors(split)[0], self.batch_size)
-        return self._logits[key]
+        out = self._logits[key]
+        bad = ~np.isfinite(out).all(axis=1) if out.ndim == 2 else ~np.isfinite(out)
+        if bad.any():
+            raise NonFiniteOutputs(f"the {role} model's outputs on the {split} split are not finite "
+                                   f"({int(bad.sum())} of {len(out)} examples): a collapsed model")
+        return out
 
     def test_class_mask(self) -> np.ndarray:
         """Boolean mask over the test split: True where the example's class was forgotten (class requests)."""
@@ -130,7 +139,10 @@ class Metric(ABC):
         missing = [n for n in self.needs if not ctx.has(n)]
         if missing:
             return MetricValue(None, reason=f"no {' / '.join(missing)} model")
-        return self.compute(ctx, role)
+        try:
+            return self.compute(ctx, role)
+        except NonFiniteOutputs as exc:  # never NaN, never a crash: None with the reason
+            return MetricValue(None, reason=str(exc))
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

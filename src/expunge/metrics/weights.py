@@ -33,7 +33,12 @@ class _WeightL2(Metric):
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
         if role == self.reference:
             return MetricValue(None, reason=f"the {role} model compared with itself (0 by construction)")
-        res = l2_distance(parameters_of(ctx.models[role]), parameters_of(ctx.models[self.reference]))
+        params, ref = parameters_of(ctx.models[role]), parameters_of(ctx.models[self.reference])
+        bad = [n for d in (params, ref) for n, a in d.items() if not np.isfinite(a).all()]
+        if bad:
+            return MetricValue(None, reason=f"non-finite parameters ({', '.join(sorted(set(bad))[:3])}): a collapsed "
+                                            "model")
+        res = l2_distance(params, ref)
         if res["distance"] is None:
             return MetricValue(None, reason=f"not comparable in weight space: {res['reason']}")
         return MetricValue(res["distance"], details={"relative": res["relative"], "n_params": res["n_params"]})
