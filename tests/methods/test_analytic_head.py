@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from method_helpers import accuracy
 from torch import nn
 
 from expunge.data.request import Splits
@@ -110,14 +111,9 @@ def test_generic_module_uses_the_last_linear(prepared_class3):
     assert torch.equal(res.model[1].weight, net[1].weight)
 
 
-def _acc(model, x, y):
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
 def test_forgets_a_class(prepared_class3):
     prep = prepared_class3
     res = _run(prep, prep.splits)
     tr, te, f = prep.dataset.train, prep.dataset.test, prep.splits.forget
-    assert _acc(res.model, tr.x[f], tr.y[f]) < 0.02  # class 3's column of Q' is 0: its score is exactly 0
-    assert _acc(res.model, te.x, te.y) > 0.8
+    assert accuracy(res.model, tr.x[f], tr.y[f]) < 0.02  # class 3's column of Q' is 0: its score is exactly 0
+    assert accuracy(res.model, te.x, te.y) > 0.8

@@ -3,11 +3,11 @@ as specified, the head untouched, and forgetting on digits."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 import torch
+from method_helpers import permuted_labels
 from torch import nn
 
 from expunge.data.access import DataAccess
@@ -26,18 +26,10 @@ from expunge.unlearn import run_method
 SMALL = {"epochs": "2", "vae_epochs": "1", "temperature": "5", "lr_ra": "1e-3"}
 
 
-def _permuted_labels(dataset, seed):
-    g = torch.Generator().manual_seed(seed)
-    y = dataset.train.y
-    perm_y = (y[torch.randperm(len(y), generator=g)] + 1 + seed) % dataset.num_classes
-    assert not torch.equal(perm_y, y)
-    return dataclasses.replace(dataset, train=dataclasses.replace(dataset.train, y=perm_y))
-
-
 def test_permuting_labels_of_forget_and_retain_gives_a_bit_identical_model(prepared_class3):
     prep = prepared_class3
     hashes = []
-    for ds in (prep.dataset, _permuted_labels(prep.dataset, 0), _permuted_labels(prep.dataset, 1)):
+    for ds in (prep.dataset, permuted_labels(prep.dataset, 0), permuted_labels(prep.dataset, 1)):
         # same positions (splits), different labels on every forget and retain example
         res = run_method(get_method("laf", SMALL), prep.original.model, ds, prep.splits, RunContext(seed=3))
         hashes.append(state_hash(res.model))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 from copy import deepcopy
 
 import torch
+from method_helpers import permuted_labels
 from torch import nn
 
 from expunge.data.access import DataAccess
@@ -56,18 +56,10 @@ def test_forget_equals_full_set_selects_nothing(prepared_class3):
     assert sum(selected.values()) == 0 and state_hash(copy) == state_hash(model)
 
 
-def _permuted_labels(dataset, seed):
-    g = torch.Generator().manual_seed(seed)
-    y = dataset.train.y
-    perm_y = (y[torch.randperm(len(y), generator=g)] + 1 + seed) % dataset.num_classes
-    assert not torch.equal(perm_y, y)
-    return dataclasses.replace(dataset, train=dataclasses.replace(dataset.train, y=perm_y))
-
-
 def test_permuting_labels_of_train_and_forget_gives_a_bit_identical_model(prepared_class3):
     prep = prepared_class3
     hashes = []
-    for ds in (prep.dataset, _permuted_labels(prep.dataset, 0), _permuted_labels(prep.dataset, 1)):
+    for ds in (prep.dataset, permuted_labels(prep.dataset, 0), permuted_labels(prep.dataset, 1)):
         ctx = RunContext(seed=0)  # no store: the full-set statistic is recomputed from the permuted data each time
         res = run_method(get_method("lfssd", {"alpha": "10"}), prep.original.model, ds, prep.splits, ctx)
         assert res.access["train_stats"] == ["lfssd_output_sensitivity"]

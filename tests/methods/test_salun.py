@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from method_helpers import accuracy
 from torch import nn
 
 from expunge.methods._shared.saliency import MaskedUpdates, saliency_mask
@@ -71,15 +72,10 @@ def test_masked_updates_freeze_weights_and_state_under_adam_with_decay():
     assert not model.weight._backward_hooks  # hooks removed on exit
 
 
-def _acc(model, x, y):
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
 def test_forgets_and_keeps_utility(prepared_class3):
     prep = prepared_class3
     res = run_method(get_method("salun", {"epochs": "3"}), prep.original.model, prep.dataset, prep.splits,
                      RunContext(seed=0))
     tr = prep.dataset.train
-    assert _acc(res.model, tr.x[prep.splits.forget], tr.y[prep.splits.forget]) < 0.3
-    assert _acc(res.model, tr.x[prep.splits.retain], tr.y[prep.splits.retain]) > 0.9
+    assert accuracy(res.model, tr.x[prep.splits.forget], tr.y[prep.splits.forget]) < 0.3
+    assert accuracy(res.model, tr.x[prep.splits.retain], tr.y[prep.splits.retain]) > 0.9

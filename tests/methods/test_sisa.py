@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from method_helpers import accuracy
 from torch import nn
 
 from expunge.data.request import Splits
@@ -153,19 +154,14 @@ def test_retain_set_must_be_the_complement(sisa_env, digits):
         _run(sisa_env, digits, forget, retain_ids=retain)
 
 
-def _acc(model, x, y):
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
 def test_forgets_a_class(prepared_class3):
     prep = prepared_class3
     ctx = RunContext(seed=0, model_spec=prep.spec, recipe=prep.recipe, store=prep.store)
     res = run_method(get_method("sisa", {"epochs": "3"}), prep.original.model, prep.dataset, prep.splits, ctx,
                      original_key=prep.original.key)
     tr, te, f = prep.dataset.train, prep.dataset.test, prep.splits.forget
-    assert _acc(res.model, tr.x[f], tr.y[f]) < 0.02  # no constituent has seen a 3 any more
-    assert _acc(res.model, te.x, te.y) > 0.6
+    assert accuracy(res.model, tr.x[f], tr.y[f]) < 0.02  # no constituent has seen a 3 any more
+    assert accuracy(res.model, te.x, te.y) > 0.6
     assert res.notes["shards_affected"] == 4 and res.notes["sisa_ensemble_train_s"] > 0
 
 
@@ -177,9 +173,9 @@ def test_forgotten_random_examples_look_unseen(prepared_random):
     state, _ = prep.store.load_tensors("train_stats", _stat_key(prep, res))
     before = ensemble_from_state(state, prep.spec)
     tr, te, f = prep.dataset.train, prep.dataset.test, prep.splits.forget
-    forget_acc, test_acc = _acc(res.model, tr.x[f], tr.y[f]), _acc(res.model, te.x, te.y)
+    forget_acc, test_acc = accuracy(res.model, tr.x[f], tr.y[f]), accuracy(res.model, te.x, te.y)
     assert abs(forget_acc - test_acc) < 0.1
-    assert _acc(before, tr.x[f], tr.y[f]) > forget_acc  # the ensemble trained on D had memorised them
+    assert accuracy(before, tr.x[f], tr.y[f]) > forget_acc  # the ensemble trained on D had memorised them
 
 
 def _stat_key(prep, res):
