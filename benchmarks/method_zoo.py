@@ -24,6 +24,7 @@ import json
 import os
 import statistics
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,6 @@ def ci(recs: list[dict[str, Any]], get: Any, digits: int = 3) -> str:
     vals = per_seed(recs, get)
     if not vals:
         return "—"
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one seed / zero variance: the interval collapses, format_interval shows it
         return format_interval(mean_ci(vals), digits)

@@ -82,7 +82,7 @@ class EvalContext:
         self.models = {k: v for k, v in models.items() if v is not None}
         self.run = run or RunInfo()
         self.extras: dict[str, Any] = dict(extras or {})  # scenario-provided inputs (e.g. triggered test images)
-        self._logits: dict[tuple[str, str], np.ndarray] = {}
+        self._logits: dict[tuple[str, str], np.ndarray | str] = {}  # logits, or why they are unusable
 
     def with_model(self, role: str, model: nn.Module) -> EvalContext:
         """A context with ``role`` set to ``model``, sharing the cached outputs of every other role."""
@@ -109,14 +109,16 @@ class EvalContext:
         a collapsed model has no accuracy, divergence or attack score, and :meth:`Metric.__call__` turns this into
         a None value with the reason."""
         key = (role, split)
-        if key not in self._logits:
-            self._logits[key] = predict_logits(self.models[role], self._split_tensors(split)[0], self.batch_size)
-        out = self._logits[key]
-        bad = ~np.isfinite(out).all(axis=1) if out.ndim == 2 else ~np.isfinite(out)
-        if bad.any():
-            raise NonFiniteOutputs(f"the {role} model's outputs on the {split} split are not finite "
-                                   f"({int(bad.sum())} of {len(out)} examples): a collapsed model")
-        return out
+        if key not in self._logits:  # checked once; a collapsed model's entry is the reason, not the array
+            out = predict_logits(self.models[role], self._split_tensors(split)[0], self.batch_size)
+            bad = ~np.isfinite(out).all(axis=1) if out.ndim == 2 else ~np.isfinite(out)
+            self._logits[key] = out if not bad.any() else (
+                f"the {role} model's outputs on the {split} split are not finite ({int(bad.sum())} of {len(out)} "
+                "examples): a collapsed model")
+        cached = self._logits[key]
+        if isinstance(cached, str):
+            raise NonFiniteOutputs(cached)
+        return cached
 
     def test_class_mask(self) -> np.ndarray:
         """Boolean mask over the test split: True where the example's class was forgotten (class requests)."""
