@@ -159,3 +159,44 @@ def test_a_method_that_never_applies_is_skipped_not_preset(tuned, session_store,
                presets_dir=tmp_path, check=False)
     assert not run.results and "no trial could be scored" in run.skipped["ssd"] and not run.failures
     assert not run.path.exists()
+
+
+def test_fixed_fields_are_held_in_every_trial_and_recorded(session_store, fast_recipe, tmp_path):
+    run = tune("digits", "mlp", "random", ["ssd"], n_trials=3, seed=0, store=session_store, recipe=fast_recipe,
+               presets_dir=tmp_path, check=False, fixed={"ssd": {"lam": "2.5"}})
+    (res,) = run.results
+    assert [t["values"].get("lam") for t in res.trials] == [None] * 3  # not searched ...
+    assert set(res.search_space) == {d.name for d in search_space(SSDParams)} - {"lam"}
+    assert res.params["lam"] == 2.5 and res.fixed == {"lam": 2.5}  # ... but applied to every trial and the choice
+    entry = json.loads(run.path.read_text())["ssd"]
+    assert entry["fixed"] == {"lam": 2.5} and entry["params"]["lam"] == 2.5
+    # trial 0 is the paper defaults with the fixed value applied: its objective is that run's
+    sc = get_scenario("random")
+    st = sc.prepare("digits", "mlp", seed=0, store=session_store, recipe=fast_recipe, metrics=OBJECTIVE_METRICS,
+                    progress=False, validation=True)
+    recs = sc.run(st, "ssd", SSDParams(lam=2.5), metrics=OBJECTIVE_METRICS, save=False)
+    assert res.default_objective == pytest.approx(gap_objective(recs))
+
+
+@pytest.mark.parametrize("fixed, match", [
+    ({"ssd": {"alpha": "5", "lam": "1"}}, "every searched field"),
+    ({"neggrad": {"lr": "0.1"}}, "not being tuned: neggrad"),
+    ({"ssd": {"no_such_field": "1"}}, "no_such_field"),
+])
+def test_bad_fixed_values_fail_before_training(fixed, match, tmp_path, monkeypatch):
+    import expunge.tune as tune_module
+
+    monkeypatch.setattr(tune_module, "get_scenario", lambda *a, **k: pytest.fail("prepared before validating"))
+    with pytest.raises(Exception, match=match):
+        tune("digits", "mlp", "random", ["ssd"], n_trials=1, presets_dir=tmp_path, check=False, fixed=fixed)
+    assert not list(tmp_path.iterdir())
+
+
+def test_cli_fix_needs_method_name_and_value(monkeypatch, capsys):
+    from expunge.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["expunge", "tune", "--methods", "ssd", "--fix", "lam=2"])
+    with pytest.raises(SystemExit) as exit_info:
+        main.main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--fix expects METHOD:NAME=VALUE" in err and "'lam=2'" in err

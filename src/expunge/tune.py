@@ -13,6 +13,9 @@ For one (dataset, model, scenario) and each method:
   scenario's objective, by default the mean of |Δforget_acc|, |Δtest_acc| and |Δmia_loss_auc| to the retrain oracle
   (tier-0 gaps; never raw forget accuracy). A trial whose parameters are invalid or whose model cannot be scored
   (diverged, metric undefined) scores :data:`PENALTY` = 1, the largest possible mean gap;
+* ``fixed`` holds some of a method's fields at given values for every trial (e.g. ``epochs=2`` to tune the learning
+  rate within a time budget); they leave the search space, trial 0 is the defaults with them applied, and the preset
+  records them under ``fixed``;
 * optionally (``check=True``) the chosen values and the defaults are also scored on the evaluation request, to show
   whether the choice transfers.
 
@@ -110,6 +113,7 @@ class TuneResult:
     n_trials: int
     search_space: dict[str, Any]
     trials: list[dict[str, Any]] = field(default_factory=list)
+    fixed: dict[str, Any] = field(default_factory=dict)  # fields held at these values in every trial
     eval_objective: float | None = None
     eval_default_objective: float | None = None
     time_s: float = 0.0
@@ -123,7 +127,8 @@ class TuneResult:
         versions["optuna"] = optuna.__version__
         return {"params": self.params, "objective": self.objective, "default_objective": self.default_objective,
                 "eval_objective": self.eval_objective, "eval_default_objective": self.eval_default_objective,
-                "n_trials": self.n_trials, "search_space": self.search_space, "sampler": f"TPE(seed={seed})",
+                "n_trials": self.n_trials, "search_space": self.search_space, "fixed": self.fixed,
+                "sampler": f"TPE(seed={seed})",
                 "objective_definition": "mean |gap to retrain| of " + ", ".join(OBJECTIVE_METRICS),
                 "validation": dict(validation), "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "time_s": self.time_s, "versions": versions}
@@ -142,10 +147,25 @@ def score(scenario: Scenario[Any], setting: Setting, method: str, params: Hyperp
     return float(value), None
 
 
+def _split_fixed(method: str, fixed: Mapping[str, Any] | None
+                 ) -> tuple[Hyperparams, dict[str, Any], list[Dimension]]:
+    """(defaults with ``fixed`` applied, the parsed fixed values, the dimensions left to search); a bad name or value
+    in ``fixed`` raises, as does fixing every searched field."""
+    cls = METHODS.get(method)
+    defaults = cls.Params.from_overrides(dict(fixed or {}))  # validates the names and values of ``fixed``
+    held = {k: v for k, v in defaults.to_dict().items() if k in (fixed or {})}
+    dims = [d for d in search_space(cls.Params) if d.name not in held]
+    if not dims:
+        raise ExpungeError(f"every searched field of {method!r} is fixed ({', '.join(sorted(held))}): nothing to "
+                           "tune; fix fewer fields")
+    return defaults, held, dims
+
+
 def tune_method(scenario: Scenario[Any], setting: Setting, method: str, *, n_trials: int, seed: int = 0,
-                metrics: Iterable[str] | None = OBJECTIVE_METRICS,
+                metrics: Iterable[str] | None = OBJECTIVE_METRICS, fixed: Mapping[str, Any] | None = None,
                 on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
-    """Search ``method``'s declared space with ``n_trials`` trials (trial 0 = defaults) on ``setting``."""
+    """Search ``method``'s declared space with ``n_trials`` trials (trial 0 = defaults) on ``setting``; fields in
+    ``fixed`` keep the given value in every trial and leave the search."""
     import optuna
 
     if n_trials < 1:
@@ -155,7 +175,7 @@ def tune_method(scenario: Scenario[Any], setting: Setting, method: str, *, n_tri
     if not dims:
         raise ExpungeError(f"method {method!r} declares no search space (no hp(..., search=...) field): nothing to "
                            "tune")
-    defaults = cls.Params()
+    defaults, held, dims = _split_fixed(method, fixed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, n_trials // 2)))
     study = optuna.create_study(direction="minimize", sampler=sampler)
@@ -166,7 +186,7 @@ def tune_method(scenario: Scenario[Any], setting: Setting, method: str, *, n_tri
         values = _suggest(trial, dims)
         t0 = time.perf_counter()
         try:
-            params = cls.Params.from_overrides(values)
+            params = cls.Params.from_overrides({**held, **values})
         except ExpungeError as exc:
             value, error = PENALTY, str(exc)
         else:
@@ -181,9 +201,9 @@ def tune_method(scenario: Scenario[Any], setting: Setting, method: str, *, n_tri
     t0 = time.perf_counter()
     study.optimize(objective, n_trials=n_trials)
     best = min(trials, key=lambda t: (t["objective"], t["number"]))  # ties: the earlier trial (defaults first)
-    chosen = cls.Params.from_overrides(best["values"]).to_dict()
+    chosen = cls.Params.from_overrides({**held, **best["values"]}).to_dict()
     return TuneResult(method, chosen, best["objective"], trials[0]["objective"], len(trials),
-                      {d.name: d.describe() for d in dims}, trials, time_s=time.perf_counter() - t0)
+                      {d.name: d.describe() for d in dims}, trials, fixed=held, time_s=time.perf_counter() - t0)
 
 
 @dataclass
@@ -197,16 +217,23 @@ class TuneRun:
 def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[str], *, n_trials: int,
          seed: int = 0, scenario_params: Mapping[str, Any] | None = None, store: ArtifactStore | None = None,
          recipe: TrainRecipe | None = None, data_dir: str | None = None, presets_dir: Path | None = None,
-         check: bool = True, progress: bool = False,
+         check: bool = True, progress: bool = False, fixed: Mapping[str, Mapping[str, Any]] | None = None,
          on_trial: Callable[[str, dict[str, Any]], None] | None = None) -> TuneRun:
     """Tune each method with the same budget and write the preset ``DATASET/MODEL/SCENARIO`` after every method (an
-    interrupted run keeps what it finished). A method that crashes outright is reported in ``failures``: one broken
+    interrupted run keeps what it finished). ``fixed`` maps a method to the fields it holds fixed (see
+    :func:`tune_method`). A method that crashes outright is reported in ``failures``: one broken
     method does not cost the others' results. A method none of whose trials could be scored (e.g. a class-only method
     on a random request) gets no preset entry and is reported in ``skipped``."""
-    sc = get_scenario(scenario, scenario_params)
+    fixed = dict(fixed or {})
+    unknown = sorted(set(fixed) - set(methods))
+    if unknown:
+        raise ExpungeError(f"fixed values given for method(s) not being tuned: {', '.join(unknown)}; tune them too "
+                           "(--methods) or drop their --fix")
     for m in methods:  # fail fast, before anything is trained
         if not search_space(METHODS.get(m).Params):
             raise ExpungeError(f"method {m!r} declares no search space: nothing to tune")
+        _split_fixed(m, fixed.get(m))
+    sc = get_scenario(scenario, scenario_params)
     store = store or ArtifactStore()
     kwargs: dict[str, Any] = {"seed": seed, "store": store, "recipe": recipe, "data_dir": data_dir,
                               "progress": progress, "metrics": OBJECTIVE_METRICS}
@@ -220,7 +247,7 @@ def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[st
     run = TuneRun(path, [])
     for m in methods:
         try:
-            res = tune_method(sc, val_setting, m, n_trials=n_trials, seed=seed,
+            res = tune_method(sc, val_setting, m, n_trials=n_trials, seed=seed, fixed=fixed.get(m),
                               on_trial=None if on_trial is None else (lambda info, m=m: on_trial(m, info)))
         except Exception as exc:  # a bug in one method must not lose the others' tuning
             run.failures[m] = f"{type(exc).__name__}: {exc}"
@@ -232,7 +259,8 @@ def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[st
             cls = METHODS.get(m)
             res.eval_objective = score(sc, eval_setting, m, cls.Params.from_overrides(res.params),
                                        OBJECTIVE_METRICS)[0]
-            res.eval_default_objective = score(sc, eval_setting, m, cls.Params(), OBJECTIVE_METRICS)[0]
+            res.eval_default_objective = score(sc, eval_setting, m, cls.Params.from_overrides(dict(fixed.get(m, {}))),
+                                               OBJECTIVE_METRICS)[0]
         presets.write_entries(path, {m: res.entry(validation=validation, seed=seed)})
         run.results.append(res)
     return run

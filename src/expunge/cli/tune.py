@@ -114,6 +114,9 @@ def tune(
     trials: Annotated[int, typer.Option("--trials", min=1, help="trials per method (the same for every method; "
                                                                 "trial 0 = the defaults)")] = 20,
     sets: SetOpt = None,
+    fix: Annotated[list[str] | None, typer.Option("--fix", help="METHOD:NAME=VALUE: hold a hyperparameter at this "
+                                                               "value in every trial (e.g. random_label:epochs=2 "
+                                                               "to tune within a time budget)")] = None,
     seed: SeedOpt = 0,
     presets_dir: Annotated[Path | None, typer.Option("--presets-dir", help="where to write the preset (default "
                                                                            "$EXPUNGE_PRESETS, else the package's "
@@ -148,7 +151,7 @@ def tune(
             typer.echo(f"  {method:<16} trial {info['number']:>3}  objective {info['objective']:.4f}  "
                        f"{info['time_s']:.1f}s{err}", err=True)
 
-    run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed,
+    run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed, fixed=_parse_fixed(fix or []),
                    scenario_params=_scenario_params(sets), store=main._store(store),
                    data_dir=None if data_dir is None else str(data_dir), presets_dir=presets_dir, check=check,
                    progress=not as_json, on_trial=report)
@@ -171,6 +174,18 @@ def tune(
                            f"{path}")
 
 
+def _parse_fixed(items: list[str]) -> dict[str, dict[str, str]]:
+    """``--fix METHOD:NAME=VALUE`` items as {method: {name: value}} (values are parsed by the method's Params)."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        method, colon, rest = item.partition(":")
+        name, eq, value = rest.partition("=")
+        if not colon or not eq or not method.strip() or not name.strip():
+            raise ExpungeError(f"--fix expects METHOD:NAME=VALUE (e.g. random_label:epochs=2), got {item!r}")
+        out.setdefault(method.strip(), {})[name.strip()] = value.strip()
+    return out
+
+
 def _print_summary(preset: str, path: Path, results: list[Any]) -> None:
     typer.echo(f"preset {preset} -> {path}")
     for r in results:
@@ -178,8 +193,9 @@ def _print_summary(preset: str, path: Path, results: list[Any]) -> None:
                            for k in r.search_space)
         ev = ("" if r.eval_objective is None else
               f"; evaluation request {r.eval_default_objective:.4f} -> {r.eval_objective:.4f}")
+        held = "".join(f"; fixed {k}={v}" for k, v in r.fixed.items())
         typer.echo(f"{r.method:<16} validation {r.default_objective:.4f} (defaults) -> {r.objective:.4f}{ev}\n"
-                   f"{'':<16} {chosen}")
+                   f"{'':<16} {chosen}{held}")
 
 
 def register(app: typer.Typer) -> None:
