@@ -29,6 +29,20 @@ def test_student_equal_to_competent_teacher_on_retain_rows_has_zero_loss_and_gra
     assert all(p.grad.abs().max() < 1e-6 for p in student.parameters())
 
 
+def test_each_teacher_sees_only_the_rows_it_labels():
+    _, good, bad = _student_teachers()
+    seen = {"good": 0, "bad": 0}
+    good.register_forward_hook(lambda m, inp, out: seen.__setitem__("good", seen["good"] + len(inp[0])))
+    bad.register_forward_hook(lambda m, inp, out: seen.__setitem__("bad", seen["bad"] + len(inp[0])))
+    x = torch.rand(30, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    flags = torch.arange(30) < 12
+    targets = bad_teacher_targets(good, bad, x, flags, temperature=3.0)
+    assert seen == {"good": 18, "bad": 12} and targets.shape == (30, 10)
+    assert torch.allclose(targets.sum(1), torch.ones(30))
+    only_forget = bad_teacher_targets(good, bad, x, torch.ones(30, dtype=torch.bool), temperature=3.0)
+    assert seen == {"good": 18, "bad": 42} and torch.allclose(only_forget[:12], targets[:12])
+
+
 def test_forget_rows_take_the_incompetent_teacher_and_move_the_student_towards_it():
     student, good, bad = _student_teachers()
     x = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(3))
