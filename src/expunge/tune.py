@@ -149,12 +149,16 @@ def score(scenario: Scenario[Any], setting: Setting, method: str, params: Hyperp
 
 def _split_fixed(method: str, fixed: Mapping[str, Any] | None
                  ) -> tuple[Hyperparams, dict[str, Any], list[Dimension]]:
-    """(defaults with ``fixed`` applied, the parsed fixed values, the dimensions left to search); a bad name or value
-    in ``fixed`` raises, as does fixing every searched field."""
+    """(defaults with ``fixed`` applied, the parsed fixed values, the dimensions left to search); a method without a
+    search space raises, as do a bad name or value in ``fixed`` and fixing every searched field."""
     cls = METHODS.get(method)
+    space = search_space(cls.Params)
+    if not space:
+        raise ExpungeError(f"method {method!r} declares no search space (no hp(..., search=...) field): nothing to "
+                           "tune")
     defaults = cls.Params.from_overrides(dict(fixed or {}))  # validates the names and values of ``fixed``
     held = {k: v for k, v in defaults.to_dict().items() if k in (fixed or {})}
-    dims = [d for d in search_space(cls.Params) if d.name not in held]
+    dims = [d for d in space if d.name not in held]
     if not dims:
         raise ExpungeError(f"every searched field of {method!r} is fixed ({', '.join(sorted(held))}): nothing to "
                            "tune; fix fewer fields")
@@ -171,10 +175,6 @@ def tune_method(scenario: Scenario[Any], setting: Setting, method: str, *, n_tri
     if n_trials < 1:
         raise ExpungeError(f"--trials must be at least 1, got {n_trials}")
     cls = METHODS.get(method)
-    dims = search_space(cls.Params)
-    if not dims:
-        raise ExpungeError(f"method {method!r} declares no search space (no hp(..., search=...) field): nothing to "
-                           "tune")
     defaults, held, dims = _split_fixed(method, fixed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, n_trials // 2)))
@@ -230,8 +230,6 @@ def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[st
         raise ExpungeError(f"fixed values given for method(s) not being tuned: {', '.join(unknown)}; tune them too "
                            "(--methods) or drop their --fix")
     for m in methods:  # fail fast, before anything is trained
-        if not search_space(METHODS.get(m).Params):
-            raise ExpungeError(f"method {m!r} declares no search space: nothing to tune")
         _split_fixed(m, fixed.get(m))
     sc = get_scenario(scenario, scenario_params)
     store = store or ArtifactStore()
