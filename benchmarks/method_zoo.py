@@ -44,6 +44,14 @@ RESULTS = Path(__file__).parent / "results"
 SCENARIOS = ["full-class", "sub-class", "random", "owners", "sequential"]
 PRESET_FALLBACK = {"sub-class": "full-class", "owners": "random", "sequential": "random"}
 PARITY = {"forget_acc": 0.02, "test_acc": 0.02, "mia_loss_auc": 0.05}
+# Rows measured since the monitor hands freed memory back to the OS before a method starts carry this tag; older
+# rows' peak deltas could hide allocations the allocator served from memory it had kept (see expunge.train.monitor).
+MEMORY_PROBE = "hwm, release-first"
+
+
+def peak_delta_mb(mr: list[dict[str, Any]]) -> str:
+    trusted = [r for r in mr if r.get("memory_probe") == MEMORY_PROBE]
+    return ci(trusted, lambda r: r["peak_delta_bytes"] / 2**20, 1) if trusted else "—"
 
 
 def preset_params(data: str, model: str, scenario: str, method: str) -> tuple[dict[str, Any] | None, str]:
@@ -159,7 +167,9 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
               "mean difference to the oracle ('forgets nothing': forget accuracy still at the Original's). "
               "Speed-up = retrain time / unlearning time (one-off cached statistics excluded), like for like: the "
               "retrain time is the fastest oracle of the same retain-set size trained at the method's thread count "
-              "(see Timing conditions).", ""]
+              "(see Timing conditions). Peak Δmem is the rise of the process's peak RSS during the method, shown only "
+              "for rows measured since the monitor releases freed memory to the OS first ('—': older rows, whose "
+              "deltas could miss allocations served from memory the allocator had kept).", ""]
     parity_rows = []
     ref = reference_retrain_times(records)
     for scen in dict.fromkeys(r["scenario"] for r in records):
@@ -193,7 +203,7 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
                                                                            "mia_loss_auc"))
                 + " | " + " | ".join(ci(mr, lambda r, m=m: r["gap_to_retrain"][m]) for m in PARITY)
                 + f" | {ci(mr, lambda r: speed_up(r, ref), 1)}×"
-                f" | {ci(mr, lambda r: r['peak_delta_bytes'] / 2**20, 1)} | "
+                f" | {peak_delta_mb(mr)} | "
                 f"{'**yes**' if parity else why_not_parity(mr)} |")
         lines.append("")
     lines += ["## Timing conditions", "", "Each seed's oracle and the threads it and the methods ran at. Oracles of "
@@ -289,6 +299,7 @@ def main() -> None:
                 for r in recs:
                     r["preset"], r["method"] = source, row_name(method)
                     r["load_avg"] = os.getloadavg()
+                    r["memory_probe"] = MEMORY_PROBE
                 records.extend(recs)
                 gaps = {} if recs[0].get("error") else recs[-1]["gap_to_retrain"]
                 print(f"[{time.perf_counter() - t0:6.0f}s] seed {seed} {scen_name:10s} {method:17s} "
