@@ -172,8 +172,8 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
               "mean difference to the oracle ('forgets nothing': forget accuracy still at the Original's). "
               "Speed-up = retrain time / unlearning time (one-off cached statistics excluded), like for like: the "
               "retrain time is the fastest oracle of the same retain-set size trained at the method's thread count "
-              "(see Timing conditions). Peak Δmem is the rise of the process's peak RSS during the method, over the rows "
-              "measured since the monitor hands freed memory back to the OS first; '≥ x': only older rows, whose "
+              "(see Timing conditions). Peak Δmem is the rise of the process's peak RSS during the method, over the "
+              "rows measured since the monitor hands freed memory back to the OS first; '≥ x': only older rows, whose "
               "deltas are lower bounds (allocations served from memory the allocator had kept did not raise the "
               "RSS).", ""]
     parity_rows = []

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 from expunge.metrics.base import EvalContext
+from expunge.train.batches import INFERENCE_BATCH_SIZE
 
 T = TypeVar("T")
 CACHE_KEY = "_metric_cache"
@@ -139,7 +140,7 @@ def _last_linear(model: nn.Module) -> nn.Linear | None:
 
 
 @torch.no_grad()
-def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
     """Penultimate activations as a float64 (n, d) array, in eval mode (the caller's mode is restored).
 
     ``model.features(x)`` when the model has it (every built-in architecture); otherwise the input of the last

@@ -16,6 +16,7 @@ from torch import nn
 
 from expunge.metrics._common import run_info_missing
 from expunge.metrics.base import EvalContext, Metric, MetricValue, Tier
+from expunge.train.batches import INFERENCE_BATCH_SIZE
 
 RUN_FIELDS: tuple[str, ...] = ("model_spec", "recipe", "store")
 
@@ -41,7 +42,7 @@ def private_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def accuracy_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+def accuracy_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> float:
     """Top-1 accuracy in eval mode; the model's mode is restored. 0.0 for an empty set is never asked for."""
     was = model.training
     model.eval()

@@ -23,6 +23,7 @@ from expunge._registry import Registry
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import NonFiniteOutputs
+from expunge.train.batches import INFERENCE_BATCH_SIZE
 
 Role = Literal["unlearned", "original", "retrain"]
 SplitName = Literal["forget", "retain", "test"]
@@ -50,7 +51,7 @@ class MetricValue:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
     """Logits in eval mode as float64 NumPy; the model's train/eval mode is restored."""
     was = model.training
     model.eval()
@@ -76,7 +77,7 @@ class EvalContext:
     """Models by role, the dataset and splits, and a cache of per-(role, split) logits."""
 
     def __init__(self, dataset: Dataset, splits: Splits, models: Mapping[str, nn.Module | None], *,
-                 seed: int = 0, batch_size: int = 1024, run: RunInfo | None = None,
+                 seed: int = 0, batch_size: int = INFERENCE_BATCH_SIZE, run: RunInfo | None = None,
                  extras: Mapping[str, Any] | None = None) -> None:
         self.dataset, self.splits, self.seed, self.batch_size = dataset, splits, seed, batch_size
         self.models = {k: v for k, v in models.items() if v is not None}

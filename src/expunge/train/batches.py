@@ -15,6 +15,12 @@ import torch
 
 Batch = tuple[torch.Tensor, ...]
 
+# Chunk size of inference-only passes (evaluation logits, features, teacher outputs). Measured
+# (benchmarks/results/inference_batch.md): on the Fashion-MNIST CNN and ResNet, 1024-row chunks take about 2x as long
+# as 64-128-row ones (the conv activations of 1024 images fall out of cache; tier-0 logits of a 59k retain set took
+# 27 s at 1024); the MLPs are within noise either way.
+INFERENCE_BATCH_SIZE = 128
+
 
 class Batches:
     """Re-iterable mini-batches of ``tensors`` (same first dimension), optionally shuffled each epoch."""

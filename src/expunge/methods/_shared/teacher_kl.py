@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from expunge.train.batches import INFERENCE_BATCH_SIZE
+
 
 def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.softmax(logits / temperature, dim=1)
@@ -38,6 +40,6 @@ def frozen_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
     """Logits of ``model`` (whose mode the caller sets) over ``x`` in chunks, without building a graph."""
     return torch.cat([model(x[i:i + batch_size]) for i in range(0, max(1, len(x)), batch_size)])
