@@ -59,8 +59,9 @@ def bad_teacher_targets(competent: nn.Module, incompetent: nn.Module, x: torch.T
     forget = is_forget.bool()
     bad = soft_targets(predict_logits(incompetent, x[forget]), temperature) if forget.any() else None
     good = soft_targets(predict_logits(competent, x[~forget]), temperature) if (~forget).any() else None
-    width = (bad if bad is not None else good).shape[1]  # type: ignore[union-attr]
-    targets = torch.empty(len(x), width)
+    like = bad if bad is not None else good
+    assert like is not None  # x has at least one row
+    targets = like.new_empty((len(x), like.shape[1]))  # the teachers' dtype, not the global default
     if bad is not None:
         targets[forget] = bad
     if good is not None:
