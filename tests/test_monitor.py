@@ -71,3 +71,22 @@ def test_memory_the_allocator_kept_does_not_hide_new_allocations():
     with Monitor() as m:
         _allocate_and_free()
     assert m.result.peak_delta_bytes >= 300 * MB
+
+
+def test_only_the_outermost_block_releases_free_memory(monkeypatch):
+    """The release (a full gc, ~70 ms) must not run inside an enclosing block, where it would count as its work."""
+    import expunge.train.monitor as monitor
+
+    calls = []
+    monkeypatch.setattr(monitor, "release_free_memory", lambda: calls.append(1) or True)
+    with Monitor() as outer:
+        with Monitor():
+            with Monitor(use_hwm=False):
+                pass
+        assert calls == [1]
+    with Monitor(release_first=False):
+        pass
+    with Monitor():
+        pass
+    assert calls == [1, 1] and outer.result.wall_s >= 0
+    assert monitor._DEPTH == 0

@@ -17,9 +17,12 @@ AdamW and SGD (momentum, no dampening, L2 weight decay) as ``torch.optim`` defin
 model, with a per-model step count (Adam's bias correction) and a per-model LR schedule (constant or cosine).
 
 Speed (benchmarks/results/evaluation_tiers.md): batching removes per-step overhead, not arithmetic, so it pays
-for small, overhead-bound models (the MLP; the CNN on 8×8 digits) and not for convolutions on 28×28 inputs, which
-``vmap`` runs as grouped convolutions that are slower on CPU than K separate ones; :func:`train_models`' "auto"
-policy (:func:`prefer_batched`) therefore trains those one by one.
+for small, overhead-bound models (the MLP; the CNN on 8×8 digits with 2 threads) and not for convolutions on 28×28
+inputs, which ``vmap`` runs as grouped convolutions that are slower on CPU than K separate ones;
+:func:`train_models`' "auto" policy (:func:`prefer_batched`) therefore trains those one by one. Two details keep
+the step lean: gradients are taken at the per-parameter views and concatenated once (asking autograd for the
+gradient of the packed (K, P) leaf runs one zero-filled (K, P) SliceBackward per parameter tensor), and Adam's
+update uses scalars and a kept buffer when every model is at the same step (the usual case).
 
 Not batched (:func:`batching_blocker` says why; callers fall back to one-by-one :func:`train_one`):
 
@@ -48,6 +51,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from expunge.models import ModelSpec
 from expunge.train.batches import Batches
 from expunge.train.loop import TrainRecipe, fit
+from expunge.train.monitor import Monitor
 
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam defaults, as make_optimizer uses them
 MAX_NONFINITE = 10  # train_loop's default guard
@@ -113,11 +117,18 @@ class StackedOptimizer:
         self.sched_t = torch.zeros(k, dtype=torch.float64)  # scheduler steps so far (every step with a batch)
         self.opt_t = torch.zeros(k, dtype=torch.float64)    # optimiser steps so far (Adam's bias correction)
         self.state: list[dict[str, torch.Tensor]] = []
+        self._scratch: dict[int, torch.Tensor] = {}
         for p in self.params:
             if recipe.optimizer == "sgd":
                 self.state.append({"buf": torch.zeros_like(p)})
             else:
                 self.state.append({"m": torch.zeros_like(p), "v": torch.zeros_like(p)})
+
+    def _buffer(self, p: torch.Tensor) -> torch.Tensor:
+        buf = self._scratch.get(id(p))
+        if buf is None:
+            buf = self._scratch[id(p)] = torch.empty_like(p)
+        return buf
 
     def current_lr(self) -> torch.Tensor:
         """(K,) float64 learning rates for the next step."""
@@ -158,10 +169,16 @@ class StackedOptimizer:
                     g = g.add(p, alpha=r.weight_decay)
                 st["m"].lerp_(g, 1 - b1)
                 st["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-                step_size = (lr / (1 - b1 ** t)).to(p.dtype).view(view)
-                bc2_sqrt = torch.sqrt(1 - b2 ** t).to(p.dtype).view(view)
-                denom = (st["v"].sqrt() / bc2_sqrt).add_(ADAM_EPS)
-                p.sub_(step_size * st["m"] / denom)
+                step_size = lr / (1 - b1 ** t)
+                bc2_sqrt = torch.sqrt(1 - b2 ** t)
+                if every and bool((step_size == step_size[0]).all()) and bool((bc2_sqrt == bc2_sqrt[0]).all()):
+                    # the usual case (same step count and LR everywhere): scalars, in place, as torch.optim does
+                    # into a kept buffer: a fresh (K, P) tensor each step costs page faults (glibc mmaps it)
+                    denom = torch.sqrt(st["v"], out=self._buffer(p)).div_(float(bc2_sqrt[0])).add_(ADAM_EPS)
+                    p.addcdiv_(st["m"], denom, value=-float(step_size[0]))
+                else:
+                    denom = (st["v"].sqrt() / bc2_sqrt.to(p.dtype).view(view)).add_(ADAM_EPS)
+                    p.sub_(step_size.to(p.dtype).view(view) * st["m"] / denom)
             if saved is not None:
                 for cur, old in zip([p, *st.values()], saved, strict=True):
                     cur.copy_(torch.where(mask, cur, old))
@@ -245,7 +262,10 @@ def train_batched(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torc
             losses = (ce * mask).sum(1) / counts.clamp_min(1)
             update = has_batch & torch.isfinite(losses.detach())
             total = losses.sum() if bool(update.all()) else torch.where(update, losses, 0.0).sum()
-            (grad,) = torch.autograd.grad(total, [flat])
+            # Gradients at the per-parameter views, concatenated once: asking for d/d(flat) would run one
+            # SliceBackward per parameter tensor, each zero-filling a whole (K, P) buffer (a quarter of the step).
+            views = list(params.values())
+            grad = torch.cat([g.reshape(n_models, -1) for g in torch.autograd.grad(total, views)], 1)
             opt.step([grad], update, has_batch)
             det = losses.detach().double()
             running += torch.where(update, det * counts.double(), 0.0)
@@ -278,14 +298,17 @@ def train_batched(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torc
 
 
 def prefer_batched(model: nn.Module, x: torch.Tensor) -> bool:
-    """The "auto" policy: batch unless the model convolves inputs larger than 16×16.
+    """The "auto" policy: batch models without convolutions; batch convolutions only on inputs of at most 16×16
+    and with more than one torch thread.
 
-    Measured on CPU (benchmarks/results/evaluation_tiers.md): for the MLP and for the CNN on 8×8 digits the batched
-    trainer beats one-by-one ``fit`` (per-step overhead dominates), but on 28×28 inputs ``vmap`` turns each
-    convolution into a grouped convolution that oneDNN runs about 2× slower than K separate ones, and one-by-one
-    wins."""
+    Measured side by side on this 2-core CPU (benchmarks/results/evaluation_tiers.md, K = 16, idle machine): the
+    MLP gains at 1 and 2 threads; the CNN on 8×8 digits gains at 2 threads (bigger kernels parallelise better) and
+    loses at 1; on 28×28 inputs ``vmap``'s grouped convolutions are slower than K separate ones whatever the threads.
+    A convolutional step is compute-bound on CPU, so batching has only per-step overhead to remove."""
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    return not (has_conv and x.dim() >= 4 and x.shape[-1] * x.shape[-2] > 256)
+    if not has_conv:
+        return True
+    return not (x.dim() >= 4 and x.shape[-1] * x.shape[-2] > 256) and torch.get_num_threads() > 1
 
 
 def train_models(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torch.Tensor, jobs: Sequence[ModelJob],
@@ -300,10 +323,12 @@ def train_models(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torch
     if blocker is None and batched is False:
         blocker = "not requested"
     elif blocker is None and batched is None and not prefer_batched(probe, x):
-        blocker = "auto: one by one is faster for convolutions on inputs larger than 16x16"
+        blocker = ("auto: one by one is faster for convolutions on inputs larger than 16x16 or with one torch "
+                   "thread")
     if blocker is None:
         return train_batched(spec, recipe, x, y, jobs)
-    out = [train_one(spec, recipe, x, y, j, progress=progress) for j in jobs]
+    with Monitor():  # one free-memory release for all K (each fit's own monitor is then nested: none)
+        out = [train_one(spec, recipe, x, y, j, progress=progress) for j in jobs]
     for t in out:
         t.log["batching_blocker"] = blocker
     return out

@@ -18,7 +18,9 @@ Freed memory the allocator keeps would hide a block's new allocations from an RS
 chunks under its (dynamic, up to 32 MB) mmap threshold in its arenas, so a method that allocates 400 MB of 2 MB
 tensors after earlier work freed as much showed a delta of 2 MB. So a block starts by handing free memory back to the
 OS (``gc.collect()`` then glibc's ``malloc_trim(0)``, which also releases free pages inside the arenas); elsewhere
-(musl, macOS) this is skipped and the delta is a lower bound.
+(musl, macOS) this is skipped and the delta is a lower bound. Only the outermost open block does this: the full
+collection costs ~70 ms with the package imported, and a nested block (the trainer inside ``run_method``) would add
+it to the enclosing block's wall time — once per model when K shadow models are trained one by one.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from types import TracebackType
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _LOCK = threading.Lock()
 _OPEN: list[Monitor] = []  # monitors in high-water-mark mode that are inside their block
+_DEPTH = 0  # monitors of any mode inside their block (release only at depth 0)
 
 
 def _load_malloc_trim() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
@@ -124,7 +127,11 @@ class Monitor:
                 m._peak = max(m._peak, peak)
 
     def __enter__(self) -> Monitor:
-        if self.release_first:
+        global _DEPTH
+        with _LOCK:
+            outermost = _DEPTH == 0
+            _DEPTH += 1
+        if self.release_first and outermost:
             release_free_memory()
         rss = current_rss()
         self._start_rss = self._peak = rss or 0
@@ -144,7 +151,10 @@ class Monitor:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        global _DEPTH
         wall = time.perf_counter() - self._t0
+        with _LOCK:
+            _DEPTH -= 1
         if self.mode == "hwm":
             with _LOCK:
                 self._hand_peak_to_open()  # includes self: its own peak, and the enclosing monitors'
