@@ -142,7 +142,9 @@ def plain_one(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torch.Te
             opt.step()
 
 
-def throughput(ds: Dataset, arch: str, recipe: TrainRecipe, k: int, repeats: int, t0: float) -> dict[str, Any]:
+def throughput(ds: Dataset, arch: str, recipe: TrainRecipe, k: int, repeats: int, t0: float, group: int = 8) \
+        -> dict[str, Any]:
+    """K models batched in groups of ``group`` (ShadowSet's default ``group_size``) vs one by one."""
     spec = model_spec_for(ds, arch)
     pool = Pool.of(ds, "train")
     member = membership_matrix(k, len(pool), seed=0)
@@ -156,7 +158,7 @@ def throughput(ds: Dataset, arch: str, recipe: TrainRecipe, k: int, repeats: int
     max_diff = 0.0
     for _ in range(repeats):
         t = time.perf_counter()
-        fast = train_batched(spec, recipe, pool.x, pool.y, jobs)
+        fast = [t for i in range(0, k, group) for t in train_batched(spec, recipe, pool.x, pool.y, jobs[i:i + group])]
         times["batched"].append(time.perf_counter() - t)
         t = time.perf_counter()
         ref = train_models(spec, recipe, pool.x, pool.y, jobs, batched=False)  # the product's one-by-one path
@@ -171,7 +173,8 @@ def throughput(ds: Dataset, arch: str, recipe: TrainRecipe, k: int, repeats: int
     best = {key: min(v) for key, v in times.items()}
     res = {"dataset": ds.name, "n_pool": len(pool), "arch": arch, "n_params": sum(p.numel() for p in
                                                                                   spec.build(seed=0).parameters()),
-           "k": k, "examples_per_model": float(member.sum(1).mean()), "recipe": recipe.to_dict(),
+           "k": k, "group": group, "trainer": fast[0].log["trainer"],
+           "examples_per_model": float(member.sum(1).mean()), "recipe": recipe.to_dict(),
            "repeats": repeats, "times_s": times, "best_s": best,
            "models_per_min": {key: 60.0 * k / v for key, v in best.items()},
            "speedup_vs_fit": best["one_by_one_fit"] / best["batched"],
@@ -201,12 +204,14 @@ def part_throughput(args: argparse.Namespace, t0: float) -> list[dict[str, Any]]
         torch.set_num_threads(threads)
         recipe = TrainRecipe(epochs=args.tp_epochs, batch_size=64, optimizer="adam", lr=1e-3)
         for arch in ("mlp", "cnn"):
-            out.append({**throughput(digits, arch, recipe, args.tp_k, args.repeats, t0), "threads": threads})
+            res = throughput(digits, arch, recipe, args.tp_k, args.repeats, t0, args.tp_group)
+            out.append({**res, "threads": threads})
     torch.set_num_threads(args.threads)
     fm = fashion_subset(args.fashion_n) if args.fashion_n > 0 else None
     if fm is not None:
         fr = TrainRecipe(epochs=1, batch_size=128, optimizer="adam", lr=1e-3)
-        out.append({**throughput(fm, "cnn", fr, args.fashion_k, args.repeats, t0), "threads": args.threads})
+        res = throughput(fm, "cnn", fr, args.fashion_k, args.repeats, t0, args.tp_group)
+        out.append({**res, "threads": args.threads})
     return out
 
 
@@ -295,12 +300,15 @@ def summarise(res: dict[str, Any]) -> str:
                   "K models on random halves of the training set, each with its own data order; best of the "
                   "alternated repeats. `fit` = the project's trainer (monitor thread, guard, progress hooks); "
                   "`plain` = a bare PyTorch loop (same math).", "",
-                  "| data / arch | threads | params | K | examples/model | epochs | batched (s) | one-by-one fit (s) | "
+                  "| data / arch | engine | threads | params | K | examples/model | epochs | batched (s) | "
+                  "one-by-one fit (s) | "
                   "plain (s) | models/min batched | speed-up vs fit | vs plain | max |Δθ| |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in res["throughput"]:
             b = r["best_s"]
-            lines.append(f"| {r['dataset']} / {r['arch']} | {r['threads']} | {r['n_params']:,} | {r['k']} | "
+            k_col = f"{r['k']} ({r['group']}/group)" if r.get("group", r["k"]) < r["k"] else f"{r['k']}"
+            lines.append(f"| {r['dataset']} / {r['arch']} | {r.get('trainer', 'batched-vmap')} | {r['threads']} | "
+                         f"{r['n_params']:,} | {k_col} | "
                          f"{r['examples_per_model']:.0f} | {r['recipe']['epochs']} | {b['batched']:.1f} | "
                          f"{b['one_by_one_fit']:.1f} | {b['one_by_one_plain']:.1f} | "
                          f"{r['models_per_min']['batched']:.1f} | ×{r['speedup_vs_fit']:.2f} | "
@@ -331,6 +339,7 @@ def main() -> None:
     ap.add_argument("--parts", nargs="+", default=["tiers", "ulira", "throughput"])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--tp-k", type=int, default=16, help="models per throughput run (digits)")
+    ap.add_argument("--tp-group", type=int, default=8, help="models per batched group (ShadowSet's group_size)")
     ap.add_argument("--tp-epochs", type=int, default=10, help="epochs per throughput run (digits)")
     ap.add_argument("--tp-threads", type=int, nargs="+", default=[1, 2], help="torch threads of throughput runs")
     ap.add_argument("--fashion-n", type=int, default=4000, help="Fashion-MNIST subset for the CNN run (0: skip)")

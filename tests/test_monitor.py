@@ -80,9 +80,8 @@ def test_only_the_outermost_block_releases_free_memory(monkeypatch):
     calls = []
     monkeypatch.setattr(monitor, "release_free_memory", lambda: calls.append(1) or True)
     with Monitor() as outer:
-        with Monitor():
-            with Monitor(use_hwm=False):
-                pass
+        with Monitor(), Monitor(use_hwm=False):  # nested twice inside ``outer``
+            pass
         assert calls == [1]
     with Monitor(release_first=False):
         pass

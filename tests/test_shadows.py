@@ -56,7 +56,15 @@ def test_batched_equals_one_by_one_when_models_have_different_step_counts(digits
     _assert_batched_equals_one_by_one(digits, "mlp", recipe, (30, 57, 64))
 
 
-def _assert_batched_equals_one_by_one(digits, arch, recipe, sizes):
+def test_vmap_fallback_equals_one_by_one(digits, monkeypatch):
+    """When the stacked forward pass is unavailable (unsupported op), vmap trains the same models."""
+    monkeypatch.setattr(batched_mod, "compile_stacked_forward", lambda model, x: (None, "forced by the test"))
+    recipe = TrainRecipe(epochs=2, batch_size=16, optimizer="adam", lr=3e-3)
+    out = _assert_batched_equals_one_by_one(digits, "cnn", recipe, (30, 57, 64), trainer="batched-vmap")
+    assert out[0].log["stacked_forward_unavailable"] == "forced by the test"
+
+
+def _assert_batched_equals_one_by_one(digits, arch, recipe, sizes, trainer="batched-stacked"):
     spec = model_spec_for(digits, arch)
     x, y = digits.train.x, digits.train.y
     jobs = _jobs(len(x), sizes)
@@ -64,12 +72,16 @@ def _assert_batched_equals_one_by_one(digits, arch, recipe, sizes):
     for job, b in zip(jobs, fast, strict=True):
         ref = train_one(spec, recipe, x, y, job)
         for (name, p), q in zip(ref.model.state_dict().items(), b.model.state_dict().values(), strict=True):
-            torch.testing.assert_close(q, p, atol=1e-5, rtol=0, msg=name)
+            # Adam divides by sqrt(v): a gradient entry near 0 turns float rounding (~1e-8) into a visible share of
+            # its ±lr step, so parameters agree to a few % of lr (measured 2e-5 at lr 3e-3); a wrong row, order or
+            # update would differ by O(lr) = 3e-3
+            torch.testing.assert_close(q, p, atol=1e-4 if recipe.optimizer != "sgd" else 1e-5, rtol=0, msg=name)
         assert b.log["steps"] == ref.log["steps"] and b.log["examples_seen"] == ref.log["examples_seen"]
         np.testing.assert_allclose(b.log["epoch_losses"], ref.log["epoch_losses"], atol=1e-5)
-        assert b.log["trainer"] == "batched-vmap"
+        assert b.log["trainer"] == trainer
     # the models really differ from each other (own data, own init)
     assert not torch.allclose(fast[0].model.head.weight, fast[1].model.head.weight)
+    return fast
 
 
 def test_resnet_falls_back_to_one_by_one(digits):
@@ -104,7 +116,8 @@ def test_shadow_set_is_cached_per_shadow_and_resumes(digits, store, monkeypatch)
     assert np.array_equal(rows, shadows.membership) and manifest["models_per_example"] == 2
     _, m1 = store.load_tensors(SHADOW_KIND, shadows.shadow_key(1))
     assert np.array_equal(unpack_row(m1["membership_row"], len(pool)), shadows.membership[1])
-    assert m1["n_train_examples"] == int(shadows.membership[1].sum()) and m1["train_log"]["trainer"] == "batched-vmap"
+    assert m1["n_train_examples"] == int(shadows.membership[1].sum())
+    assert m1["train_log"]["trainer"] == "batched-stacked"
     # an interrupted run: one shadow missing -> only that one is trained
     shutil.rmtree(store.path(SHADOW_KIND, shadows.shadow_key(2)))
     again = ShadowSet(digits, pool, spec, TINY, 4, seed=0, store=store)

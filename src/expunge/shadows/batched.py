@@ -1,7 +1,9 @@
 """Train K small models at once with ``torch.func`` — the shadow-model trainer.
 
 The K models' parameters are stacked (``torch.func.stack_module_state``), packed into one (K, P) leaf tensor, and
-one forward pass runs all K models on (K, ...) views of it with ``vmap(functional_call(...))``. **Each model sees
+one forward pass runs all K models on (K, ...) views of it: the fx-compiled grouped-convolution / batched-matmul
+pass of :mod:`expunge.shadows.stacked_forward` where the architecture allows (log ``trainer: batched-stacked``),
+else ``vmap(functional_call(...))`` (``batched-vmap``). **Each model sees
 its own data**: at every step model k's mini-batch is a gather of its own rows, drawn in exactly the order
 :func:`expunge.train.loop.fit` would draw them for that model alone (the same :class:`~expunge.train.batches.Batches`
 permutation for its ``order_seed`` and epoch). Models whose data have different sizes have different numbers of
@@ -10,7 +12,8 @@ enter the loss), and a model without a batch at a step does not step at all (its
 step count and LR schedule stay where they are). The per-model loss is the masked mean cross-entropy, and the
 gradient of the sum of the K losses with respect to the stacked parameters is, slice by slice, each model's own
 gradient. So a batched model equals the model ``fit`` trains one by one with the same seeds, up to floating-point
-summation order (tested: ≤ 1e-5 after several SGD and Adam steps).
+summation order (tested: gradients to ~1e-7; parameters ≤ 1e-5 after several SGD steps, ≤ 1e-4 with Adam, whose
+division by √v turns rounding in near-zero gradient entries into a visible share of their ±lr step).
 
 The optimiser step is written with plain tensor ops on the stacked tensors (:class:`StackedOptimizer`): Adam,
 AdamW and SGD (momentum, no dampening, L2 weight decay) as ``torch.optim`` defines them, element-wise and per
@@ -18,7 +21,7 @@ model, with a per-model step count (Adam's bias correction) and a per-model LR s
 
 Speed (benchmarks/results/evaluation_tiers.md): batching removes per-step overhead, not arithmetic, so it pays
 for small, overhead-bound models (the MLP; the CNN on 8×8 digits with 2 threads) and not for convolutions on 28×28
-inputs, which ``vmap`` runs as grouped convolutions that are slower on CPU than K separate ones;
+inputs, where a grouped convolution over K models is slower on CPU than K separate ones;
 :func:`train_models`' "auto" policy (:func:`prefer_batched`) therefore trains those one by one. Two details keep
 the step lean: gradients are taken at the per-parameter views and concatenated once (asking autograd for the
 gradient of the packed (K, P) leaf runs one zero-filled (K, P) SliceBackward per parameter tensor), and Adam's
@@ -49,6 +52,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from expunge.models import ModelSpec
+from expunge.shadows.stacked_forward import compile_stacked_forward
 from expunge.train.batches import Batches
 from expunge.train.loop import TrainRecipe, fit
 from expunge.train.monitor import Monitor
@@ -229,12 +233,15 @@ def train_batched(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torc
         layout.append((name, offset, offset + size, t.shape[1:]))
         offset += size
     flat = torch.cat([stacked[n].detach().reshape(n_models, -1) for n, *_ in layout], 1).requires_grad_(True)
-    base = copy.deepcopy(models[0]).to("meta").train()
+    forward, vmap_reason = compile_stacked_forward(models[0].train(), x[:2])
+    engine = "batched-stacked"
+    if forward is None:  # fall back to vmap, which runs any functional model (slower on CPU: see stacked_forward)
+        base = copy.deepcopy(models[0]).to("meta").train()
 
-    def one(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
-        return functional_call(base, p, (xb,))
+        def one(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+            return functional_call(base, p, (xb,))
 
-    forward = vmap(one)
+        forward, engine = vmap(one), "batched-vmap"
     rows = [torch.as_tensor(np.asarray(j.positions, dtype=np.int64)) for j in jobs]
     # Index loaders: the same permutation per (order_seed, epoch, n) as the job's own Batches in train_one.
     loaders = [Batches(torch.arange(len(r)), batch_size=bs, shuffle=True, seed=j.order_seed)
@@ -291,7 +298,8 @@ def train_batched(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torc
         stop = stopped_at[k]
         log = {"epochs": float(recipe.epochs) if stop is None else stop, "steps": int(steps[k]),
                "examples_seen": int(seen[k]), "epoch_losses": epoch_losses[k], "skipped_nonfinite": int(skipped[k]),
-               "stopped": None if stop is None else f"{int(skipped[k])} non-finite steps", "trainer": "batched-vmap",
+               "stopped": None if stop is None else f"{int(skipped[k])} non-finite steps", "trainer": engine,
+               **({"stacked_forward_unavailable": vmap_reason} if vmap_reason else {}),
                "batch_models": n_models, "batch_wall_s": wall, "wall_s": wall / n_models}
         out.append(Trained(_unstack(spec, flat, layout, k, job.init_seed), log))
     return out
