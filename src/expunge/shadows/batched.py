@@ -20,7 +20,7 @@ AdamW and SGD (momentum, no dampening, L2 weight decay) as ``torch.optim`` defin
 model, with a per-model step count (Adam's bias correction) and a per-model LR schedule (constant or cosine).
 
 Speed (benchmarks/results/evaluation_tiers.md): batching removes per-step overhead, not arithmetic, so it pays
-for small, overhead-bound models (the MLP; the CNN on 8×8 digits with 2 threads) and not for convolutions on 28×28
+for small, overhead-bound models (the MLP; a little for the CNN on 8×8 digits) and not for convolutions on 28×28
 inputs, where a grouped convolution over K models is slower on CPU than K separate ones;
 :func:`train_models`' "auto" policy (:func:`prefer_batched`) therefore trains those one by one. Two details keep
 the step lean: gradients are taken at the per-parameter views and concatenated once (asking autograd for the
@@ -306,17 +306,14 @@ def train_batched(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torc
 
 
 def prefer_batched(model: nn.Module, x: torch.Tensor) -> bool:
-    """The "auto" policy: batch models without convolutions; batch convolutions only on inputs of at most 16×16
-    and with more than one torch thread.
+    """The "auto" policy: batch unless the model convolves inputs larger than 16×16.
 
-    Measured side by side on this 2-core CPU (benchmarks/results/evaluation_tiers.md, K = 16, idle machine): the
-    MLP gains at 1 and 2 threads; the CNN on 8×8 digits gains at 2 threads (bigger kernels parallelise better) and
-    loses at 1; on 28×28 inputs ``vmap``'s grouped convolutions are slower than K separate ones whatever the threads.
-    A convolutional step is compute-bound on CPU, so batching has only per-step overhead to remove."""
+    Measured side by side on this 2-core CPU (benchmarks/results/evaluation_tiers.md, K = 16 in groups of 8, idle
+    machine, ``batched-stacked`` engine): the MLP gains ×1.2 (1 thread) to ×2.2 (2 threads), the CNN on 8×8 digits
+    ×1.07 to ×1.28; on 28×28 inputs a grouped convolution over K models is slower than K separate ones (×0.74). A
+    convolutional step is compute-bound on CPU, so batching has only per-step overhead to remove."""
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    if not has_conv:
-        return True
-    return not (x.dim() >= 4 and x.shape[-1] * x.shape[-2] > 256) and torch.get_num_threads() > 1
+    return not (has_conv and x.dim() >= 4 and x.shape[-1] * x.shape[-2] > 256)
 
 
 def train_models(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torch.Tensor, jobs: Sequence[ModelJob],
@@ -331,8 +328,7 @@ def train_models(spec: ModelSpec, recipe: TrainRecipe, x: torch.Tensor, y: torch
     if blocker is None and batched is False:
         blocker = "not requested"
     elif blocker is None and batched is None and not prefer_batched(probe, x):
-        blocker = ("auto: one by one is faster for convolutions on inputs larger than 16x16 or with one torch "
-                   "thread")
+        blocker = "auto: one by one is faster for convolutions on inputs larger than 16x16"
     if blocker is None:
         return train_batched(spec, recipe, x, y, jobs)
     with Monitor():  # one free-memory release for all K (each fit's own monitor is then nested: none)
