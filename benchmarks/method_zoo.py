@@ -277,12 +277,16 @@ def main() -> None:
     from expunge.store import ArtifactStore
 
     store = ArtifactStore(args.store)
-    if args.report_only:
-        for r in records:  # the oracle's training threads, for the timing-conditions table
+
+    def write() -> None:
+        for r in records:  # the oracle's training threads: the like-for-like speed-ups and the timing table use them
             if "oracle_key" in r and "oracle_env" not in r:
                 r["oracle_env"] = (store.read_manifest("oracle", r["oracle_key"]) or {}).get("env", {})
         atomic_write_json(out.with_suffix(".json"), records)
         atomic_write_text(out.with_suffix(".md"), summarise(records, args.data, args.model))
+
+    if args.report_only:
+        write()
         return
     t0 = time.perf_counter()
     for seed in args.seeds:
@@ -312,8 +316,7 @@ def main() -> None:
                       + ("error" if recs[0].get("error") else
                          f"Δforget {fmt(gaps.get('forget_acc'))} Δtest {fmt(gaps.get('test_acc'))} "
                          f"speed-up {1 / max(recs[-1]['time_ratio_to_retrain'] or 1e-9, 1e-9):.1f}"), flush=True)
-                atomic_write_json(out.with_suffix(".json"), records)
-                atomic_write_text(out.with_suffix(".md"), summarise(records, args.data, args.model))
+                write()
 
 
 if __name__ == "__main__":

@@ -82,9 +82,11 @@ def test_train_command(cache: Path):
     assert info["cache_hit"] is True  # trained by the unlearn test above
 
 
-def test_evaluate_existing_run(cache: Path):
-    out = run_cli(["unlearn", "--model", "mlp", "--forget", "random:0.1", "--method", "finetune", "--param",
-                   "epochs=1", "--json"], cache)
+@pytest.mark.parametrize("method", ["finetune", "analytic_head"])  # analytic_head: its result carries state buffers
+def test_evaluate_existing_run(cache: Path, method: str):
+    params = ["--param", "epochs=1"] if method == "finetune" else []
+    out = run_cli(["unlearn", "--model", "mlp", "--forget", "random:0.1", "--method", method, *params, "--json"],
+                  cache)
     rec = json.loads(out.stdout)
     ev = run_cli(["evaluate", rec["unlearned_key"], "--tier", "0", "--json"], cache)
     assert ev.returncode == 0, ev.stderr

@@ -20,11 +20,13 @@ from expunge.data.datasets import load_dataset
 from expunge.data.request import ForgetRequest, Splits
 from expunge.errors import ArtifactError
 from expunge.experiment import _reasons, _values, power
+from expunge.methods.base import get_method
 from expunge.metrics.base import EvalContext, RunInfo, evaluate
 from expunge.models import ModelSpec
 from expunge.store import ArtifactStore
 from expunge.train.loop import TrainRecipe
 from expunge.train.oracle import check_fingerprint
+from expunge.unlearn import load_result
 
 
 def resolve_run(run: str, store: ArtifactStore) -> tuple[ArtifactStore, str]:
@@ -63,9 +65,11 @@ def evaluate_run(run: str, *, store: ArtifactStore, tier: int = 0, metrics: Iter
                              request=ForgetRequest("ids", ids=tuple(manifest["forget_ids"])),
                              forget_classes=tuple(request["forget_classes"]), seed=manifest["seed"])
     spec = ModelSpec.from_dict(manifest["model_spec"])
-    models = {}
-    for role, kind, k in (("unlearned", "unlearned", key), ("original", "original", manifest["original_key"]),
-                          ("retrain", "oracle", manifest["oracle_key"])):
+    # the method that made the run rebuilds its model: state buffers (analytic_head), another structure (sisa)
+    method = get_method(manifest["method"], manifest["params"])
+    models = {"unlearned": load_result(store, "unlearned", key, method, spec)[0]}
+    for role, kind, k in (("original", "original", manifest["original_key"]), ("retrain", "oracle",
+                                                                                manifest["oracle_key"])):
         model = spec.build(seed=0)
         store.load_model_into(kind, k, model)
         models[role] = model.eval()

@@ -19,8 +19,10 @@ from torch import nn
 from expunge.data.access import UnlearningData
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
-from expunge.errors import ExpungeError
+from expunge.errors import CorruptArtifact, ExpungeError
 from expunge.methods.base import RunContext, UnlearningMethod
+from expunge.models import ModelSpec
+from expunge.store import ArtifactStore
 from expunge.store.artifacts import state_hash
 from expunge.train.monitor import Monitor
 
@@ -56,3 +58,20 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     per_request = max(0.0, mon.result.wall_s - data.log.precompute_s)
     return UnlearnResult(unlearned, per_request, mon.result.peak_rss_bytes, mon.result.peak_delta_bytes,
                          data.log.to_dict(), dict(ctx.notes))
+
+
+def load_result(store: ArtifactStore, kind: str, key: str, method: UnlearningMethod[Any],
+                spec: ModelSpec) -> tuple[nn.Module, dict[str, Any]]:
+    """A stored unlearned model rebuilt by the method that made it (:meth:`UnlearningMethod.restore`: state
+    buffers, ensembles), in eval mode, with its manifest.
+
+    Raises:
+        CorruptArtifact: the stored tensors fail their checksum or do not fit what ``method`` rebuilds.
+    """
+    tensors, manifest = store.load_tensors(kind, key)
+    try:
+        model = method.restore(spec, tensors)
+    except RuntimeError as exc:
+        raise CorruptArtifact(f"{store.path(kind, key)} does not fit a {spec.name!r} model as {method.name!r} "
+                              f"rebuilds it: {str(exc)[:300]}") from None
+    return model.eval(), manifest

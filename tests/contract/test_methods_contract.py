@@ -4,6 +4,7 @@ checks for free. Each method runs on a tiny digits/mlp request with a small budg
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from expunge.data.access import DataAccess, UnlearningData
 from expunge.errors import InvalidHyperparameter, UndeclaredDataAccess
 from expunge.methods.base import METHODS, RunContext, get_method
 from expunge.store.artifacts import state_hash
-from expunge.unlearn import run_method
+from expunge.unlearn import load_result, run_method
 
 NAMES = METHODS.names()
 SMALL = {"epochs": 1}  # budget override applied where the method has an `epochs` field
@@ -69,6 +70,14 @@ def test_runs_does_not_mutate_and_is_deterministic(name, prepared_class3):
         hashes.append(state_hash(res.model))
     assert state_hash(prep.original.model) == before
     assert hashes[0] == hashes[1], "same seed, same result"
+    # a stored result comes back as the method built it (state buffers, ensembles): `expunge evaluate` and the
+    # tier-2 caches rebuild it through get_method(name, stored params).restore
+    stored = json.loads(json.dumps(params.to_dict()))
+    prep.store.save_model("unlearned", f"contract-{name}", res.model, {"method": name})
+    restored, _ = load_result(prep.store, "unlearned", f"contract-{name}", get_method(name, stored), prep.spec)
+    x = prep.dataset.test.x[:32]
+    with torch.no_grad():
+        assert torch.equal(restored(x), res.model.eval()(x))
 
 
 @pytest.mark.parametrize("name", NAMES)

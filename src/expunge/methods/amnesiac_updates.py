@@ -26,6 +26,12 @@ training, and its time is reported as ``precompute_s``, apart from the per-reque
 Forget positions come from :meth:`~expunge.data.access.UnlearningData.forget_positions`.
 Δθ is accumulated in float64, so one logged batch is removed exactly (tested: with plain SGD and no later batch,
 θ′ equals θ before that batch bit for bit).
+**Sequential requests** (the paper treats one deletion): the returned model carries two persistent buffers,
+``amnesiac_origin`` (the hash of the original whose log it uses) and ``amnesiac_subtracted`` (one flag per logged
+optimiser step). Given such a model, the next request replays the *original* (not the model in hand) and subtracts
+only the updates of batches that hold its forget data and were not subtracted before — a batch holding examples of
+two requests is removed once. Without fine-tuning, k sequential requests therefore equal one joint request up to
+float32 rounding (tested); with it, each request's fine-tune stays in the model, as in any sequential stream.
 Choices (the paper leaves them open): fine-tune 1 epoch on D_r with the original's optimiser, lr and batch size.
 With random or class requests nearly every batch holds a forget example, and θ′ falls back towards the
 initialisation: the method is meant for small deletions.
@@ -66,26 +72,34 @@ class AmnesiacUpdatesParams(Hyperparams):
             self._fail("finetune_lr", self.finetune_lr, "a number > 0 or none")
 
 
+ORIGIN, SUBTRACTED = "amnesiac_origin", "amnesiac_subtracted"
+
+
 class LoggedBatches:
     """Yields (x, y) of ``batches`` (tensors x, y, position); sums θ_after − θ_before (float64) of ``model``'s
-    parameters over the batches holding a position flagged in ``is_forget``. A batch's update is read when the
-    trainer asks for the next batch, i.e. after its optimiser step."""
+    parameters over the batches holding a position flagged in ``is_forget``, except the steps flagged in ``skip``
+    (subtracted by an earlier request). A batch's update is read when the trainer asks for the next batch, i.e.
+    after its optimiser step. ``affected_steps`` lists the (0-based) steps summed."""
 
-    def __init__(self, model: nn.Module, batches: Batches, is_forget: torch.Tensor) -> None:
-        self.batches, self.is_forget = batches, is_forget
+    def __init__(self, model: nn.Module, batches: Batches, is_forget: torch.Tensor,
+                 skip: torch.Tensor | None = None) -> None:
+        self.batches, self.is_forget, self.skip = batches, is_forget, skip
         self.params = dict(model.named_parameters())
         self.sums = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in self.params.items()}
         self.affected = self.steps = 0
+        self.affected_steps: list[int] = []
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def __iter__(self) -> Iterator[Batch]:
         for x, y, pos in self.batches:
-            self.steps += 1
-            if not bool(self.is_forget[pos].any()):
+            step, self.steps = self.steps, self.steps + 1
+            skipped = self.skip is not None and step < len(self.skip) and bool(self.skip[step])
+            if skipped or not bool(self.is_forget[pos].any()):
                 yield x, y
                 continue
+            self.affected_steps.append(step)
             before = {n: p.detach().clone() for n, p in self.params.items()}
             yield x, y
             for n, p in self.params.items():
@@ -94,11 +108,12 @@ class LoggedBatches:
 
 
 def replay_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, is_forget: torch.Tensor,
-                    recipe: TrainRecipe, order_seed: int) -> LoggedBatches:
+                    recipe: TrainRecipe, order_seed: int, skip: torch.Tensor | None = None) -> LoggedBatches:
     """Train ``model`` exactly as ``expunge.train.oracle`` trained the original (same ``fit``, same batch order) and
-    return the log of the summed updates of batches with a forget example."""
+    return the log of the summed updates of batches with a forget example (other than the ``skip`` steps)."""
     positions = torch.arange(len(y))
-    logged = LoggedBatches(model, Batches(x, y, positions, batch_size=recipe.batch_size, seed=order_seed), is_forget)
+    logged = LoggedBatches(model, Batches(x, y, positions, batch_size=recipe.batch_size, seed=order_seed), is_forget,
+                           skip)
     fit(model, logged, recipe, seed=order_seed)  # type: ignore[arg-type]  # duck-typed Batches
     return logged
 
@@ -142,10 +157,14 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
     reference = "none public for the update log (paper Sec. Amnesiac Unlearning); replay of expunge.train.oracle"
     access = DataAccess.FORGET | DataAccess.RETAIN | DataAccess.TRAIN_STATS
     Params = AmnesiacUpdatesParams
+    state_buffers = (ORIGIN, SUBTRACTED)
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
-        target = state_hash(model)
+        bufs = dict(model.named_buffers(recurse=False))
+        # a previous request's result: replay its original and skip the steps it already subtracted
+        prior = bufs.get(SUBTRACTED) if ORIGIN in bufs else None
+        target = bytes(bufs[ORIGIN].tolist()).hex() if prior is not None else state_hash(model)
         manifest = ctx.original_manifest
         if manifest is not None and manifest.get("tensors_sha256") not in (None, target):
             raise ReplayMismatch("RunContext.original_manifest describes a different model than the one given")
@@ -160,7 +179,10 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
             spec, recipe, threads = ctx.model_spec, ctx.recipe, None
             init_seed, order_seed = derive_seed(ctx.seed, "original-init"), derive_seed(ctx.seed, "original-order")
         forget_pos = data.forget_positions()
-        digest = hashlib.blake2b(forget_pos.tobytes(), digest_size=8).hexdigest()
+        h = hashlib.blake2b(forget_pos.tobytes(), digest_size=8)
+        if prior is not None:
+            h.update(prior.numpy().tobytes())
+        digest = h.hexdigest()
 
         def compute(batches: Batches) -> dict[str, torch.Tensor]:
             x, y = batches.tensors[:2]  # the full training set in position order
@@ -168,7 +190,7 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
             is_forget[torch.as_tensor(forget_pos)] = True
             replica = spec.build(seed=init_seed)
             with _torch_threads(threads):
-                log = replay_training(replica, x, y, is_forget, recipe, order_seed)
+                log = replay_training(replica, x, y, is_forget, recipe, order_seed, skip=prior)
             if state_hash(replica) != target:
                 raise ReplayMismatch(
                     f"replaying the original's training (init seed {init_seed}, order seed {order_seed}, "
@@ -179,9 +201,10 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
                     "Fix: run with the original's seed, or choose a method that needs no training log.")
             return {**{f"delta.{n}": s for n, s in log.sums.items()}, "replayed_sha256": _hash_tensor(target),
                     "affected_batches": torch.tensor([log.affected]), "steps": torch.tensor([log.steps]),
+                    "affected_steps": torch.tensor(log.affected_steps, dtype=torch.int64),
                     "forget_rows": is_forget.sum().reshape(1)}
 
-        stat = data.train_statistic(f"amnesiac_updates/{digest}/{init_seed}/{order_seed}", compute,
+        stat = data.train_statistic(f"amnesiac_updates/v2/{digest}/{init_seed}/{order_seed}", compute,
                                     batch_size=recipe.batch_size)
         if not torch.equal(stat["replayed_sha256"], _hash_tensor(target)):
             raise ReplayMismatch("the cached update log was replayed for a different model than the one given")
@@ -194,7 +217,15 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
             steps = train_loop(model, data.retain_loader(recipe.batch_size), cross_entropy_loss, opt,
                                epochs=p.finetune_epochs, progress="amnesiac ft" if ctx.progress else None).steps
         affected, total = int(stat["affected_batches"][0]), int(stat["steps"][0])
+        if prior is not None and len(prior) != total:
+            raise ReplayMismatch(f"the model's amnesiac state flags {len(prior)} logged steps but the replay made "
+                                 f"{total}: it was produced under another training recipe")
+        subtracted = torch.zeros(total, dtype=torch.bool) if prior is None else prior.clone()
+        subtracted[stat["affected_steps"]] = True
+        model.register_buffer(ORIGIN, _hash_tensor(target))
+        model.register_buffer(SUBTRACTED, subtracted)
         ctx.notes.update(seeds_from="manifest" if manifest is not None else "ctx.seed", affected_batches=affected,
+                         subtracted_before=0 if prior is None else int(prior.sum()),
                          logged_steps=total, affected_share=affected / max(1, total),
                          forget_rows_matched=int(stat["forget_rows"][0]), finetune_steps=steps)
         return model

@@ -89,6 +89,7 @@ class AnalyticHead(UnlearningMethod[AnalyticHeadParams]):
     access = DataAccess.FORGET | DataAccess.TRAIN_STATS
     Params = AnalyticHeadParams
     exact = True
+    state_buffers = STATE
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params

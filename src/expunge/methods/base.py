@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -53,6 +54,9 @@ class UnlearningMethod(ABC, Generic[P]):
     Params: ClassVar[type[Hyperparams]]
     exact: ClassVar[bool] = False
     tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
+    # Buffers ``unlearn`` may attach to the returned model to carry its state to the next request of a sequential
+    # stream (the analytic head's R and Q, the amnesiac log's bookkeeping); :meth:`restore` re-attaches them.
+    state_buffers: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: P | None = None) -> None:
         self.params: P = params if params is not None else self.Params()  # type: ignore[assignment]
@@ -60,6 +64,27 @@ class UnlearningMethod(ABC, Generic[P]):
     @abstractmethod
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         """Return the unlearned model. ``model`` is a private copy of the original: edit it or build a new one."""
+
+    def restore(self, spec: ModelSpec, tensors: Mapping[str, torch.Tensor]) -> nn.Module:
+        """Rebuild a model this method returned from its saved tensors (``expunge evaluate``, tier-2 caches).
+
+        Default: ``spec``'s architecture with any of :attr:`state_buffers` registered on the submodule that held
+        them, loaded strictly. A method that returns another structure (SISA's ensemble) overrides this.
+
+        Raises:
+            RuntimeError: the tensors do not fit (missing or unexpected keys, wrong shapes).
+        """
+        model = spec.build(seed=0)
+        for key, value in tensors.items():
+            path, _, name = key.rpartition(".")
+            if name in self.state_buffers:
+                try:
+                    owner = model.get_submodule(path)
+                except AttributeError:
+                    raise RuntimeError(f"state buffer {key!r} names no submodule of {spec.name}") from None
+                owner.register_buffer(name, value.clone())
+        model.load_state_dict(dict(tensors), strict=True)
+        return model
 
     @classmethod
     def summary(cls) -> str:

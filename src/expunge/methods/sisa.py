@@ -44,6 +44,7 @@ used (``ctx.notes["retain_used"]``), although the access log counts the whole re
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -131,6 +132,21 @@ class SISA(UnlearningMethod[SISAParams]):
     access = DataAccess.FORGET | DataAccess.RETAIN | DataAccess.TRAIN_STATS
     Params = SISAParams
     exact = True
+
+    def restore(self, spec: ModelSpec, tensors: Mapping[str, torch.Tensor]) -> nn.Module:
+        """The saved ensemble: constituents, plan buffers and stage checkpoints as they were saved."""
+        if "sisa_order" not in tensors:
+            raise RuntimeError("the tensors hold no SISA ensemble (no 'sisa_order' buffer)")
+        n_shards = int(tensors["sisa_bounds"].shape[0])
+        ens = SISAEnsemble([spec.build(seed=0) for _ in range(n_shards)], spec.num_classes,
+                           order=tensors["sisa_order"].numpy(), bounds=tensors["sisa_bounds"].numpy(),
+                           epochs=[int(e) for e in tensors["sisa_stage_epochs"]], seed=int(tensors["sisa_seed"]),
+                           aggregation=self.params.aggregation, smoothing=self.params.vote_smoothing)
+        for key, value in tensors.items():
+            if key.startswith("checkpoints."):
+                ens.checkpoints.register_buffer(key.removeprefix("checkpoints."), value.clone())
+        ens.load_state_dict(dict(tensors), strict=True)
+        return ens
 
     def _stat_name(self, ctx: RunContext, epochs: list[int]) -> str:
         assert ctx.model_spec is not None and ctx.recipe is not None

@@ -53,28 +53,26 @@ def cached_unlearn(store: ArtifactStore, kind: str, key_parts: Mapping[str, Any]
     store it. Returns (model, cache_hit).
 
     Raises:
-        Tier2Unavailable: the method returns a model whose state does not fit ``spec`` (it cannot be cached).
+        Tier2Unavailable: the method returns a model its ``restore`` cannot rebuild (it cannot be cached).
     """
     key = store.key(dict(key_parts))
     for k in (kind, *reuse_kinds):
         if store.exists(k, key):
-            model = spec.build(seed=0)
             try:
-                store.load_model_into(k, key, model)
-                return model.eval(), True
+                return _unlearn.load_result(store, k, key, method, spec)[0], True
             except ArtifactError as exc:
                 log.warning("recomputing %s/%s: %s", k, key, exc)
     ctx = RunContext(seed=seed, model_spec=spec, recipe=recipe, store=store)
     res = _unlearn.run_method(method, original, dataset, splits, ctx, original_key=original_key)
-    model = spec.build(seed=0)
-    try:
-        model.load_state_dict(res.model.state_dict(), strict=True)
+    try:  # what is cached must come back: the method's restore has to rebuild its result from the tensors
+        method.restore(spec, res.model.state_dict())
     except RuntimeError as exc:
-        raise Tier2Unavailable(f"method {method.name!r} returns a model that does not fit the {spec.name!r} "
-                               f"architecture, so its repeated runs cannot be cached ({str(exc)[:120]})") from None
-    store.save_model(kind, key, model, {**dict(key_parts), "time_s": res.time_s, "notes": res.notes,
-                                        "access": res.access})
-    return model.eval(), False
+        raise Tier2Unavailable(f"method {method.name!r} returns a model its restore() cannot rebuild from the "
+                               f"{spec.name!r} architecture, so its repeated runs cannot be cached "
+                               f"({str(exc)[:120]})") from None
+    store.save_model(kind, key, res.model, {**dict(key_parts), "time_s": res.time_s, "notes": res.notes,
+                                            "access": res.access})
+    return res.model.eval(), False
 
 
 def query_views(x: torch.Tensor, queries: Sequence[str]) -> list[torch.Tensor]:
