@@ -193,7 +193,7 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
                 ci(recs, lambda r, c=c, role=role: r[role][c]) for c in ("forget_acc", "retain_acc", "test_acc",
                                                                          "mia_loss_auc"))
                 + " | | | | " + ("1 | | |" if role == "retrain" else "| | |"))
-        for method in dict.fromkeys(r["method"] for r in everything):
+        for method in sorted({r["method"] for r in everything}):  # "X [tuned]" sorts right after X
             mr = [r for r in everything if r["method"] == method]
             if any(r.get("error") for r in mr):
                 lines.append(f"| {method} | | not applicable: {mr[0]['error'][:80]} |" + " |" * 9)
