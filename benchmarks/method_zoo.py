@@ -102,21 +102,28 @@ def method_threads(r: dict[str, Any]) -> Any:
     return r["env"].get("torch_threads")
 
 
-def reference_retrain_times(records: list[dict[str, Any]]) -> dict[tuple[int, Any], float]:
-    """(retain-set size, torch threads) -> the fastest oracle training time measured under those threads.
+def method_timing(r: dict[str, Any]) -> tuple[Any, Any]:
+    """(torch threads, machine image) the method ran under: its time is only compared with oracles trained under
+    both (sessions on different VM images — the ``platform`` string — ran at different speeds: the same 54k-example
+    oracle took 505 s on one and 374 s on another, both idle)."""
+    return r["env"].get("torch_threads"), r["env"].get("platform")
+
+
+def reference_retrain_times(records: list[dict[str, Any]]) -> dict[tuple[int, Any, Any], float]:
+    """(retain-set size, torch threads, machine image) -> the fastest oracle training time measured there.
 
     Every oracle of one benchmark file trains the same recipe on its retain set, so oracles with equal retain-set size
-    do the same work; their times differ only by the machine's load when they ran. A method's speed-up is taken
-    against the fastest such oracle trained at the method's own thread count (the least-loaded, i.e. the most
-    conservative, measurement) — not against its own seed's oracle, which may have shared the machine with another
-    job."""
-    out: dict[tuple[int, Any], float] = {}
+    do the same work; on one machine image their times differ only by the machine's load when they ran. A method's
+    speed-up is taken against the fastest such oracle trained at the method's own thread count on the method's machine
+    image (the least-loaded, i.e. the most conservative, measurement) — not against its own seed's oracle, which may
+    have shared the machine with another job."""
+    out: dict[tuple[int, Any, Any], float] = {}
     seen: set[str] = set()
     for r in records:
         if "env" not in r or r.get("oracle_key") in seen or "oracle_env" not in r:
             continue
         seen.add(r["oracle_key"])
-        key = (r["request"]["n_retain"], r["oracle_env"].get("torch_threads"))
+        key = (r["request"]["n_retain"], r["oracle_env"].get("torch_threads"), r["oracle_env"].get("platform"))
         out[key] = min(out.get(key, float("inf")), r["retrain_time_s"])
     return out
 
@@ -127,7 +134,7 @@ def speed_up(r: dict[str, Any], ref: dict[tuple[int, Any], float]) -> float | No
     if not r.get("time_ratio_to_retrain"):
         return None
     method_s = r["time_ratio_to_retrain"] * r["retrain_time_s"]
-    base = ref.get((r["request"]["n_retain"], method_threads(r)), r["retrain_time_s"])
+    base = ref.get((r["request"]["n_retain"], *method_timing(r)), r["retrain_time_s"])
     return None if method_s <= 0 else base / method_s
 
 
@@ -172,10 +179,10 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
               "mean difference to the oracle ('forgets nothing': forget accuracy still at the Original's). "
               "Speed-up = retrain time / unlearning time (one-off cached statistics excluded), like for like: the "
               "retrain time is the fastest oracle of the same retain-set size trained at the method's thread count "
-              "(see Timing conditions). Peak Δmem is the rise of the process's peak RSS during the method, over the "
-              "rows measured since the monitor hands freed memory back to the OS first; '≥ x': only older rows, whose "
-              "deltas are lower bounds (allocations served from memory the allocator had kept did not raise the "
-              "RSS).", ""]
+              "on the method's machine image (see Timing conditions). Peak Δmem is the rise of the process's peak "
+              "RSS during the method, over the rows measured since the monitor hands freed memory back to the OS "
+              "first; '≥ x': only older rows, whose deltas are lower bounds (allocations served from memory the "
+              "allocator had kept did not raise the RSS).", ""]
     parity_rows = []
     ref = reference_retrain_times(records)
     for scen in dict.fromkeys(r["scenario"] for r in records):
@@ -213,10 +220,11 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
                 f"{'**yes**' if parity else why_not_parity(mr)} |")
         lines.append("")
     lines += ["## Timing conditions", "", "Each seed's oracle and the threads it and the methods ran at. Oracles of "
-              "equal retain-set size do the same work, so their times differ only by machine load (some shared the "
-              "2 cores with another benchmark job). Speed-ups above divide the reference retrain time — the fastest "
-              "oracle at the method's thread count — by the method's time ('own oracle': no such oracle is known, "
-              "the row's own oracle is used).", "",
+              "equal retain-set size do the same work, so on one machine image (VM build, env `platform`) their times "
+              "differ only by machine load (some shared the 2 cores with another benchmark job); sessions on "
+              "different images ran at different speeds. Speed-ups above divide the reference retrain time — the "
+              "fastest oracle at the method's thread count on the method's image — by the method's time ('own "
+              "oracle': no such oracle is known, the row's own oracle is used).", "",
               "| seed | scenario | oracle time (s) | oracle torch threads | method torch threads | reference retrain "
               "time (s) | methods |", "|---|---|---|---|---|---|---|"]
     groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
@@ -225,8 +233,8 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
             groups.setdefault((r["seed"], r["scenario"]), []).append(r)
     for (seed, scen), recs in sorted(groups.items()):
         threads = sorted({method_threads(r) for r in recs})
-        refs = sorted({f"{ref[k]:.0f}" if (k := (recs[0]['request']['n_retain'], t)) in ref else "own oracle"
-                       for t in threads})
+        refs = sorted({f"{ref[k]:.0f}" if (k := (recs[0]['request']['n_retain'], *t)) in ref else "own oracle"
+                       for t in {method_timing(r) for r in recs}})
         lines.append(f"| {seed} | {scen} | {recs[0]['retrain_time_s']:.0f} | "
                      f"{recs[0].get('oracle_env', {}).get('torch_threads', '?')} | {', '.join(map(str, threads))} | "
                      f"{', '.join(refs) or '—'} | {len({r['method'] for r in recs})} |")
