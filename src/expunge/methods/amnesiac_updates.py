@@ -86,11 +86,15 @@ class LoggedBatches:
         self.batches, self.is_forget, self.skip = batches, is_forget, skip
         self.params = dict(model.named_parameters())
         self.sums = {n: torch.zeros_like(p, dtype=torch.float64) for n, p in self.params.items()}
-        self.affected = self.steps = 0
+        self.steps = 0
         self.affected_steps: list[int] = []
 
     def __len__(self) -> int:
         return len(self.batches)
+
+    @property
+    def affected(self) -> int:
+        return len(self.affected_steps)
 
     def __iter__(self) -> Iterator[Batch]:
         for x, y, pos in self.batches:
@@ -104,7 +108,6 @@ class LoggedBatches:
             yield x, y
             for n, p in self.params.items():
                 self.sums[n] += p.detach().double() - before[n].double()
-            self.affected += 1
 
 
 def replay_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, is_forget: torch.Tensor,
@@ -208,6 +211,10 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
                                     batch_size=recipe.batch_size)
         if not torch.equal(stat["replayed_sha256"], _hash_tensor(target)):
             raise ReplayMismatch("the cached update log was replayed for a different model than the one given")
+        affected, total = int(stat["affected_batches"][0]), int(stat["steps"][0])
+        if prior is not None and len(prior) != total:  # before anything is subtracted
+            raise ReplayMismatch(f"the model's amnesiac state flags {len(prior)} logged steps but the replay made "
+                                 f"{total}: it was produced under another training recipe")
         subtract_updates(model, {n: stat[f"delta.{n}"] for n, _ in model.named_parameters()})
         steps = 0
         if p.finetune_epochs > 0:
@@ -216,10 +223,6 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
                                  weight_decay=recipe.weight_decay)
             steps = train_loop(model, data.retain_loader(recipe.batch_size), cross_entropy_loss, opt,
                                epochs=p.finetune_epochs, progress="amnesiac ft" if ctx.progress else None).steps
-        affected, total = int(stat["affected_batches"][0]), int(stat["steps"][0])
-        if prior is not None and len(prior) != total:
-            raise ReplayMismatch(f"the model's amnesiac state flags {len(prior)} logged steps but the replay made "
-                                 f"{total}: it was produced under another training recipe")
         subtracted = torch.zeros(total, dtype=torch.bool) if prior is None else prior.clone()
         subtracted[stat["affected_steps"]] = True
         model.register_buffer(ORIGIN, _hash_tensor(target))
