@@ -138,6 +138,12 @@ def speed_up(r: dict[str, Any], ref: dict[tuple[int, Any], float]) -> float | No
     return None if method_s <= 0 else base / method_s
 
 
+def collapsed_runs(mr: list[dict[str, Any]]) -> int:
+    """Runs (seeds, or sequential steps) whose model gave non-finite outputs: the metric suite reports None with the
+    reason for them, so the means over the rest must not pass for the whole method (no parity with any collapse)."""
+    return sum(1 for r in mr if r["metrics"].get("test_acc") is None)
+
+
 def why_not_parity(mr: list[dict[str, Any]]) -> str:
     """Which parity criteria a method misses, and in which direction (means over seeds of signed differences)."""
     def signed(metric: str, role: str = "retrain") -> float | None:
@@ -146,7 +152,8 @@ def why_not_parity(mr: list[dict[str, Any]]) -> str:
 
     if mean(per_seed(mr, lambda r: r["metrics"]["test_acc"])) is None:
         return "collapsed (non-finite outputs)"
-    out = []
+    n_bad = collapsed_runs(mr)
+    out = [f"collapsed (non-finite outputs) in {n_bad} of {len(mr)} runs, values over the rest"] if n_bad else []
     d_forget, d_orig = signed("forget_acc"), signed("forget_acc", "original")
     if d_forget is not None and abs(d_forget) > PARITY["forget_acc"]:
         if d_forget > 0 and d_orig is not None and d_orig >= -PARITY["forget_acc"]:
@@ -182,7 +189,9 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
               "on the method's machine image (see Timing conditions). Peak Δmem is the rise of the process's peak "
               "RSS during the method, over the rows measured since the monitor hands freed memory back to the OS "
               "first; '≥ x': only older rows, whose deltas are lower bounds (allocations served from memory the "
-              "allocator had kept did not raise the RSS).", ""]
+              "allocator had kept did not raise the RSS). 'collapsed (non-finite outputs) in k of n runs': k runs "
+              "(seeds; `sequential`: seed × step) gave NaN/inf outputs, which the metrics report as missing, not as "
+              "a value; the row's values are over the other runs and such a method is never at parity.", ""]
     parity_rows = []
     ref = reference_retrain_times(records)
     for scen in dict.fromkeys(r["scenario"] for r in records):
@@ -207,7 +216,7 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
                 continue
             gaps = {m: mean(per_seed(mr, lambda r, m=m: r["gap_to_retrain"][m])) for m in PARITY}
             speed = mean(per_seed(mr, lambda r: speed_up(r, ref)))
-            parity = all(gaps[m] is not None and gaps[m] <= tol for m, tol in PARITY.items())
+            parity = not collapsed_runs(mr) and all(gaps[m] is not None and gaps[m] <= tol for m, tol in PARITY.items())
             if parity:
                 parity_rows.append((scen, method, speed))
             lines.append(
