@@ -1,10 +1,20 @@
 """The one training loop, shared by original training, the retrain oracle and every gradient-based method.
 
 Methods differ in their loss (``loss_fn(model, batch)``), their data and their optimiser; the loop does the rest:
-epochs, per-step LR schedule, gradient clipping, a non-finite guard (a step whose loss or gradient is not finite is
-skipped and counted; after ``max_nonfinite`` such steps training stops, keeping the last finite parameters — the guard
-ascent-type objectives need), hooks after each step (e.g. SalUn's mask) and each epoch (early stopping), progress bars
-and the wall-time / peak-memory record.
+epochs, per-step LR schedule, gradient clipping, a non-finite guard, hooks after each step (e.g. SalUn's mask) and
+each epoch (early stopping), progress bars and the wall-time / peak-memory record.
+
+The non-finite guard (what ascent-type and Lipschitz objectives need): a step is skipped and counted when its loss
+is not finite, when its gradient norm is not finite, or when the update itself makes the model's parameters
+non-finite (a finite but huge step; "non-finite" is judged by each tensor's norm, so weights beyond ~1e19, whose
+squares overflow float32, count as diverged too); the parameters are then put back as they were before the step.
+After ``max_nonfinite`` such steps training stops with the last finite parameters. Optimiser state (momentum, Adam
+moments) is not rolled back: a diverging run keeps tripping the guard and stops. Measured need: JiT on a
+Fashion-MNIST CNN diverged through finite losses up to 1e13 to NaN weights when only the loss was checked. The
+gradient and update checks cost about 0.5 ms a step on the 421k CNN (a norm, a copy, a norm), so :func:`fit` —
+plain supervised training of originals, oracles, shadows, SISA constituents — checks the loss only
+(``guard_updates=False``; gradients are still checked when clipping computes their norm anyway) and its timings
+stay comparable with earlier runs.
 """
 
 from __future__ import annotations
@@ -79,6 +89,32 @@ def make_scheduler(optimizer: torch.optim.Optimizer, name: ScheduleName, total_s
     return None
 
 
+def _finite_gradient(params: list[nn.Parameter], clip_grad_norm: float | None, check: bool) -> bool:
+    """Clip (when asked) and report whether the total gradient norm is finite (always True when neither clipping
+    nor ``check`` asks for the norm)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return True
+    if clip_grad_norm is not None:
+        return bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)))
+    return not check or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
+
+
+def _finite_step(optimizer: torch.optim.Optimizer, params: list[nn.Parameter], check: bool) -> bool:
+    """Take the optimiser step; with ``check``, if it leaves a parameter non-finite, restore the pre-step values and
+    return False. One norm per tensor (``_foreach_norm``) is ~10× cheaper than ``isfinite`` on every element."""
+    if not check or not params:
+        optimizer.step()
+        return True
+    before = [p.detach().clone() for p in params]
+    optimizer.step()
+    if bool(torch.isfinite(torch.stack(torch._foreach_norm([p.detach() for p in params]))).all()):
+        return True
+    with torch.no_grad():
+        torch._foreach_copy_(params, before)
+    return False
+
+
 def train_loop(
     model: nn.Module,
     batches: Iterable[Batch],
@@ -94,10 +130,13 @@ def train_loop(
     on_epoch_end: Callable[[int], bool | None] | None = None,
     progress: str | None = None,
     train_mode: bool = True,
+    guard_updates: bool = True,
 ) -> TrainLog:
     """Run ``epochs`` passes of ``batches`` minimising ``loss_fn``; return the log. ``on_epoch_end(epoch)`` returning
-    True stops training (early stopping)."""
+    True stops training (early stopping). ``guard_updates`` adds the gradient-norm and post-step checks of the
+    non-finite guard (module docstring)."""
     log = TrainLog()
+    params = [p for p in model.parameters() if p.requires_grad]
     per_epoch = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
     total = per_epoch * epochs if per_epoch is not None else None
     was_training = model.training
@@ -115,12 +154,10 @@ def train_loop(
                     log.skipped_nonfinite += 1
                 else:
                     loss.backward()
-                    grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-                                 if clip_grad_norm is not None else None)
-                    if grad_norm is not None and not torch.isfinite(grad_norm):
+                    if not _finite_gradient(params, clip_grad_norm, guard_updates) \
+                            or not _finite_step(optimizer, params, guard_updates):
                         log.skipped_nonfinite += 1
                     else:
-                        optimizer.step()
                         if after_step is not None:
                             after_step()
                         running += float(loss.detach()) * len(batch[0])
@@ -166,4 +203,4 @@ def fit(model: nn.Module, batches: Batches, recipe: TrainRecipe, *, seed: int, p
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout and any stochastic layers
         return train_loop(model, batches, cross_entropy_loss, opt, epochs=recipe.epochs, scheduler=sched,
-                          progress=progress)
+                          progress=progress, guard_updates=False)  # supervised training: the loss check suffices
