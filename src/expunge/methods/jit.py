@@ -20,11 +20,11 @@ Choices where the paper / reference leave a detail open or are architecture-spec
 * Defaults σ = 0.5, lr = 3e-4, n = 25, batch 128, one epoch are the reference's full-class VGG11 setting
   (``forget_full_class_main.py``; its ``-b`` default 128). The reference switches σ and lr per architecture
   (ViT σ 0.8 lr 1.5; random-forgetting VGG σ 0.01 lr 3e-4 ...); here they are ordinary parameters with search spaces and
-  nothing depends on the architecture. JiT is brittle (reference issues #1, #3): tune σ and lr per model. On the Fashion-MNIST CNN a second request
-  on an already-degraded model diverged (finite losses up to 1e13, then NaN weights); the training loop's update
-  guard now stops such a run with its last finite weights (``skipped_nonfinite`` in the notes). The loss
+  nothing depends on the architecture. JiT is brittle (reference issues #1, #3): tune σ and lr per model. The loss
   sums over the batch, so the step size grows with the batch size; on digits / mlp, class 3 the defaults give forget
-  acc 0.70 / retain 0.90, and lr 1e-3 already collapses the model to one class.
+  acc 0.70 / retain 0.90, and lr 1e-3 already collapses the model to one class. On the Fashion-MNIST CNN a second
+  sequential request on an already-degraded model diverged (finite losses up to 1e13, then NaN weights); the
+  training loop's update guard now stops such a run with its last finite weights (``skipped_nonfinite``).
 * The noise is drawn from ``ctx.generator`` (reproducible per seed); forget batches are shuffled (seeded) where the
   reference iterates in dataset order.
 * A perturbed copy identical to its original (possible only if all noise is clamped away) contributes 0 instead of
