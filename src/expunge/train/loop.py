@@ -91,7 +91,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, name: ScheduleName, total_s
 
 def _finite_gradient(params: list[nn.Parameter], clip_grad_norm: float | None, check: bool) -> bool:
     """Clip (when asked) and report whether the total gradient norm is finite (always True when neither clipping
-    nor ``check`` asks for the norm)."""
+    nor ``check`` asks for the norm: ``fit``'s hot path then does no work here)."""
+    if clip_grad_norm is None and not check:
+        return True
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return True
