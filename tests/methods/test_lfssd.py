@@ -91,3 +91,25 @@ def test_lfssd_forgets_a_class(prepared_class3):
     assert record["notes"]["selected"] > 0
     assert record["metrics"]["forget_acc"] < 0.5 * record["original"]["forget_acc"]
     assert record["metrics"]["retain_acc"] > 0.5
+
+
+def test_current_full_importance_equals_the_cached_one_and_uses_the_output_sensitivity(prepared_class3, monkeypatch):
+    import expunge.methods.lfssd as lfssd_module
+
+    prep = prepared_class3
+    calls = {"n": 0}
+    real = lfssd_module.output_sensitivity
+
+    def counted(model, batches):
+        calls["n"] += 1
+        return real(model, batches)
+
+    monkeypatch.setattr(lfssd_module, "output_sensitivity", counted)
+    hashes = []
+    for how in ("cached", "current"):
+        ctx = RunContext(seed=0, store=prep.store)
+        res = run_method(get_method("lfssd", {"full_importance": how}), prep.original.model, prep.dataset,
+                         prep.splits, ctx, original_key=prep.original.key)
+        hashes.append(state_hash(res.model))
+    assert hashes[0] == hashes[1]
+    assert calls["n"] >= 3  # 'current' computed both of its importances with LFSSD's sensitivity, not SSD's Fisher

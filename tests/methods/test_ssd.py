@@ -98,3 +98,48 @@ def test_ssd_forgets_a_class(prepared_class3):
     record, _ = run_one(prepared_class3, "ssd", {"alpha": "10", "lam": "1"}, save=False)
     assert record["metrics"]["forget_acc"] < record["original"]["forget_acc"]
     assert record["notes"]["selected"] > 0
+
+
+def test_current_full_importance_equals_the_cached_one_on_a_single_request(prepared_class3):
+    """On the original, 'current' recomputes exactly what 'cached' stores: the same model, data and batch order."""
+    prep = prepared_class3
+    models, logs = [], []
+    for how in ("cached", "current"):
+        ctx = RunContext(seed=0, store=prep.store)
+        m = get_method("ssd", {"alpha": "10", "full_importance": how})
+        res = run_method(m, prep.original.model, prep.dataset, prep.splits, ctx, original_key=prep.original.key)
+        models.append(state_hash(res.model))
+        logs.append((m.access, res.access))
+    assert models[0] == models[1]
+    (cached_access, cached_log), (current_access, current_log) = logs
+    assert DataAccess.RETAIN not in cached_access and current_access == DataAccess.FORGET | DataAccess.RETAIN
+    n_f, n_r = prep.splits.forget.size, prep.splits.retain.size
+    assert current_log["train_stats"] == [] and current_log["retain_seen"] == n_r
+    assert current_log["forget_seen"] == 2 * n_f  # once in the full-set pass, once for I_f
+    assert cached_log["retain_seen"] == 0 and cached_log["forget_seen"] == n_f
+
+
+def test_current_full_importance_reads_what_the_model_still_holds(digits, monkeypatch):
+    """At request 2 of a stream, I_D is taken on the model it is given over D \\ F_1 (retain ∪ F_2), not over D."""
+    import expunge.methods.ssd as ssd_module
+    from expunge.scenarios.base import get_scenario
+    from expunge.scenarios.sequential import build_requests
+
+    params = get_scenario("sequential", {"base": "random:0.1", "k": 2}).params
+    splits = build_requests(digits, params, seed=0)[0][1]
+    seen: list[tuple[nn.Module, int]] = []
+    real = ssd_module.diagonal_fisher
+
+    def spy(model, batches):
+        seen.append((model, batches.n_examples))
+        return real(model, batches)
+
+    monkeypatch.setattr(ssd_module, "diagonal_fisher", spy)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    data = UnlearningData(digits, splits, DataAccess.FORGET | DataAccess.RETAIN)
+    out = get_method("ssd", {"full_importance": "current"}).unlearn(model, data, RunContext(seed=0))
+    n_f1 = round(0.1 * len(digits.train))
+    assert [n for _, n in seen] == [len(digits.train) - n_f1, splits.forget.size]
+    assert all(m is model for m, _ in seen) and out is model
+    assert data.log.retain_seen == splits.retain.size and data.log.forget_seen == 2 * splits.forget.size

@@ -139,6 +139,28 @@ class UnlearningData:
         self.log.retain_seen += int(pos.size)
         return tr.x[pos], tr.y[pos]
 
+    def held_loader(self, batch_size: int) -> Batches:
+        """The training data the model still holds — retain ∪ forget, in training-set order, unshuffled.
+
+        For a single request this is the full training set, in :meth:`train_statistic`'s order; at request i of a
+        sequential stream it is D without F_1 … F_{i−1}. For a full-set statistic recomputed on the *current* model
+        (SSD's ``full_importance="current"``). Needs FORGET and RETAIN; each example is counted as what it is."""
+        self._require(DataAccess.FORGET, "the forget set")
+        self._require(DataAccess.RETAIN, "the retain set")
+        positions = np.union1d(self._splits.retain, self._splits.forget)
+        is_forget = np.isin(positions, self._splits.forget)
+        cursor = 0
+
+        def count(n: int) -> None:  # batches come in order, so the next n positions are the ones served
+            nonlocal cursor
+            k = int(is_forget[cursor:cursor + n].sum())
+            self.log.forget_seen += k
+            self.log.retain_seen += n - k
+            cursor = (cursor + n) % positions.size
+
+        tr = self._dataset.train
+        return Batches(tr.x[positions], tr.y[positions], batch_size=batch_size, shuffle=False, on_batch=count)
+
     def retain_subset_positions(self, *, fraction: float | None = None, per_class: int | None = None,
                                 seed: int | None = None) -> np.ndarray:
         """A seeded subset of the retain set: ``fraction`` of it, or up to ``per_class`` examples of each class."""

@@ -18,7 +18,9 @@ Design choices:
 
 * Ω_D does not depend on the request, so it is computed once per original model and cached with
   :meth:`~expunge.data.access.UnlearningData.train_statistic` (exactly as ``ssd`` does); a request costs one pass over
-  its forget set. The full-set pass iterates D in order (fixed batch composition, reproducible).
+  its forget set. ``full_importance="current"`` recomputes it on the model being unlearned, as for ``ssd``; the
+  selection, dampening and request flow are SSD's (the class only swaps the importance). The full-set pass iterates
+  D in order (fixed batch composition, reproducible).
 * No label is read: the batches carry labels (the data API serves (x, y)) but they are never used, so permuting the
   labels of D and D_f gives a bit-identical result (tested).
 * Defaults α = 10, λ = 1 are SSD's (AAAI 2024, ResNet-18); the paper reuses SSD's values and the spec marks
@@ -36,9 +38,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from expunge.data.access import DataAccess, UnlearningData
-from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.methods.ssd import SSDParams, dampen
+from expunge.methods.base import register_method
+from expunge.methods.ssd import SSD, SSDParams
 from expunge.train.batches import Batch
 
 
@@ -68,22 +69,15 @@ def output_sensitivity(model: nn.Module, batches: Iterable[Batch]) -> dict[str, 
 
 
 @register_method
-class LFSSD(UnlearningMethod[LFSSDParams]):
+class LFSSD(SSD):
     """Label-free SSD: dampen parameters whose output-norm sensitivity is far larger on the forget set."""
 
     name = "lfssd"
     paper = "Foster, Schoepf, Brintrup, Loss-Free Machine Unlearning, ICLR 2024 Tiny Paper, arXiv 2402.19308"
     reference = ("if-loops/selective-synaptic-dampening README.md (Implementing LFSSD); "
                  "jwf40/Information-Theoretic-Unlearning src/forget_random_strategies.py:lfssd_tuning")
-    access = DataAccess.FORGET | DataAccess.TRAIN_STATS
     Params = LFSSDParams
+    statistic = "lfssd_output_sensitivity"
 
-    def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
-        p = self.params
-        i_full = data.train_statistic("lfssd_output_sensitivity", lambda b: output_sensitivity(model, b),
-                                      batch_size=p.batch_size)
-        i_forget = output_sensitivity(model, data.forget_loader(p.batch_size, shuffle=False))
-        selected = dampen(model, i_full, i_forget, alpha=p.alpha, lam=p.lam)
-        total = sum(q.numel() for q in model.parameters())
-        ctx.notes.update(selected=sum(selected.values()), selected_share=sum(selected.values()) / max(1, total))
-        return model
+    def importance(self, model: nn.Module, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
+        return output_sensitivity(model, batches)
