@@ -45,7 +45,7 @@ from expunge.train.batches import Batch
 
 @dataclass(frozen=True, kw_only=True)
 class LFSSDParams(SSDParams):
-    """SSD's knobs (α, λ, batch size) with SSD's defaults and search spaces."""
+    """SSD's knobs (α, λ, batch size, full_importance) with SSD's defaults and search spaces."""
 
 
 def output_sensitivity(model: nn.Module, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
