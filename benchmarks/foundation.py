@@ -23,6 +23,7 @@ import torch
 
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.experiment import prepare, run_one
+from expunge.metrics.aggregate import gap_closed
 from expunge.metrics.functional.stats import mean_ci
 from expunge.store import ArtifactStore
 
@@ -46,14 +47,6 @@ def fmt_ci(values: list[float | None], digits: int = 3) -> str:
         ci = mean_ci(vals)
     half = (ci["high"] - ci["low"]) / 2 if ci["high"] is not None else 0.0
     return f"{ci['mean']:.{digits}f} ± {half:.{digits}f}"
-
-
-def gap_closed(rec: dict[str, Any], metric: str) -> float | None:
-    """Share of the Original→Retrain gap the method closes: (O − U)/(O − R); 1 = matches retrain, 0 = did nothing."""
-    o, u, r = rec["original"].get(metric), rec["metrics"].get(metric), rec["retrain"].get(metric)
-    if None in (o, u, r) or abs(o - r) < 1e-9:
-        return None
-    return (o - u) / (o - r)
 
 
 def _by_seed_scenario(records: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from expunge.metrics.aggregate import aggregate_records
+from expunge.metrics.aggregate import aggregate_records, gap_closed
 from expunge.metrics.efficiency import efficiency_from_record
 
 
@@ -66,3 +66,17 @@ def test_groups_by_method_request_and_step():
         aggregate_groups([a[0], a[0]])
     with pytest.raises(ValueError, match="no run records"):
         aggregate_groups([{"error": "x"}])
+
+
+def test_gap_closed_known_answers():
+    def g(o: float | None, u: float | None, r: float | None, **kw: float) -> float | None:
+        return gap_closed({"original": {"forget_acc": o}, "metrics": {"forget_acc": u}, "retrain": {"forget_acc": r}},
+                          "forget_acc", **kw)
+
+    assert g(0.99, 0.99, 0.92) == 0.0  # did nothing
+    assert g(0.99, 0.92, 0.92) == pytest.approx(1.0)  # matches the retrain
+    assert g(0.99, 0.955, 0.92) == pytest.approx(0.5)
+    assert g(1.0, 0.0, 0.98) == pytest.approx(50.0)  # over-forgets a fine class the retrain still gets right
+    assert g(0.52, 0.54, 0.50) == pytest.approx(-1.0)  # moved away from the retrain (an MIA AUC, say)
+    assert g(0.9, 0.8, 0.9) is None and g(0.9, None, 0.8) is None  # no gap / missing value: undefined
+    assert g(0.95, 0.94, 0.945, min_gap=0.01) is None and g(0.95, 0.94, 0.93, min_gap=0.01) == pytest.approx(0.5)

@@ -217,11 +217,16 @@ def demo(
     forget: Annotated[str, typer.Option("--forget")] = "class:3",
     seed: SeedOpt = 0,
     store: StoreOpt = None,
+    methods: Annotated[str | None, typer.Option("--methods", help="comma-separated (default: every method)")] = None,
+    tuned: Annotated[bool, typer.Option("--tuned/--paper-defaults-only", help="also run each method with its tuned "
+                                        "preset for this scenario, where one exists, as 'METHOD [tuned]'")] = True,
 ) -> None:
     """Train, build the oracle, run every method on a class request; print and save the comparison."""
     from expunge.demo import run_demo
 
-    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=_store(store))
+    names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
+    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=_store(store), methods=names,
+             tuned=tuned)
 
 
 register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.cli.tune)

@@ -9,6 +9,8 @@ record (metric undefined for that seed) are left out and counted in ``n_missing`
 :func:`aggregate_groups` does this for a mixed pile of records (``expunge aggregate FILE...``): it groups them by
 method, hyperparameters, dataset, model, forget request, scenario and sequential step, and aggregates each group's
 four sections (unlearned, Original, Retrain, gaps) plus the unlearning time and its ratio to retraining.
+
+:func:`gap_closed` is the share of the Original→Retrain gap one record's unlearned model closes on one metric.
 """
 
 from __future__ import annotations
@@ -118,3 +120,16 @@ def format_interval(agg: Mapping[str, Any] | None, digits: int = 3) -> str:
     if low is None or high is None or high == low:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+
+
+def gap_closed(record: Mapping[str, Any], metric: str, *, min_gap: float = 1e-9) -> float | None:
+    """Share of the Original→Retrain gap on ``metric`` that the unlearned model closes: (O − U) / (O − R).
+
+    1 = at the Retrain's value, 0 = still at the Original's (did nothing), > 1 = went past the Retrain (e.g.
+    over-forgetting), < 0 = moved away from it. None when a value is missing or |O − R| < ``min_gap``: with no gap
+    (e.g. random forgetting from an original that does not memorise) the share is undefined, not 0 or 1.
+    """
+    o, u, r = (record[s].get(metric) for s in ("original", "metrics", "retrain"))
+    if o is None or u is None or r is None or abs(o - r) < min_gap:
+        return None
+    return float((o - u) / (o - r))
