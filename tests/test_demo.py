@@ -62,3 +62,16 @@ def test_find_falls_back_to_the_nearest_scenario(preset_dir: Path) -> None:
     assert presets.find("digits", "mlp", "sub-class", "ssd") == ("digits/mlp/full-class", SSD_VALUES)
     assert presets.find("digits", "mlp", "hard-forget", "ssd") is None  # no preset, no fallback
     assert presets.find("no-such-data", "mlp", "full-class", "ssd") is None
+
+
+def test_terminal_table_keeps_the_tuned_label(capsys: pytest.CaptureFixture[str]) -> None:
+    from expunge.experiment import HEADLINE_METRICS
+    from expunge.report import print_table
+
+    values = dict.fromkeys(HEADLINE_METRICS, 0.5)
+    rec = {"method": "ssd", "metrics": values, "original": values, "retrain": values,
+           "gap_to_retrain": dict.fromkeys(HEADLINE_METRICS, 0.0), "time_s": 1.0, "retrain_time_s": 2.0,
+           "time_ratio_to_retrain": 0.5}
+    print_table([rec, {**rec, "preset": "digits/cnn/full-class"}], "t")
+    out = capsys.readouterr().out
+    assert "ssd [tuned]" in out  # not swallowed as rich markup

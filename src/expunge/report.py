@@ -44,6 +44,7 @@ def markdown_table(records: Sequence[dict[str, Any]], metrics: Sequence[str] = H
 
 def print_table(records: Sequence[dict[str, Any]], title: str, metrics: Sequence[str] = HEADLINE_METRICS) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     header, rows = table_rows(records, metrics)
@@ -51,7 +52,7 @@ def print_table(records: Sequence[dict[str, Any]], title: str, metrics: Sequence
     for h in header:
         table.add_column(h, justify="left" if h == "model" else "right")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # "ssd [tuned]": rich would take "[tuned]" for markup
     console = Console(stderr=False)
     if not console.is_terminal or console.width < 140:
         console = Console(width=160)  # the table is wide; do not squeeze it into 80 columns in logs
