@@ -222,9 +222,9 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
         n_seeds = len({r["seed"] for r in recs})
         lines += [f"## {scen}", "", f"{n_seeds} seed(s); {recs[0]['request']['n_forget']} forget examples "
                   f"(`{recs[0]['forget']}`{', steps: ' + str(recs[0]['k']) if 'k' in recs[0] else ''}).", "",
+                  *instance_note(recs),
                   "| method | params | forget | retain | test | MIA AUC | Δforget | Δtest | ΔMIA | forget gap closed | "
                   "speed-up | peak Δmem (MB) | parity |", "|" + "---|" * 13]
-        lines[-2:-2] = instance_note(recs)
         for role in ("original", "retrain"):
             lines.append(f"| {role.capitalize()} | | " + " | ".join(
                 ci(recs, lambda r, c=c, role=role: r[role][c]) for c in ("forget_acc", "retain_acc", "test_acc",
