@@ -87,6 +87,14 @@ def test_objective_is_the_gap_on_a_validation_request(tuned, session_store, fast
     assert entry["validation"]["requests"][0]["seed"] == 1000
 
 
+def test_sub_class_objective_uses_the_matched_mia():
+    """Known answer: the sub-class objective averages the matched MIA gap, the others the whole-test one."""
+    rec = {"gap_to_retrain": {"forget_acc": 0.1, "test_acc": 0.2, "mia_loss_auc": 0.9, "mia_loss_auc_matched": 0.3}}
+    assert get_scenario("sub-class").objective([rec]) == pytest.approx(0.2)
+    assert get_scenario("full-class").objective([rec]) == pytest.approx(0.4)
+    assert get_scenario("sub-class").objective([{"gap_to_retrain": {"forget_acc": 0.1, "test_acc": 0.2}}]) is None
+
+
 def test_write_is_atomic(tuned, monkeypatch):
     _, path, _ = tuned
     before = path.read_bytes()

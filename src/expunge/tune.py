@@ -11,6 +11,7 @@ For one (dataset, model, scenario) and each method:
 * each trial runs the method on the scenario's *validation* setting — the same Original, a different request
   (another class, another random draw with seed + 1000; :mod:`expunge.scenarios.base`) — and scores it with the
   scenario's objective, by default the mean of |Δforget_acc|, |Δtest_acc| and |Δmia_loss_auc| to the retrain oracle
+  (the scenario's ``objective_metrics``; sub-class uses ``mia_loss_auc_matched``)
   (tier-0 gaps; never raw forget accuracy). A trial whose parameters are invalid or whose model cannot be scored
   (diverged, metric undefined) scores :data:`PENALTY` = 1, the largest possible mean gap;
 * ``fixed`` holds some of a method's fields at given values for every trial (e.g. ``epochs=2`` to tune the learning
@@ -117,6 +118,7 @@ class TuneResult:
     eval_objective: float | None = None
     eval_default_objective: float | None = None
     time_s: float = 0.0
+    objective_metrics: tuple[str, ...] = OBJECTIVE_METRICS  # the gaps the objective averages
 
     def entry(self, *, validation: Mapping[str, Any], seed: int) -> dict[str, Any]:
         """The preset-file entry for this method."""
@@ -129,7 +131,7 @@ class TuneResult:
                 "eval_objective": self.eval_objective, "eval_default_objective": self.eval_default_objective,
                 "n_trials": self.n_trials, "search_space": self.search_space, "fixed": self.fixed,
                 "sampler": f"TPE(seed={seed})",
-                "objective_definition": "mean |gap to retrain| of " + ", ".join(OBJECTIVE_METRICS),
+                "objective_definition": "mean |gap to retrain| of " + ", ".join(self.objective_metrics),
                 "validation": dict(validation), "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "time_s": self.time_s, "versions": versions}
 
@@ -166,15 +168,17 @@ def _split_fixed(method: str, fixed: Mapping[str, Any] | None
 
 
 def tune_method(scenario: Scenario[Any], setting: Setting, method: str, *, n_trials: int, seed: int = 0,
-                metrics: Iterable[str] | None = OBJECTIVE_METRICS, fixed: Mapping[str, Any] | None = None,
+                metrics: Iterable[str] | None = None, fixed: Mapping[str, Any] | None = None,
                 on_trial: Callable[[dict[str, Any]], None] | None = None) -> TuneResult:
     """Search ``method``'s declared space with ``n_trials`` trials (trial 0 = defaults) on ``setting``; fields in
-    ``fixed`` keep the given value in every trial and leave the search."""
+    ``fixed`` keep the given value in every trial and leave the search. ``metrics``: what each trial evaluates
+    (default: the scenario's ``objective_metrics``)."""
     import optuna
 
     if n_trials < 1:
         raise ExpungeError(f"--trials must be at least 1, got {n_trials}")
     cls = METHODS.get(method)
+    metrics = scenario.objective_metrics if metrics is None else metrics
     defaults, held, dims = _split_fixed(method, fixed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, n_trials // 2)))
@@ -203,7 +207,8 @@ def tune_method(scenario: Scenario[Any], setting: Setting, method: str, *, n_tri
     best = min(trials, key=lambda t: (t["objective"], t["number"]))  # ties: the earlier trial (defaults first)
     chosen = cls.Params.from_overrides({**held, **best["values"]}).to_dict()
     return TuneResult(method, chosen, best["objective"], trials[0]["objective"], len(trials),
-                      {d.name: d.describe() for d in dims}, trials, fixed=held, time_s=time.perf_counter() - t0)
+                      {d.name: d.describe() for d in dims}, trials, fixed=held, time_s=time.perf_counter() - t0,
+                      objective_metrics=tuple(scenario.objective_metrics))
 
 
 @dataclass
@@ -234,7 +239,7 @@ def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[st
     sc = get_scenario(scenario, scenario_params)
     store = store or ArtifactStore()
     kwargs: dict[str, Any] = {"seed": seed, "store": store, "recipe": recipe, "data_dir": data_dir,
-                              "progress": progress, "metrics": OBJECTIVE_METRICS}
+                              "progress": progress, "metrics": sc.objective_metrics}
     val_setting = sc.prepare(dataset, model, validation=True, **kwargs)
     eval_setting = sc.prepare(dataset, model, validation=False, **kwargs) if check else None
     path = (presets_dir or presets.default_dir()) / presets.file_name(val_setting.dataset_name, model, scenario)
@@ -256,9 +261,9 @@ def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[st
         if eval_setting is not None:
             cls = METHODS.get(m)
             res.eval_objective = score(sc, eval_setting, m, cls.Params.from_overrides(res.params),
-                                       OBJECTIVE_METRICS)[0]
+                                       sc.objective_metrics)[0]
             res.eval_default_objective = score(sc, eval_setting, m, cls.Params.from_overrides(dict(fixed.get(m, {}))),
-                                               OBJECTIVE_METRICS)[0]
+                                               sc.objective_metrics)[0]
         presets.write_entries(path, {m: res.entry(validation=validation, seed=seed)})
         run.results.append(res)
     return run

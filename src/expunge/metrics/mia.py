@@ -5,11 +5,23 @@ the forget set (label 1) from the test set (label 0). Sides are balanced by seed
 then scored with 10-fold ``StratifiedShuffleSplit`` (test size 0.1, random_state = evaluation seed); we report the
 mean cross-validated ROC-AUC and accuracy (spec/metrics.md 3.1, the NeurIPS'23 starting kit's attack). 0.5 means
 the forget set looks like unseen data; compare with the retrained model's value, not with 0.5.
+
+``mia_loss_auc_matched``: the same attack with the test side restricted to the forget set's own distribution —
+the test examples of the forgotten classes (``class``/``classes`` requests) or of the forgotten fine class
+(``subclass``); for random, owner and id requests the forget set is a sample of the training distribution and the
+value equals ``mia_loss_auc``. Why (our choice; the spec's pitfall "forget and test must come from the same
+distribution"): against the whole test set the attack also detects the class. For a sub-class of a coarse-label
+model that is worse than a bias: almost every loss is ~0, the forget and test means nearly coincide, and the sign of
+the 1-D logistic-regression coefficient (mean-driven) can disagree with the ranking (what the AUC scores). On
+Fashion-MNIST ``subclass:Sandal`` two retrains of one seed gave 0.29 and 0.70; the rank AUC of the same losses was
+0.31 — the sign flipped. Restricted to the 1,000 test sandals the same retrain gives 0.49.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
+
+import numpy as np
 
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.mia import ce_loss, loss_lr_cv
@@ -20,10 +32,15 @@ class _LossLR(Metric):
     family = "mia_population"
     key: ClassVar[str]
 
+    def test_mask(self, ctx: EvalContext) -> np.ndarray | None:
+        """Which test examples the attack compares the forget set with (None: all of them)."""
+        return None
+
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
         forget = ce_loss(ctx.logits(role, "forget"), ctx.labels("forget"))
         test = ce_loss(ctx.logits(role, "test"), ctx.labels("test"))
-        res = loss_lr_cv(forget, test, seed=ctx.seed)
+        mask = self.test_mask(ctx)
+        res = loss_lr_cv(forget, test if mask is None else test[mask], seed=ctx.seed)
         value, n = res.get(self.key), int(res.get("n_per_side") or 0)
         se = None
         if value is not None:
@@ -44,3 +61,26 @@ class MiaLossAcc(_LossLR):
     name, key = "mia_loss_acc", "acc"
     definition = ("cross-validated accuracy of the same loss-LR attack (forget vs test, balanced); the NeurIPS'23 "
                   "starting kit's MIA score")
+
+
+def forget_distribution_test_mask(ctx: EvalContext) -> np.ndarray | None:
+    """Test examples drawn from the forget set's distribution: the forgotten classes' (class requests) or the
+    forgotten fine class's (subclass requests); None (every test example) for random / owner / id requests."""
+    request = ctx.splits.request
+    if request.kind == "subclass":
+        fine = ctx.dataset.class_index(request.classes[0], fine=True)
+        return np.asarray(ctx.dataset.test.fine[ctx.splits.test] == fine)
+    if ctx.splits.forget_classes:
+        return ctx.test_class_mask()
+    return None
+
+
+@register_metric
+class MiaLossAucMatched(_LossLR):
+    name, key = "mia_loss_auc_matched", "auc"
+    definition = ("mia_loss_auc with the test side restricted to the forget set's distribution (the forgotten "
+                  "classes' or fine class's test examples; all of them for random/owner requests); compare with "
+                  "retrain")
+
+    def test_mask(self, ctx: EvalContext) -> np.ndarray | None:
+        return forget_distribution_test_mask(ctx)

@@ -66,6 +66,8 @@ class Setting:
 class Scenario(ABC, Generic[P]):
     name: ClassVar[str]
     Params: ClassVar[type[Hyperparams]]
+    # the tier-0 gaps the tuning objective averages (tuning evaluates only these)
+    objective_metrics: ClassVar[tuple[str, ...]] = OBJECTIVE_METRICS
 
     def __init__(self, params: P | Mapping[str, Any] | None = None) -> None:
         if isinstance(params, Mapping):
@@ -87,7 +89,7 @@ class Scenario(ABC, Generic[P]):
 
     def objective(self, records: Sequence[Mapping[str, Any]]) -> float | None:
         """Tuning objective (lower is better); None when undefined (a collapsed model, a missing metric)."""
-        return gap_objective(records)
+        return gap_objective(records, self.objective_metrics)
 
     def tag(self, record: dict[str, Any], setting: Setting) -> dict[str, Any]:
         record.update(scenario=self.name, scenario_params=self.params.to_dict(), validation=setting.validation)
