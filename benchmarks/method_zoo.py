@@ -12,8 +12,8 @@ Results are written after every (seed, scenario) and a rerun resumes: (seed, sce
 JSON are kept and not recomputed (``--redo`` reruns them and replaces them in place). ``--set SCENARIO:NAME=VALUE``
 sets a scenario parameter (e.g. ``full-class:classes=Sandal``); ``--param METHOD:NAME=VALUE`` overrides a method's
 hyperparameter (shown in the row); ``--no-presets`` ignores tuned presets; ``--tag T`` names rows ``METHOD [T]`` so a
-tuned variant sits beside the paper-default row of the same method. In the sub-class table the MIA AUC is
-``mia_loss_auc_matched`` (see ``MIA_METRIC``).
+tuned variant sits beside the paper-default row of the same method. Each table's MIA AUC is the one its scenario's
+tuning objective uses (sub-class: ``mia_loss_auc_matched``).
 
     python benchmarks/method_zoo.py --data digits --model mlp --seeds 0 1 2
     python benchmarks/method_zoo.py --data fashion-mnist --model cnn --seeds 1 2 --scenarios full-class random \
@@ -39,14 +39,12 @@ from expunge.errors import ExpungeError
 from expunge.methods.base import METHODS
 from expunge.metrics.aggregate import format_interval, gap_closed
 from expunge.metrics.functional.stats import mean_ci
+from expunge.scenarios.base import SCENARIOS as SCENARIO_REGISTRY
 from expunge.scenarios.base import get_scenario
 
 RESULTS = Path(__file__).parent / "results"
 SCENARIOS = ["full-class", "sub-class", "random", "owners", "sequential"]
 PARITY = {"forget_acc": 0.02, "test_acc": 0.02, "mia_loss_auc": 0.05}
-# Sub-class: the forget-vs-whole-test attack is ill-posed (two retrains of one seed gave 0.29 and 0.70: the 1-D LR's
-# sign flips on near-zero losses), so parity there uses the attack against the forgotten fine class's test examples.
-MIA_METRIC = {"sub-class": "mia_loss_auc_matched"}
 # A run whose Original and Retrain forget accuracies differ by less than this has no gap to close: its share is left out
 GAP_FLOOR = 0.01
 # Rows measured since the monitor hands freed memory back to the OS before a method starts carry this tag; older
@@ -55,8 +53,9 @@ MEMORY_PROBE = "hwm, release-first"
 
 
 def mia_of(scenario: str) -> str:
-    """The MIA AUC a scenario's table shows and its parity judges (see MIA_METRIC)."""
-    return MIA_METRIC.get(scenario, "mia_loss_auc")
+    """The MIA AUC a scenario's table shows and its parity judges: the one its tuning objective uses (sub-class:
+    ``mia_loss_auc_matched``, see :mod:`expunge.scenarios.sub_class`), so tuning and parity cannot disagree."""
+    return next(m for m in SCENARIO_REGISTRY.get(scenario).objective_metrics if m.startswith("mia_"))
 
 
 def parity_tolerances(scenario: str) -> dict[str, float]:
@@ -211,9 +210,9 @@ def instance_note(recs: list[dict[str, Any]], mia: str = "mia_loss_auc") -> list
 
 
 def mia_note(scenario: str) -> list[str]:
-    if scenario not in MIA_METRIC:
+    if (mia := mia_of(scenario)) == "mia_loss_auc":
         return []
-    return [f"MIA AUC here is `{MIA_METRIC[scenario]}`: the loss-LR attack against the test examples of the forgotten "
+    return [f"MIA AUC here is `{mia}`: the loss-LR attack against the test examples of the forgotten "
             "fine class only. Against the whole test set (`mia_loss_auc`) nearly every loss of this coarse-label "
             "model is ~0, the logistic regression's sign follows the means and can contradict the ranking: two "
             "retrains of one seed scored 0.29 and 0.70, so no method could be judged on it.", ""]
@@ -383,10 +382,10 @@ def main() -> None:
                     r["preset"], r["method"] = source, row_name(method)
                     r["load_avg"] = os.getloadavg()
                     r["memory_probe"] = MEMORY_PROBE
-                key = (seed, scen_name, row_name(method))
-                old = [i for i, r in enumerate(records) if (r["seed"], r["scenario"], r["method"]) == key]
+                key = (seed, scen_name, row_name(method))  # --redo: the new rows take the old ones' place
+                pos = next((i for i, r in enumerate(records) if (r["seed"], r["scenario"], r["method"]) == key),
+                           len(records))  # no earlier row matches, so dropping the old rows leaves pos in place
                 records[:] = [r for r in records if (r["seed"], r["scenario"], r["method"]) != key]
-                pos = old[0] if old else len(records)  # --redo puts the new rows where the old ones were
                 records[pos:pos] = recs
                 gaps = {} if recs[0].get("error") else recs[-1]["gap_to_retrain"]
                 print(f"[{time.perf_counter() - t0:6.0f}s] seed {seed} {scen_name:10s} {method:17s} "
