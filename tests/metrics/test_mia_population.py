@@ -117,7 +117,9 @@ def test_chance_level_on_identically_distributed_forget_and_test(seed, scale):
     v = {k: r["unlearned"].value for k, r in res.items()}
     assert abs(v["mia_loss_threshold_yeom"] - 0.5) < 0.12
     assert 0.5 <= v["mia_loss_threshold_best"] < 0.66  # optimistic, but bounded by the KS fluctuation at n = 120
-    assert v["mufac_forgetting_score"] < 0.15
+    # |acc − 0.5| of a 10-split CV attack on 240 points with no signal: measured 99.9th percentile 0.14, largest of
+    # 600 draws 0.17 (hypothesis found 0.158). A working attack on distinct laws scores far above 0.2.
+    assert v["mufac_forgetting_score"] < 0.2
     # retain and test are identically distributed too: the attacker is a coin, the forget share near 1/2 or
     # degenerate (all one side) -- never outside [0, 1]
     assert 0.0 <= v["mia_entropy_lr_retain_vs_test_ssd"] <= 1.0
