@@ -60,7 +60,7 @@ prob_pairs = st.integers(2, 6).flatmap(lambda c: st.tuples(
 )).map(lambda t: (_normalise(t[0]), _normalise(t[1])))
 
 
-@settings(max_examples=60, deadline=None, database=None, derandomize=True,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(prob_pairs)
 def test_js_symmetric_and_bounded(pq: tuple[np.ndarray, np.ndarray]) -> None:

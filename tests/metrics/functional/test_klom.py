@@ -50,7 +50,7 @@ def test_bad_inputs() -> None:
         klom(np.zeros((2, 0)), np.zeros((2, 3)))
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
+@settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), shift=st.floats(-50, 50))
 def test_non_negative_and_zero_for_identical(seed: int, n: int, shift: float) -> None:
     rng = np.random.default_rng(seed)

@@ -72,7 +72,7 @@ def test_mia_auc_separable_and_degenerate() -> None:
         assert mia_auc([], [1.0]) is None
 
 
-@settings(max_examples=40, deadline=None, database=None, derandomize=True,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=30),
        st.lists(st.floats(0.001, 1e6), min_size=1, max_size=30))
@@ -119,7 +119,7 @@ def test_loss_lr_cv_is_seeded() -> None:
     assert loss_lr_cv(f, t, seed=7) == loss_lr_cv(f, t, seed=7)
 
 
-@settings(max_examples=4, deadline=None, database=None, derandomize=True,
+@settings(max_examples=4, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.integers(0, 2**31 - 1))
 def test_chance_level_on_identical_distributions(seed: int) -> None:
