@@ -15,7 +15,6 @@ import argparse
 import json
 import platform
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,7 @@ import torch
 
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.experiment import prepare, run_one
-from expunge.metrics.aggregate import gap_closed
-from expunge.metrics.functional.stats import mean_ci
+from expunge.metrics.aggregate import format_mean_ci, gap_closed
 from expunge.store import ArtifactStore
 
 RESULTS = Path(__file__).parent / "results"
@@ -34,19 +32,6 @@ SCENARIOS = {"full-class": "class:Sandal", "random-10%": "random:0.1"}
 DEFAULT_METHODS = ["ssd", "ssd:alpha=30", "neggrad", "finetune:epochs=2", "neggrad_plus:epochs=2",
                    "random_label:epochs=2"]
 COLUMNS = ["forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "js_to_retrain_forget"]
-
-
-def fmt_ci(values: list[float | None], digits: int = 3) -> str:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return "—"
-    if len(vals) == 1:  # no interval from one seed
-        return f"{vals[0]:.{digits}f}"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zero spread over seeds (e.g. forget acc 0.000 everywhere): no interval
-        ci = mean_ci(vals)
-    half = (ci["high"] - ci["low"]) / 2 if ci["high"] is not None else 0.0
-    return f"{ci['mean']:.{digits}f} ± {half:.{digits}f}"
 
 
 def _by_seed_scenario(records: list[dict[str, Any]]) -> dict[tuple[int, str], list[dict[str, Any]]]:
@@ -86,20 +71,21 @@ def summarise(records: list[dict[str, Any]]) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         by_seed = {r["seed"]: r for r in recs}
         for role in ("original", "retrain"):
-            row = [role.capitalize(), *(fmt_ci([r[role][c] for r in by_seed.values()]) for c in COLUMNS),
-                   "", "", "", fmt_ci([r["retrain_time_s"] for r in by_seed.values()], 1) if role == "retrain"
+            row = [role.capitalize(), *(format_mean_ci([r[role][c] for r in by_seed.values()]) for c in COLUMNS),
+                   "", "", "", format_mean_ci([r["retrain_time_s"] for r in by_seed.values()], 1) if role == "retrain"
                    else "", "1" if role == "retrain" else ""]
             lines.append("| " + " | ".join(row + ([""] * 2 if scen.startswith("random") else [])) + " |")
         for method in dict.fromkeys(r["method"] for r in recs):
             mr = [r for r in recs if r["method"] == method]
-            row = [method, *(fmt_ci([r["metrics"][c] for r in mr]) for c in COLUMNS),
-                   fmt_ci([r["gap_to_retrain"]["forget_acc"] for r in mr]),
-                   fmt_ci([r["gap_to_retrain"]["test_acc"] for r in mr]),
-                   fmt_ci([r["gap_to_retrain"]["mia_loss_auc"] for r in mr]),
-                   fmt_ci([r["time_s"] for r in mr], 2), fmt_ci([r["time_ratio_to_retrain"] for r in mr], 4)]
+            row = [method, *(format_mean_ci([r["metrics"][c] for r in mr]) for c in COLUMNS),
+                   format_mean_ci([r["gap_to_retrain"]["forget_acc"] for r in mr]),
+                   format_mean_ci([r["gap_to_retrain"]["test_acc"] for r in mr]),
+                   format_mean_ci([r["gap_to_retrain"]["mia_loss_auc"] for r in mr]),
+                   format_mean_ci([r["time_s"] for r in mr], 2),
+                   format_mean_ci([r["time_ratio_to_retrain"] for r in mr], 4)]
             if scen.startswith("random"):
-                row += [fmt_ci([gap_closed(r, "forget_acc") for r in mr], 2),
-                        fmt_ci([gap_closed(r, "mia_loss_auc") for r in mr], 2)]
+                row += [format_mean_ci([gap_closed(r, "forget_acc") for r in mr], 2),
+                        format_mean_ci([gap_closed(r, "mia_loss_auc") for r in mr], 2)]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     lines += ["## Timing conditions", "", "Each time ratio divides a method's wall time by its own seed's oracle "

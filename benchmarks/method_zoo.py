@@ -27,7 +27,6 @@ import json
 import os
 import statistics
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,7 @@ from expunge import presets
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.errors import ExpungeError
 from expunge.methods.base import METHODS
-from expunge.metrics.aggregate import format_interval, gap_closed
-from expunge.metrics.functional.stats import mean_ci
+from expunge.metrics.aggregate import format_mean_ci, gap_closed
 from expunge.scenarios.base import SCENARIOS as SCENARIO_REGISTRY
 from expunge.scenarios.base import get_scenario
 
@@ -98,12 +96,7 @@ def per_seed(recs: list[dict[str, Any]], get: Any) -> list[float]:
 
 def ci(recs: list[dict[str, Any]], get: Any, digits: int = 3) -> str:
     """mean ± 95% t half-width over seeds (just the mean with one seed)."""
-    vals = per_seed(recs, get)
-    if not vals:
-        return "—"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one seed / zero variance: the interval collapses, format_interval shows it
-        return format_interval(mean_ci(vals), digits)
+    return format_mean_ci(per_seed(recs, get), digits)
 
 
 def method_threads(r: dict[str, Any]) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from expunge.metrics.aggregate import aggregate_records, gap_closed
+from expunge.metrics.aggregate import aggregate_records, format_mean_ci, gap_closed
 from expunge.metrics.efficiency import efficiency_from_record
 
 
@@ -46,6 +46,14 @@ def test_efficiency_from_record():
                  "over_neurips23_budget": False}
     assert efficiency_from_record({"time_s": 5.0, "retrain_time_s": 20.0})["over_neurips23_budget"] is True
     assert efficiency_from_record({})["speedup_vs_retrain"] is None
+
+
+def test_format_mean_ci_known_answers():
+    # two seeds 0 and 1: mean 0.5, s/√n = 0.5, t_{0.975, 1} = 12.706 -> half-width 6.353
+    assert format_mean_ci([0.0, 1.0]) == "0.500 ± 6.353"
+    assert format_mean_ci([0.25, None], digits=2) == "0.25"  # one value: no interval; None is left out
+    assert format_mean_ci([0.7, 0.7, 0.7]) == "0.700"  # zero spread: the interval collapses to the mean
+    assert format_mean_ci([None]) == format_mean_ci([]) == "—"
 
 
 def test_groups_by_method_request_and_step():

@@ -10,6 +10,7 @@ record (metric undefined for that seed) are left out and counted in ``n_missing`
 method, hyperparameters, dataset, model, forget request, scenario and sequential step, and aggregates each group's
 four sections (unlearned, Original, Retrain, gaps) plus the unlearning time and its ratio to retraining.
 
+:func:`format_interval` and :func:`format_mean_ci` write "mean ± half-width" cells for tables and the CLI.
 :func:`gap_closed` is the share of the Original→Retrain gap one record's unlearned model closes on one metric.
 """
 
@@ -120,6 +121,20 @@ def format_interval(agg: Mapping[str, Any] | None, digits: int = 3) -> str:
     if low is None or high is None or high == low:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+
+
+def format_mean_ci(values: Sequence[float | None], digits: int = 3) -> str:
+    """``format_interval`` of the 95% t interval of ``values`` (Nones left out): the per-seed cell of a results table.
+
+    One value or zero spread shows just the mean (the interval collapsed); no value shows "—". The degenerate-input
+    warnings of :func:`mean_ci` are silenced here because the collapsed cell already says it.
+    """
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return "—"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return format_interval(mean_ci(vals), digits)
 
 
 def gap_closed(record: Mapping[str, Any], metric: str, *, min_gap: float = 1e-9) -> float | None:
