@@ -56,6 +56,23 @@ def test_format_mean_ci_known_answers():
     assert format_mean_ci([None]) == format_mean_ci([]) == "—"
 
 
+def test_format_mean_ci_silences_only_the_degenerate_input_warning():
+    import warnings
+    from unittest import mock
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert format_mean_ci([0.7]) == "0.700"  # mean_ci warns DegenerateInputWarning here: silenced
+    assert caught == []
+
+    def warns_otherwise(values, **kw):
+        warnings.warn("something else", RuntimeWarning, stacklevel=2)
+        return {"mean": 1.0, "low": 1.0, "high": 1.0}
+
+    with mock.patch("expunge.metrics.aggregate.mean_ci", warns_otherwise), pytest.warns(RuntimeWarning):
+        assert format_mean_ci([1.0, 1.0]) == "1.000"
+
+
 def test_groups_by_method_request_and_step():
     from expunge.metrics.aggregate import aggregate_groups, format_interval
 

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from expunge.errors import DegenerateInputWarning
 from expunge.metrics.functional.stats import mean_ci
 
 SAME_FIELDS = ("method", "params", "dataset", "model", "forget")
@@ -67,7 +68,7 @@ def aggregate_records(records: Sequence[Mapping[str, Any]], *, section: str = "m
         values = [rec.get(section, {}).get(name) for rec in records]
         present = [float(v) for v in values if v is not None]
         with warnings.catch_warnings():  # the degenerate cases are reported in "reason" instead
-            warnings.simplefilter("ignore")
+            warnings.simplefilter("ignore", DegenerateInputWarning)
             ci = mean_ci(present, confidence=confidence, method=method)
         out[name] = {"mean": ci["mean"], "low": ci["low"], "high": ci["high"], "n": ci["n"], "method": ci["method"],
                      "n_missing": len(values) - len(present), "reason": ci["reason"]}
@@ -127,13 +128,14 @@ def format_mean_ci(values: Sequence[float | None], digits: int = 3) -> str:
     """``format_interval`` of the 95% t interval of ``values`` (Nones left out): the per-seed cell of a results table.
 
     One value or zero spread shows just the mean (the interval collapsed); no value shows "—". The degenerate-input
-    warnings of :func:`mean_ci` are silenced here because the collapsed cell already says it.
+    warnings (:class:`~expunge.errors.DegenerateInputWarning`) of :func:`mean_ci` are silenced here because the
+    collapsed cell already says it; any other warning still surfaces.
     """
     vals = [float(v) for v in values if v is not None]
     if not vals:
         return "—"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", DegenerateInputWarning)
         return format_interval(mean_ci(vals), digits)
 
 
