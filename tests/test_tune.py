@@ -16,7 +16,7 @@ import expunge.experiment as experiment
 from expunge import presets
 from expunge.methods.ssd import SSDParams
 from expunge.scenarios.base import OBJECTIVE_METRICS, gap_objective, get_scenario
-from expunge.tune import search_space, tune
+from expunge.tune import MIN_IMPROVEMENT, search_space, tune
 
 pytest.importorskip("optuna")
 METHODS = ["ssd", "neggrad"]
@@ -157,6 +157,22 @@ def test_shipped_presets_are_valid(monkeypatch):
         for method, entry in entries.items():
             experiment.get_method(method, presets.method_values(name, method))  # still valid parameters
             assert 0.0 <= entry["objective"] <= entry["default_objective"] <= 1.0, (name, method)
+            gain = entry["default_objective"] - entry["objective"]
+            assert gain == 0.0 or gain > MIN_IMPROVEMENT, f"{name} {method}: tuned values for a float-level tie"
+
+
+@pytest.mark.parametrize("delta, keeps_defaults", [(2e-7, True), (0.01, False)])
+def test_defaults_are_replaced_only_by_a_real_improvement(monkeypatch, delta, keeps_defaults):
+    from types import SimpleNamespace
+
+    import expunge.tune as tune_module
+
+    calls = iter(range(100))  # trial 0 (the defaults) scores 0.5, every other trial 0.5 - delta
+    monkeypatch.setattr(tune_module, "score", lambda *a, **k: (0.5 if next(calls) == 0 else 0.5 - delta, None))
+    res = tune_module.tune_method(SimpleNamespace(objective_metrics=("forget_acc",)), None, "ssd", n_trials=3,
+                                  metrics=("forget_acc",))
+    assert (res.params == SSDParams().to_dict()) is keeps_defaults
+    assert res.objective == (0.5 if keeps_defaults else 0.5 - delta) and res.default_objective == 0.5
 
 
 def test_a_method_that_never_applies_is_skipped_not_preset(tuned, session_store, fast_recipe, monkeypatch, tmp_path):
