@@ -67,9 +67,7 @@ def aggregate_records(records: Sequence[Mapping[str, Any]], *, section: str = "m
     for name in names:
         values = [rec.get(section, {}).get(name) for rec in records]
         present = [float(v) for v in values if v is not None]
-        with warnings.catch_warnings():  # the degenerate cases are reported in "reason" instead
-            warnings.simplefilter("ignore", DegenerateInputWarning)
-            ci = mean_ci(present, confidence=confidence, method=method)
+        ci = _mean_ci_quietly(present, confidence=confidence, method=method)  # degenerate cases: in "reason"
         out[name] = {"mean": ci["mean"], "low": ci["low"], "high": ci["high"], "n": ci["n"], "method": ci["method"],
                      "n_missing": len(values) - len(present), "reason": ci["reason"]}
     return out
@@ -134,9 +132,15 @@ def format_mean_ci(values: Sequence[float | None], digits: int = 3) -> str:
     vals = [float(v) for v in values if v is not None]
     if not vals:
         return "—"
+    return format_interval(_mean_ci_quietly(vals), digits)
+
+
+def _mean_ci_quietly(values: Sequence[float], **kw: Any) -> dict[str, Any]:
+    """:func:`mean_ci` without its :class:`DegenerateInputWarning` (the callers report the collapse themselves); any
+    other warning still surfaces."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateInputWarning)
-        return format_interval(mean_ci(vals), digits)
+        return mean_ci(values, **kw)
 
 
 def gap_closed(record: Mapping[str, Any], metric: str, *, min_gap: float = 1e-9) -> float | None:
