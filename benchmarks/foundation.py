@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from expunge._io import atomic_write_json, atomic_write_text
-from expunge.experiment import prepare, run_one
+from expunge.api import prepare
+from expunge.protocols.pipeline import run_step
 from expunge.metrics.aggregate import format_mean_ci, gap_closed
 from expunge.store import ArtifactStore
 
@@ -75,8 +76,8 @@ def summarise(records: list[dict[str, Any]]) -> str:
                    "", "", "", format_mean_ci([r["retrain_time_s"] for r in by_seed.values()], 1) if role == "retrain"
                    else "", "1" if role == "retrain" else ""]
             lines.append("| " + " | ".join(row + ([""] * 2 if scen.startswith("random") else [])) + " |")
-        for method in dict.fromkeys(r["method"] for r in recs):
-            mr = [r for r in recs if r["method"] == method]
+        for method in dict.fromkeys(row_label(r) for r in recs):
+            mr = [r for r in recs if row_label(r) == method]
             row = [method, *(format_mean_ci([r["metrics"][c] for r in mr]) for c in COLUMNS),
                    format_mean_ci([r["gap_to_retrain"]["forget_acc"] for r in mr]),
                    format_mean_ci([r["gap_to_retrain"]["test_acc"] for r in mr]),
@@ -105,6 +106,12 @@ def summarise(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def row_label(r: dict[str, Any]) -> str:
+    """A row's method label: ``label`` (records since the typed RunRecord); rows written before it kept the label
+    in ``method``."""
+    return str(r.get("label") or r["method"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -117,7 +124,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out_json, out_md = Path(args.out + ".json"), Path(args.out + ".md")
     records: list[dict[str, Any]] = json.loads(out_json.read_text()) if out_json.exists() else []
-    done = {(r["seed"], r["scenario"], r["method"]) for r in records}
+    done = {(r["seed"], r["scenario"], row_label(r)) for r in records}
     store = ArtifactStore(args.store)
     t0 = time.perf_counter()
     for seed in args.seeds:
@@ -131,8 +138,8 @@ def main() -> None:
             for method in todo:
                 name, _, overrides = method.partition(":")
                 params = dict(kv.split("=", 1) for kv in overrides.split(",") if kv)
-                rec, _ = run_one(prep, name, params, save=False, progress=True)
-                rec["scenario"], rec["method"] = scen, method
+                record, _ = run_step(prep, name, params, save=False, progress=True, label=method)
+                rec = record.with_extra(scenario=scen).to_json()
                 records.append(rec)
                 atomic_write_json(out_json, records)
                 atomic_write_text(out_md, summarise(records))

@@ -1,7 +1,7 @@
 """Inference chunk size: time of a no-grad forward pass over N examples at several chunk sizes, per registered model.
 
 Evaluation (tier-0 logits on the retain, forget and test sets), feature passes and teacher outputs run the model in
-chunks of ``expunge.train.batches.INFERENCE_BATCH_SIZE`` rows. This benchmark is the evidence for that constant:
+chunks of ``expunge.data.batches.INFERENCE_BATCH_SIZE`` rows. This benchmark is the evidence for that constant:
 for each (dataset, model) it times one pass over the same N examples at every chunk size, the chunk sizes
 interleaved within each repeat (so machine noise hits all of them alike), and reports the best of the repeats and
 each size's time relative to the fastest.
@@ -22,8 +22,8 @@ import torch
 
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.data.datasets import load_dataset
+from expunge.models.inference import INFERENCE_BATCH_SIZE
 from expunge.store.artifacts import environment_info
-from expunge.train.batches import INFERENCE_BATCH_SIZE
 from expunge.train.oracle import model_spec_for
 
 RESULTS = Path(__file__).parent / "results"

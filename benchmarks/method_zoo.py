@@ -32,7 +32,6 @@ from typing import Any
 
 import torch
 
-from expunge import presets
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.errors import ExpungeError
 from expunge.methods.base import METHODS
@@ -73,8 +72,14 @@ def peak_delta_mb(mr: list[dict[str, Any]]) -> str:
 
 
 def preset_params(data: str, model: str, scenario: str, method: str) -> tuple[dict[str, Any] | None, str]:
-    found = presets.find(data, model, scenario, method)
+    found = SCENARIO_REGISTRY.get(scenario).preset_for(data, model, method)
     return (None, "paper defaults") if found is None else (found[1], found[0])
+
+
+def row_label(r: dict[str, Any]) -> str:
+    """A row's method label: ``label`` (records since the typed RunRecord); rows written before it kept the label
+    (``"ssd [tuned]"``) in ``method``."""
+    return str(r.get("label") or r["method"])
 
 
 def mean(values: list[float | None]) -> float | None:
@@ -253,8 +258,8 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
             lines.append(f"| {role.capitalize()} | | " + " | ".join(
                 ci(recs, lambda r, c=c, role=role: r[role].get(c)) for c in cols)
                 + " | | | | " + ("1 | 1 | | |" if role == "retrain" else "0 | | | |"))
-        for method in sorted({r["method"] for r in everything}):  # "X [tuned]" sorts right after X
-            mr = [r for r in everything if r["method"] == method]
+        for method in sorted({row_label(r) for r in everything}):  # "X [tuned]" sorts right after X
+            mr = [r for r in everything if row_label(r) == method]
             if any(r.get("error") for r in mr):
                 lines.append(f"| {method} | | not applicable: {mr[0]['error'][:80]} |" + " |" * 10)
                 continue
@@ -336,7 +341,7 @@ def main() -> None:
     if out.with_suffix(".json").exists() and not args.fresh:
         records = json.loads(out.with_suffix(".json").read_text())
     row_name = (lambda m: f"{m} [{args.tag}]") if args.tag else (lambda m: m)
-    done = {(r["seed"], r["scenario"], r["method"]) for r in records}
+    done = {(r["seed"], r["scenario"], row_label(r)) for r in records}
     if args.redo:  # an old row is replaced only once its rerun has finished, so a crash loses nothing
         done -= {(s, sc, row_name(m)) for s in args.seeds for sc in args.scenarios for m in methods}
     from expunge.store import ArtifactStore
@@ -368,17 +373,19 @@ def main() -> None:
                     params = {**(params or {}), **overrides[method]}
                     source = f"{source} + " + ", ".join(f"{k}={v}" for k, v in overrides[method].items())
                 try:
-                    recs = scenario.run(setting, method, params, save=False)
+                    recs = [r.to_json() for r in scenario.run(setting, method, params, save=False,
+                                                              label=row_name(method), params_source=source)]
                 except ExpungeError as exc:  # e.g. a class-only method on a random request
-                    recs = [{"scenario": scen_name, "method": method, "seed": seed, "error": str(exc)}]
+                    recs = [{"scenario": scen_name, "method": method, "label": row_name(method), "seed": seed,
+                             "error": str(exc)}]
                 for r in recs:
-                    r["preset"], r["method"] = source, row_name(method)
+                    r["preset"] = source
                     r["load_avg"] = os.getloadavg()
                     r["memory_probe"] = MEMORY_PROBE
                 key = (seed, scen_name, row_name(method))  # --redo: the new rows take the old ones' place
-                pos = next((i for i, r in enumerate(records) if (r["seed"], r["scenario"], r["method"]) == key),
+                pos = next((i for i, r in enumerate(records) if (r["seed"], r["scenario"], row_label(r)) == key),
                            len(records))  # no earlier row matches, so dropping the old rows leaves pos in place
-                records[:] = [r for r in records if (r["seed"], r["scenario"], r["method"]) != key]
+                records[:] = [r for r in records if (r["seed"], r["scenario"], row_label(r)) != key]
                 records[pos:pos] = recs
                 gaps = {} if recs[0].get("error") else recs[-1]["gap_to_retrain"]
                 print(f"[{time.perf_counter() - t0:6.0f}s] seed {seed} {scen_name:10s} {method:17s} "

@@ -26,10 +26,10 @@ from expunge._io import atomic_write_json, atomic_write_text
 from expunge.data.datasets import load_dataset
 from expunge.data.request import ForgetRequest
 from expunge.methods.base import RunContext, get_method
+from expunge.protocols.runner import run_method
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import environment_info
 from expunge.train.oracle import default_recipe, model_spec_for, train_original
-from expunge.unlearn import run_method
 
 RESULTS = Path(__file__).parent / "results"
 

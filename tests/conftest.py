@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from hypothesis import settings
 
+from expunge.api import prepare
 from expunge.data.datasets import Dataset, load_dataset
-from expunge.experiment import Prepared, prepare
+from expunge.protocols.pipeline import Prepared
+from expunge.record import RunRecord
 from expunge.store import ArtifactStore
 from expunge.train.loop import TrainRecipe
 
@@ -21,6 +25,19 @@ settings.register_profile("expunge", derandomize=True, database=None)
 settings.load_profile("expunge")
 
 FAST = TrainRecipe(epochs=10, batch_size=64, optimizer="adam", lr=2e-3)
+
+
+@pytest.fixture(scope="session")
+def make_record() -> Callable[..., RunRecord]:
+    """A RunRecord with placeholder identity fields and the given ones (objective and report tests)."""
+
+    def make(**fields: Any) -> RunRecord:
+        base: dict[str, Any] = {"method": "finetune", "params": {}, "task": "classification", "dataset": "digits",
+                                "dataset_fingerprint": "fp", "model": "mlp", "forget": "random:0.1", "request": {},
+                                "seed": 0, "metrics": {}, "original": {}, "retrain": {}, "gap_to_retrain": {}}
+        return RunRecord(**{**base, **fields})
+
+    return make
 
 
 @pytest.fixture(scope="session")

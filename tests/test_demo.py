@@ -1,4 +1,5 @@
-"""`expunge demo`: paper-default rows, plus `[tuned]` rows from the preset of the request's scenario."""
+"""`expunge demo`: representative methods with the preset matching the request by default (paper defaults on
+request), a parity verdict and a speed-up per row, and a closing line naming the fastest method at parity."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from expunge import presets
-from expunge.demo import run_demo
+from expunge.demo import DEFAULT_METHODS, free_cores, run_demo
 from expunge.errors import UnknownName
+from expunge.methods.base import METHODS
+from expunge.report import print_table, summary_line
+from expunge.scenarios.base import SCENARIOS
 from expunge.store import ArtifactStore
 
 SSD_VALUES = {"alpha": 7.5, "lam": 0.5}
@@ -26,28 +30,35 @@ def preset_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-def test_tuned_rows_follow_the_request_scenarios_preset(tmp_path: Path, preset_dir: Path) -> None:
+def test_the_preset_of_the_request_s_scenario_is_the_default(tmp_path: Path, preset_dir: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
     records = run_demo(out=out, data="digits", model="mlp", forget="class:3", store=ArtifactStore(tmp_path / "s"),
-                       methods=["ssd", "neggrad"])
-    by_row = {(r["method"], r.get("preset")) for r in records}
-    assert ("ssd", None) in by_row and ("ssd", "digits/mlp/full-class") in by_row
-    tuned_ssd = next(r for r in records if r["method"] == "ssd" and r.get("preset"))
-    assert {k: tuned_ssd["params"][k] for k in SSD_VALUES} == SSD_VALUES  # the user's folder wins over the shipped
-    default_ssd = next(r for r in records if r["method"] == "ssd" and not r.get("preset"))
-    assert default_ssd["params"]["alpha"] == 10.0  # the paper's
-    # neggrad gets a tuned row exactly when some preset (here the shipped one) covers it
-    assert (("neggrad", "digits/mlp/full-class") in by_row) == (
-        presets.find("digits", "mlp", "full-class", "neggrad") is not None)
+                       methods=["ssd", "retrain"])
+    ssd, retrain = records
+    assert ssd.label == "ssd [tuned]" and ssd.params_source == "preset digits/mlp/full-class"
+    assert {k: ssd.params[k] for k in SSD_VALUES} == SSD_VALUES  # the user's folder wins over the shipped one
+    assert retrain.label == "retrain" and retrain.params_source == "paper defaults"  # no preset tunes retrain
+    printed = capsys.readouterr().out
+    assert "verdict" in printed and "speed-up" in printed and printed.count("×") >= 2
+    assert summary_line(records) in printed  # one closing line
     report = (out / "report.md").read_text()
-    assert "| ssd [tuned] |" in report and "| ssd |" in report and "`digits/mlp/full-class`" in report
-    assert json.loads((out / "results.json").read_text()) == records
+    assert "| ssd [tuned] |" in report and "`preset digits/mlp/full-class`" in report
+    assert summary_line(records) in report
+    assert json.loads((out / "results.json").read_text()) == [json.loads(json.dumps(r.to_json())) for r in records]
 
 
-def test_paper_defaults_only_has_no_tuned_rows(tmp_path: Path, preset_dir: Path) -> None:
+def test_paper_defaults_override_the_preset(tmp_path: Path, preset_dir: Path) -> None:
+    (ssd,) = run_demo(out=tmp_path / "demo", data="digits", model="mlp", forget="class:3",
+                      store=ArtifactStore(tmp_path / "s"), methods=["ssd"], paper_defaults=True)
+    assert ssd.label == "ssd" and ssd.params_source == "paper defaults" and ssd.params["alpha"] == 10.0
+
+
+def test_exact_retraining_is_at_parity_and_named_fastest_when_alone(tmp_path: Path) -> None:
+    """`retrain` reproduces an oracle of the same recipe: at parity on every criterion with power."""
     records = run_demo(out=tmp_path / "demo", data="digits", model="mlp", forget="class:3",
-                       store=ArtifactStore(tmp_path / "s"), methods=["ssd"], tuned=False)
-    assert [(r["method"], r.get("preset")) for r in records] == [("ssd", None)]
+                       store=ArtifactStore(tmp_path / "s"), methods=["retrain"])
+    assert summary_line(records).startswith("Fastest at parity with the Retrain: retrain")
 
 
 def test_unknown_method_fails_before_any_training(tmp_path: Path) -> None:
@@ -58,20 +69,24 @@ def test_unknown_method_fails_before_any_training(tmp_path: Path) -> None:
     assert not any((tmp_path / "s").rglob("*.safetensors"))
 
 
-def test_find_falls_back_to_the_nearest_scenario(preset_dir: Path) -> None:
-    assert presets.find("digits", "mlp", "sub-class", "ssd") == ("digits/mlp/full-class", SSD_VALUES)
-    assert presets.find("digits", "mlp", "hard-forget", "ssd") is None  # no preset, no fallback
-    assert presets.find("no-such-data", "mlp", "full-class", "ssd") is None
+def test_default_methods_are_registered_and_fewer_than_all() -> None:
+    assert set(DEFAULT_METHODS) <= set(METHODS.names()) and len(DEFAULT_METHODS) < len(METHODS.names())
+    assert free_cores() >= 1
 
 
-def test_terminal_table_keeps_the_tuned_label(capsys: pytest.CaptureFixture[str]) -> None:
-    from expunge.experiment import HEADLINE_METRICS
-    from expunge.report import print_table
+def test_preset_fallbacks_are_declared_by_the_scenarios(preset_dir: Path) -> None:
+    sub = SCENARIOS.get("sub-class")
+    assert sub.preset_fallback == "full-class"
+    assert sub.preset_for("digits", "mlp", "ssd") == ("digits/mlp/full-class", SSD_VALUES)
+    assert SCENARIOS.get("corrective").preset_for("digits", "mlp", "ssd") is None  # no preset, no fallback
+    assert SCENARIOS.get("full-class").preset_for("no-such-data", "mlp", "ssd") is None
 
-    values = dict.fromkeys(HEADLINE_METRICS, 0.5)
-    rec = {"method": "ssd", "metrics": values, "original": values, "retrain": values,
-           "gap_to_retrain": dict.fromkeys(HEADLINE_METRICS, 0.0), "time_s": 1.0, "retrain_time_s": 2.0,
-           "time_ratio_to_retrain": 0.5}
-    print_table([rec, {**rec, "preset": "digits/cnn/full-class"}], "t")
+
+def test_terminal_table_keeps_the_tuned_label(make_record, capsys: pytest.CaptureFixture[str]) -> None:
+    values = {"forget_acc": 0.5, "test_acc": 0.5, "mia_loss_auc": 0.5}
+    rec = make_record(label="ssd [tuned]", metrics=values, original=values, retrain=values,
+                      gap_to_retrain=dict.fromkeys(values, 0.0), time_s=1.0, retrain_time_s=2.0)
+    print_table([rec], "t")
     out = capsys.readouterr().out
     assert "ssd [tuned]" in out  # not swallowed as rich markup
+    assert "2.0×" in out and "no power" in out  # Original = Retrain: no criterion can tell them apart

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from expunge.api import prepare
 from expunge.data.datasets import from_arrays
 from expunge.data.request import ForgetRequest, Splits
 from expunge.errors import (
@@ -19,7 +20,6 @@ from expunge.errors import (
     SplitOverlap,
     UnknownIds,
 )
-from expunge.experiment import prepare
 from expunge.store import ArtifactStore
 from expunge.train.oracle import check_fingerprint
 

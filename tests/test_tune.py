@@ -12,8 +12,9 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-import expunge.experiment as experiment
+import expunge.api as api
 from expunge import presets
+from expunge.methods.base import get_method
 from expunge.methods.ssd import SSDParams
 from expunge.scenarios.base import OBJECTIVE_METRICS, gap_objective, get_scenario
 from expunge.tune import MIN_IMPROVEMENT, search_space, tune
@@ -43,7 +44,7 @@ def only_tuned(tuned, monkeypatch, tmp_path):
 @pytest.fixture(scope="module")
 def evaluation(session_store, fast_recipe):
     """The evaluation request random:0.1 at seed 0, with only the objective's metrics (fast)."""
-    return experiment.prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=fast_recipe,
+    return api.prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=fast_recipe,
                               metrics=OBJECTIVE_METRICS, progress=False)
 
 
@@ -58,11 +59,11 @@ def test_preset_file_is_valid_and_complete(tuned):
         assert {"optuna", "torch", "expunge"} <= set(entry["versions"])
         assert entry["objective"] == min(t["objective"] for t in res.trials)
         assert entry["default_objective"] == res.trials[0]["objective"]  # trial 0 = the method's defaults
-        defaults = experiment.get_method(res.method).params.to_dict()
+        defaults = get_method(res.method).params.to_dict()
         assert all(res.trials[0]["values"][d.name] == defaults[d.name] for d in search_space(type(
-            experiment.get_method(res.method).params)))
+            get_method(res.method).params)))
         assert 0.0 <= entry["objective"] <= entry["default_objective"] <= 1.0
-        experiment.get_method(res.method, entry["params"])  # valid parameters
+        get_method(res.method, entry["params"])  # valid parameters
     assert [p.name for p in out.iterdir()] == ["digits__mlp__random.json"]  # no temp file left behind
 
 
@@ -79,7 +80,7 @@ def test_objective_is_the_gap_on_a_validation_request(tuned, session_store, fast
     st = sc.prepare("digits", "mlp", seed=0, store=session_store, recipe=fast_recipe, metrics=OBJECTIVE_METRICS,
                     progress=False, validation=True)
     (rec,) = sc.run(st, "ssd", entry["params"], metrics=OBJECTIVE_METRICS, save=False)
-    by_hand = statistics.fmean(abs(rec["metrics"][m] - rec["retrain"][m]) for m in OBJECTIVE_METRICS)
+    by_hand = statistics.fmean(abs(rec.metrics[m] - rec.retrain[m]) for m in OBJECTIVE_METRICS)
     assert entry["objective"] == pytest.approx(by_hand) == pytest.approx(gap_objective([rec]))
     # another request than the evaluation one (seed + 1000), on the same Original
     assert st.steps[0].original.key == evaluation.original.key
@@ -87,12 +88,14 @@ def test_objective_is_the_gap_on_a_validation_request(tuned, session_store, fast
     assert entry["validation"]["requests"][0]["seed"] == 1000
 
 
-def test_sub_class_objective_uses_the_matched_mia():
+def test_sub_class_objective_uses_the_matched_mia(make_record):
     """Known answer: the sub-class objective averages the matched MIA gap, the others the whole-test one."""
-    rec = {"gap_to_retrain": {"forget_acc": 0.1, "test_acc": 0.2, "mia_loss_auc": 0.9, "mia_loss_auc_matched": 0.3}}
+    rec = make_record(gap_to_retrain={"forget_acc": 0.1, "test_acc": 0.2, "mia_loss_auc": 0.9,
+                                      "mia_loss_auc_matched": 0.3})
     assert get_scenario("sub-class").objective([rec]) == pytest.approx(0.2)
     assert get_scenario("full-class").objective([rec]) == pytest.approx(0.4)
-    assert get_scenario("sub-class").objective([{"gap_to_retrain": {"forget_acc": 0.1, "test_acc": 0.2}}]) is None
+    partial = make_record(gap_to_retrain={"forget_acc": 0.1, "test_acc": 0.2})
+    assert get_scenario("sub-class").objective([partial]) is None
 
 
 def test_write_is_atomic(tuned, monkeypatch):
@@ -126,15 +129,24 @@ def test_unlearn_cli_uses_the_preset(only_tuned, monkeypatch, evaluation):
     from expunge.cli.main import app
 
     _, path, _ = only_tuned
-    monkeypatch.setattr(experiment, "prepare", lambda *a, **k: evaluation)  # no retraining in this test
-    monkeypatch.setattr(experiment, "run_one", functools.partial(experiment.run_one, metrics=OBJECTIVE_METRICS,
-                                                                 save=False))
-    res = CliRunner().invoke(app, ["unlearn", "--model", "mlp", "--forget", "random:0.1", "--method", "ssd",
-                                   "--preset", NAME, "--param", "lam=2.5", "--json"])
-    assert res.exit_code == 0, res.output
-    rec = json.loads(res.stdout)
-    assert rec["params"]["alpha"] == json.loads(path.read_text())["ssd"]["params"]["alpha"]
-    assert rec["params"]["lam"] == 2.5 and rec["preset"] == NAME
+    monkeypatch.setattr(api, "prepare", lambda *a, **k: evaluation)  # no retraining in this test
+    monkeypatch.setattr(api, "run_step", functools.partial(api.run_step, metrics=OBJECTIVE_METRICS, save=False))
+
+    def cli(*extra: str) -> dict:
+        res = CliRunner().invoke(app, ["unlearn", "--model", "mlp", "--forget", "random:0.1", "--method", "ssd",
+                                       *extra, "--json"])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)
+
+    tuned_alpha = json.loads(path.read_text())["ssd"]["params"]["alpha"]
+    rec = cli("--preset", NAME, "--param", "lam=2.5")
+    assert rec["params"]["alpha"] == tuned_alpha and rec["params"]["lam"] == 2.5
+    assert rec["params_source"] == f"preset {NAME} + lam=2.5"
+    # without --preset, the preset matching the request (digits/mlp, random -> the random scenario) is the default
+    rec = cli()
+    assert rec["params"]["alpha"] == tuned_alpha and rec["params_source"] == f"preset {NAME}"
+    rec = cli("--paper-defaults")
+    assert rec["params"]["alpha"] == SSDParams().alpha and rec["params_source"] == "paper defaults"
 
 
 def test_unknown_preset_is_a_one_line_error(only_tuned, monkeypatch, capsys):
@@ -155,7 +167,7 @@ def test_shipped_presets_are_valid(monkeypatch):
         entries = presets.read(name)
         assert len({e["n_trials"] for e in entries.values()}) == 1, f"{name}: unequal budgets"
         for method, entry in entries.items():
-            experiment.get_method(method, presets.method_values(name, method))  # still valid parameters
+            get_method(method, presets.method_values(name, method))  # still valid parameters
             assert 0.0 <= entry["objective"] <= entry["default_objective"] <= 1.0, (name, method)
             gain = entry["default_objective"] - entry["objective"]
             assert gain == 0.0 or gain > MIN_IMPROVEMENT, f"{name} {method}: tuned values for a float-level tie"

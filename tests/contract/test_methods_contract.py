@@ -12,8 +12,8 @@ import torch
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.errors import InvalidHyperparameter, UndeclaredDataAccess
 from expunge.methods.base import METHODS, RunContext, get_method
+from expunge.protocols.runner import load_result, run_method
 from expunge.store.artifacts import state_hash
-from expunge.unlearn import load_result, run_method
 
 NAMES = METHODS.names()
 SMALL = {"epochs": 1}  # budget override applied where the method has an `epochs` field

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from expunge.data.datasets import Dataset
-from expunge.experiment import Prepared
+from expunge.protocols.pipeline import Prepared
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from expunge.methods.base import RunContext, get_method
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.unlearn import run_method
 
 SAME = {"epochs": "1", "lr": "1e-3", "optimizer": "adam", "weight_decay": "0", "batch_size": "128"}
 

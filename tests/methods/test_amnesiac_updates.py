@@ -10,14 +10,14 @@ import pytest
 import torch
 from torch import nn
 
+from expunge._seeds import derive_seed
+from expunge.data.batches import Batches
 from expunge.data.request import ForgetRequest
 from expunge.methods.amnesiac_updates import ReplayMismatch, replay_training, subtract_updates
 from expunge.methods.base import RunContext, get_method
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.train.batches import Batches
 from expunge.train.loop import TrainRecipe, cross_entropy_loss, make_optimizer, train_loop
-from expunge.train.oracle import derive_seed
-from expunge.unlearn import run_method
 
 PLAIN_SGD = TrainRecipe(epochs=1, batch_size=10, optimizer="sgd", lr=0.1, momentum=0.0)
 
@@ -122,8 +122,8 @@ def _ids_splits(prep, ids):
 
 
 def test_sequential_requests_equal_one_joint_request_and_never_subtract_a_batch_twice(prepared_random, tmp_path):
+    from expunge.protocols.runner import load_result
     from expunge.store import ArtifactStore
-    from expunge.unlearn import load_result
 
     prep = prepared_random
     ids = prep.dataset.train.ids

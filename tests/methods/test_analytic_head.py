@@ -15,7 +15,7 @@ from expunge.errors import ExpungeError
 from expunge.methods._shared.ridge_head import ridge_downdate, ridge_statistics
 from expunge.methods.analytic_head import head_state, ridge_solution
 from expunge.methods.base import RunContext, get_method
-from expunge.unlearn import run_method
+from expunge.protocols.runner import run_method
 
 TOL = 1e-8
 

@@ -9,7 +9,7 @@ from expunge.methods._shared.teacher_kl import frozen_copy, kl_to_targets
 from expunge.methods.bad_teacher import BadTeacher, bad_teacher_targets
 from expunge.methods.base import RunContext, get_method
 from expunge.models import ModelSpec
-from expunge.unlearn import run_method
+from expunge.protocols.runner import run_method
 
 SPEC = ModelSpec("mlp", (1, 8, 8), 10)  # no BatchNorm, no dropout
 

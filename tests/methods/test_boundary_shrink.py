@@ -14,8 +14,8 @@ from expunge.data.datasets import from_arrays
 from expunge.data.request import ForgetRequest, Splits
 from expunge.errors import InvalidHyperparameter
 from expunge.methods.base import RunContext, get_method
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.unlearn import run_method
 
 
 def _toy():

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from expunge.experiment import run_one
 from expunge.methods.base import RunContext, get_method
-from expunge.unlearn import run_method
+from expunge.protocols.pipeline import run_step
+from expunge.protocols.runner import run_method
 
 
 def test_finetune_reads_only_retain_and_lowers_retain_loss(prepared_random):
@@ -16,5 +16,5 @@ def test_finetune_reads_only_retain_and_lowers_retain_loss(prepared_random):
 
 
 def test_finetune_keeps_utility(prepared_class3):
-    record, _ = run_one(prepared_class3, "finetune", {"epochs": "3"}, save=False)
-    assert record["metrics"]["retain_acc"] > 0.9 and record["metrics"]["test_acc"] > 0.8
+    record, _ = run_step(prepared_class3, "finetune", {"epochs": "3"}, save=False)
+    assert record.metrics["retain_acc"] > 0.9 and record.metrics["test_acc"] > 0.8

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from method_helpers import split_accuracy
 from torch import nn
 
+from expunge.data.batches import Batches
 from expunge.methods._shared.fisher import _layer_names, per_example_fisher
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.fisher import HEAD_VAR, noise_std, output_layer
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.train.batches import Batches
-from expunge.unlearn import run_method
 
 
 def _explicit_fisher(model, x, y, kind):

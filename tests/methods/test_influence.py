@@ -16,13 +16,13 @@ import torch.nn.functional as F
 from method_helpers import split_accuracy
 from torch import nn
 
+from expunge.data.batches import Batches
 from expunge.data.datasets import from_arrays
 from expunge.data.request import ForgetRequest, Splits
 from expunge.errors import ExpungeError
 from expunge.methods._shared.fisher import per_example_fisher
 from expunge.methods.base import RunContext, get_method
-from expunge.train.batches import Batches
-from expunge.unlearn import run_method
+from expunge.protocols.runner import run_method
 
 LAM = 0.05
 D, C = 3, 3

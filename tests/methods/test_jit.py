@@ -11,8 +11,8 @@ from expunge.data.access import DataAccess, UnlearningData
 from expunge.errors import UndeclaredDataAccess
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.jit import JiT, _KeepGrads, lipschitz_loss
+from expunge.protocols.runner import run_method
 from expunge.train.loop import train_loop
-from expunge.unlearn import run_method
 
 
 def test_access_is_forget_only_and_the_gate_rejects_retain_data(prepared_class3):
@@ -103,8 +103,8 @@ def test_legacy_flag_changes_the_result(prepared_class3):
 
 
 def test_jit_forgets_a_class_with_its_defaults(prepared_class3):
-    from expunge.experiment import run_one
+    from expunge.protocols.pipeline import run_step
 
-    record, _ = run_one(prepared_class3, "jit", save=False)
-    assert record["metrics"]["forget_acc"] < 0.9 * record["original"]["forget_acc"]
-    assert record["metrics"]["retain_acc"] > 0.8
+    record, _ = run_step(prepared_class3, "jit", save=False)
+    assert record.metrics["forget_acc"] < 0.9 * record.original["forget_acc"]
+    assert record.metrics["retain_acc"] > 0.8

@@ -7,8 +7,8 @@ from method_helpers import split_accuracy
 
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.l1_sparse import l1_coefficient, l1_norm
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.unlearn import run_method
 
 SHORT = {"epochs": "2", "lr": "0.01"}
 

@@ -20,8 +20,8 @@ from expunge.methods.laf import (
     alignment_loss,
     reconstruction_term,
 )
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.unlearn import run_method
 
 SMALL = {"epochs": "2", "vae_epochs": "1", "temperature": "5", "lr_ra": "1e-3"}
 
@@ -95,11 +95,11 @@ def test_params_validate_the_vae_widths():
 
 
 def test_laf_forgets_a_class(prepared_class3):
-    from expunge.experiment import run_one
+    from expunge.protocols.pipeline import run_step
 
     # τ = 5 (the paper's random-forgetting value) and a 10x lr_ra: digits' forget class gives 5 batches per epoch,
     # ~40x fewer steps than MNIST's with the paper's budget (see the module docstring); smaller VAE budget for speed
     params = {"temperature": "5", "lr_ra": "1e-3", "epochs": "10", "vae_epochs": "3"}
-    record, _ = run_one(prepared_class3, "laf", params, save=False)
-    assert record["metrics"]["forget_acc"] < 0.3
-    assert record["metrics"]["retain_acc"] > 0.85
+    record, _ = run_step(prepared_class3, "laf", params, save=False)
+    assert record.metrics["forget_acc"] < 0.3
+    assert record.metrics["retain_acc"] > 0.85

@@ -9,12 +9,12 @@ from method_helpers import permuted_labels
 from torch import nn
 
 from expunge.data.access import DataAccess
+from expunge.data.batches import Batches
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.lfssd import LFSSD, output_sensitivity
 from expunge.methods.ssd import dampen
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.train.batches import Batches
-from expunge.unlearn import run_method
 
 
 def test_importance_is_the_mean_absolute_batch_gradient_of_the_output_norm():
@@ -85,12 +85,12 @@ def test_access_is_forget_and_train_stats_only():
 
 
 def test_lfssd_forgets_a_class(prepared_class3):
-    from expunge.experiment import run_one
+    from expunge.protocols.pipeline import run_step
 
-    record, _ = run_one(prepared_class3, "lfssd", {"alpha": "10", "lam": "1"}, save=False)
-    assert record["notes"]["selected"] > 0
-    assert record["metrics"]["forget_acc"] < 0.5 * record["original"]["forget_acc"]
-    assert record["metrics"]["retain_acc"] > 0.5
+    record, _ = run_step(prepared_class3, "lfssd", {"alpha": "10", "lam": "1"}, save=False)
+    assert record.notes["selected"] > 0
+    assert record.metrics["forget_acc"] < 0.5 * record.original["forget_acc"]
+    assert record.metrics["retain_acc"] > 0.5
 
 
 def test_current_full_importance_equals_the_cached_one_and_uses_the_output_sensitivity(prepared_class3, monkeypatch):

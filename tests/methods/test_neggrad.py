@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from expunge.methods.base import RunContext, get_method
-from expunge.unlearn import run_method
+from expunge.protocols.runner import run_method
 
 
 def test_one_step_moves_along_plus_gradient_of_ce(prepared_class3):

@@ -3,9 +3,9 @@ from __future__ import annotations
 import torch
 
 from expunge.methods.base import RunContext, get_method
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
 from expunge.train.loop import cross_entropy_loss, make_optimizer, train_loop
-from expunge.unlearn import run_method
 
 SGD = {"epochs": "1", "lr": "0.05", "momentum": "0.9", "weight_decay": "0", "batch_size": "64",
        "clip_grad_norm": "none"}

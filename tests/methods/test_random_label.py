@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import torch
 
-from expunge.experiment import run_one
 from expunge.methods.random_label import other_labels
+from expunge.protocols.pipeline import run_step
 
 
 def test_new_labels_always_differ_and_cover_other_classes():
@@ -15,6 +15,6 @@ def test_new_labels_always_differ_and_cover_other_classes():
 
 
 def test_forgets_and_keeps_utility(prepared_class3):
-    record, _ = run_one(prepared_class3, "random_label", {"epochs": "3"}, save=False)
-    assert record["metrics"]["forget_acc"] < 0.3
-    assert record["metrics"]["retain_acc"] > 0.9
+    record, _ = run_step(prepared_class3, "random_label", {"epochs": "3"}, save=False)
+    assert record.metrics["forget_acc"] < 0.3
+    assert record.metrics["retain_acc"] > 0.9

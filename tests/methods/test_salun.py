@@ -6,11 +6,11 @@ import torch
 from method_helpers import accuracy
 from torch import nn
 
+from expunge.data.batches import Batches
 from expunge.methods._shared.saliency import MaskedUpdates, saliency_mask
 from expunge.methods.base import RunContext, get_method
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.train.batches import Batches
-from expunge.unlearn import run_method
 
 SHORT = {"epochs": "2", "lr": "0.05"}
 

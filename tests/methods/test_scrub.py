@@ -7,12 +7,12 @@ from copy import deepcopy
 import pytest
 import torch
 
+from expunge.data.batches import Batches
 from expunge.methods._shared.teacher_kl import distill_kl, frozen_copy
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.scrub import ScrubParams, max_step_loss, scrub_lr
-from expunge.train.batches import Batches
+from expunge.protocols.runner import run_method
 from expunge.train.loop import make_optimizer, train_loop
-from expunge.unlearn import run_method
 
 
 def _forget_kl(model, teacher, x, temperature=4.0):

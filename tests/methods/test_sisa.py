@@ -15,9 +15,9 @@ from expunge.errors import ExpungeError
 from expunge.methods._shared.sisa_ensemble import SISAEnsemble, sisa_plan, stage_epochs
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.sisa import ensemble_from_state, train_sisa_state
+from expunge.protocols.runner import run_method
 from expunge.store import ArtifactStore
 from expunge.train.oracle import model_spec_for
-from expunge.unlearn import run_method
 
 S, R, SEED = 4, 3, 7
 PARAMS = {"shards": S, "slices": R, "epochs_per_stage": 1}

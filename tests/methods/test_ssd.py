@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batches
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.ssd import dampen, diagonal_fisher
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.train.batches import Batches
-from expunge.unlearn import run_method
 
 
 def test_dampening_formula_on_hand_made_model():
@@ -93,11 +93,11 @@ def test_ssd_declares_no_retain_access():
 
 
 def test_ssd_forgets_a_class(prepared_class3):
-    from expunge.experiment import run_one
+    from expunge.protocols.pipeline import run_step
 
-    record, _ = run_one(prepared_class3, "ssd", {"alpha": "10", "lam": "1"}, save=False)
-    assert record["metrics"]["forget_acc"] < record["original"]["forget_acc"]
-    assert record["notes"]["selected"] > 0
+    record, _ = run_step(prepared_class3, "ssd", {"alpha": "10", "lam": "1"}, save=False)
+    assert record.metrics["forget_acc"] < record.original["forget_acc"]
+    assert record.notes["selected"] > 0
 
 
 def test_current_full_importance_equals_the_cached_one_on_a_single_request(prepared_class3):

@@ -21,7 +21,7 @@ from expunge.methods.svd_class import (
     scaled_importance,
     scaled_space,
 )
-from expunge.unlearn import run_method
+from expunge.protocols.runner import run_method
 
 
 @pytest.mark.parametrize("alpha", [0.25, 1.0, 3.0, 100.0, 1e4])
@@ -154,8 +154,8 @@ def test_access_is_forget_and_a_retain_subset_and_only_class_requests_are_accept
 
 
 def test_svd_class_forgets_a_class(prepared_class3):
-    from expunge.experiment import run_one
+    from expunge.protocols.pipeline import run_step
 
-    record, _ = run_one(prepared_class3, "svd_class", save=False)
-    assert record["metrics"]["forget_acc"] < 0.1
-    assert record["metrics"]["retain_acc"] > 0.8
+    record, _ = run_step(prepared_class3, "svd_class", save=False)
+    assert record.metrics["forget_acc"] < 0.1
+    assert record.metrics["retain_acc"] > 0.8

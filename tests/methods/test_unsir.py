@@ -11,8 +11,8 @@ from expunge.data.access import DataAccess
 from expunge.methods.base import RunContext, get_method
 from expunge.methods.unsir import NOTEBOOK, ClassForgettingOnly, Unsir, optimise_noise
 from expunge.models import ModelSpec
+from expunge.protocols.runner import run_method
 from expunge.store.artifacts import state_hash
-from expunge.unlearn import run_method
 
 
 def test_noise_optimisation_increases_ce_and_leaves_the_model_unchanged(prepared_class3):

@@ -9,9 +9,9 @@ import pytest
 from fakes_tier01 import TINY, blobs
 
 from expunge.data.request import ForgetRequest
-from expunge.experiment import Prepared, prepare_splits
 from expunge.metrics import lira_offline
 from expunge.metrics.base import EvalContext, evaluate
+from expunge.protocols.pipeline import Prepared, prepare_splits
 from expunge.store import ArtifactStore
 
 NAMES = ["lira_offline_auc", "lira_offline_tpr_at_1pct_fpr"]

@@ -12,9 +12,9 @@ import torch
 from fakes_tier01 import TINY, blobs
 
 from expunge.data.request import ForgetRequest
-from expunge.experiment import Prepared, prepare_splits
 from expunge.metrics import relearn as relearn_mod
 from expunge.metrics.base import EvalContext, evaluate
+from expunge.protocols.pipeline import Prepared, prepare_splits
 from expunge.store import ArtifactStore
 
 NAMES = ["relearn_steps", "ain", "relearn_attack_recovery_k10", "relearn_attack_recovery_k10pct"]
@@ -72,7 +72,7 @@ def test_missing_run_info_gives_none(prep):
     res = evaluate(ctx, NAMES, roles=("retrain",))
     for name in NAMES:
         v = res[name]["retrain"]
-        assert v.value is None and v.reason.startswith("no run info"), name
+        assert v.value is None and v.reason.startswith("run info lacks"), name
 
 
 def test_relearn_time_target_and_cap(prep):

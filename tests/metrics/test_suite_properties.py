@@ -16,8 +16,8 @@ import pytest
 from fakes_tier01 import TINY, blobs
 
 from expunge.data.request import ForgetRequest
-from expunge.experiment import Prepared, prepare_splits, run_one
 from expunge.metrics.base import METRICS, evaluate
+from expunge.protocols.pipeline import Prepared, prepare_splits, run_step
 
 TIER0 = ["classwise_acc_test", "classwise_acc_test_min_retain_classes", "avg_gap_salun", "tow",
          "mufac_forgetting_score", "indiscernibility", "nomus", "mia_eff_svc_conf_salun",
@@ -49,28 +49,28 @@ def test_registered_with_tier_and_inputs():
     for name in TIER0 + TIER1:
         d = METRICS.get(name).describe()
         assert d["tier"] == (1 if name in TIER1 else 0) and d["definition"] and "needs" in d, name
-        assert ("run_needs" in d) == (name in TIER1), name
+        assert d["run_needs"] == list(METRICS.get(name).run_needs), name
 
 
 def test_retrain_as_method_has_zero_gap_and_no_mia_advantage(prep):
-    record, _ = run_one(prep, "retrain", {"same_seeds_as_oracle": True}, metrics=TIER0 + TIER1, tier=1)
+    record, _ = run_step(prep, "retrain", {"same_seeds_as_oracle": True}, metrics=TIER0 + TIER1, tier=1)
     checked = 0
     for name in TIER0 + TIER1:
-        u, r = record["metrics"][name], record["retrain"][name]
+        u, r = record.metrics[name], record.retrain[name]
         if r is None:  # self-comparisons (weight_l2_to_retrain) and undefined recoveries
             continue
         assert u == pytest.approx(r, abs=1e-9), name
-        assert record["gap_to_retrain"][name] == pytest.approx(0.0, abs=1e-9), name
+        assert record.gap_to_retrain[name] == pytest.approx(0.0, abs=1e-9), name
         checked += 1
     assert checked >= 35
-    assert record["metrics"]["avg_gap_salun"] == 0.0 and record["metrics"]["tow"] == 1.0
-    assert record["metrics"]["agreement_top1_forget"] == 1.0
-    assert record["metrics"]["relearn_steps"] == record["retrain"]["relearn_steps"]
+    assert record.metrics["avg_gap_salun"] == 0.0 and record.metrics["tow"] == 1.0
+    assert record.metrics["agreement_top1_forget"] == 1.0
+    assert record.metrics["relearn_steps"] == record.retrain["relearn_steps"]
     for name in MIA:  # advantage over the oracle is zero by construction; the oracle itself is near chance
-        assert record["metrics"][name] - record["retrain"][name] == pytest.approx(0.0, abs=1e-12), name
-    assert abs(record["metrics"]["mia_loss_threshold_yeom"] - 0.5) < 0.2
-    assert abs(record["metrics"]["lira_offline_auc"] - 0.5) < 0.2
-    assert record["metrics"]["mufac_forgetting_score"] < 0.2
+        assert record.metrics[name] - record.retrain[name] == pytest.approx(0.0, abs=1e-12), name
+    assert abs(record.metrics["mia_loss_threshold_yeom"] - 0.5) < 0.2
+    assert abs(record.metrics["lira_offline_auc"] - 0.5) < 0.2
+    assert record.metrics["mufac_forgetting_score"] < 0.2
 
 
 def test_do_nothing_reproduces_the_original(prep):

@@ -7,13 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from expunge.experiment import Prepared, prepare
+from expunge.api import prepare
 from expunge.methods.base import RunContext, get_method
 from expunge.metrics.base import METRICS, EvalContext, Tier, evaluate
+from expunge.protocols.pipeline import Prepared
+from expunge.protocols.runner import run_method
 from expunge.shadows import batched as batched_mod
 from expunge.train import oracle as oracle_mod
 from expunge.train.loop import TrainRecipe
-from expunge.unlearn import run_method
 
 TINY = TrainRecipe(epochs=2, batch_size=64, optimizer="adam", lr=3e-3)
 ULIRA = ["ulira_auc", "ulira_balanced_acc", "ulira_tpr_at_1pct_fpr", "ulira_tpr_at_0.1pct_fpr"]
@@ -81,7 +82,7 @@ def test_ulira_in_range_and_resumable(tiny, monkeypatch):
         raise AssertionError("a cached tier-2 evaluation must not train or unlearn")
 
     monkeypatch.setattr(batched_mod, "train_models", forbidden)
-    monkeypatch.setattr("expunge.unlearn.run_method", forbidden)
+    monkeypatch.setattr("expunge.protocols.runner.run_method", forbidden)
     again = evaluate(ctx.with_model("unlearned", ctx.models["unlearned"]), ULIRA)  # a new context: no memo
     for name in ULIRA:
         for role in ("unlearned", "original", "retrain"):
@@ -148,17 +149,17 @@ def test_stored_run_through_evaluate_run_and_cli(tiny):
 
     from expunge.cli.main import app
     from expunge.evaluation import evaluate_run
-    from expunge.experiment import run_one
+    from expunge.protocols.pipeline import run_step
 
-    rec, _ = run_one(tiny, "finetune", {"epochs": 1}, save=True)
-    res = evaluate_run(rec["unlearned_key"], store=tiny.store, metrics=["ulira_auc"],
+    rec, _ = run_step(tiny, "finetune", {"epochs": 1}, save=True)
+    res = evaluate_run(rec.unlearned_key, store=tiny.store, metrics=["ulira_auc"],
                        extras={"tier2": {"shadows": 4}})
-    assert 0.0 <= res["metrics"]["ulira_auc"] <= 1.0 and res["retrain"]["ulira_auc"] is not None
-    out = CliRunner().invoke(app, ["evaluate", rec["unlearned_key"], "--store", str(tiny.store.root), "--metrics",
+    assert 0.0 <= res.metrics["ulira_auc"] <= 1.0 and res.retrain["ulira_auc"] is not None
+    out = CliRunner().invoke(app, ["evaluate", rec.unlearned_key, "--store", str(tiny.store.root), "--metrics",
                                    "ulira_auc", "--shadows", "4", "--json"])
     assert out.exit_code == 0, out.output
     doc = json.loads(out.stdout)
-    assert doc["metrics"]["ulira_auc"] == res["metrics"]["ulira_auc"]  # same shadows and runs, from the cache
+    assert doc["metrics"]["ulira_auc"] == res.metrics["ulira_auc"]  # same shadows and runs, from the cache
     assert "U-LiRA: 0 model(s) to train" in out.stderr  # the cost estimate, on stderr
 
 
@@ -168,7 +169,7 @@ def test_privacy_onion_needs_no_method_and_do_nothing_equals_before(tiny, monkey
 
     assert METRICS.get("ulira_retain_auc").tier == Tier.GOLD
     ctx = method_ctx(tiny, *DO_NOTHING, shadows=4)
-    monkeypatch.setattr("expunge.unlearn.run_method", forbidden)
+    monkeypatch.setattr("expunge.protocols.runner.run_method", forbidden)
     res = evaluate(ctx, ["ulira_retain_auc"])["ulira_retain_auc"]
     for role in ("unlearned", "original", "retrain"):
         assert res[role].value is not None and 0.0 <= res[role].value <= 1.0, (role, res[role].reason)

@@ -71,10 +71,10 @@ def test_original_is_backdoored_and_clean_model_is_not(fully_identified):
 def test_retrain_without_all_poison_brings_asr_to_the_clean_level(fully_identified):
     sc, st = fully_identified
     (rec,) = sc.run(st, "retrain", None, metrics=METRICS, save=False)
-    assert rec["scenario"] == "corrective" and rec["request"]["n_forget"] == st.info["n_poisoned"]
-    assert rec["metrics"]["backdoor_asr"] <= rec["clean"]["backdoor_asr"] + 0.1
-    assert rec["original"]["backdoor_asr"] > 0.8
-    assert rec["gap_to_clean"]["test_acc"] < 0.05
+    assert rec.extra["scenario"] == "corrective" and rec.request["n_forget"] == st.info["n_poisoned"]
+    assert rec.metrics["backdoor_asr"] <= rec.extra["clean"]["backdoor_asr"] + 0.1
+    assert rec.original["backdoor_asr"] > 0.8
+    assert rec.extra["gap_to_clean"]["test_acc"] < 0.05
     assert sc.objective([rec]) < 0.1
 
 
@@ -90,9 +90,9 @@ def test_stored_corrective_run_is_re_evaluated_with_the_rebuilt_poisoned_data(fu
 
     sc, st = fully_identified
     (rec,) = sc.run(st, "finetune", {"epochs": 1}, metrics=METRICS, save=True)
-    manifest = st.steps[0].store.load_tensors("unlearned", rec["unlearned_key"])[1]
+    manifest = st.steps[0].store.load_tensors("unlearned", rec.unlearned_key)[1]
     assert manifest["dataset"] == "digits+backdoor" and manifest["dataset_derivation"]["kind"] == "backdoor"
-    again = evaluate_run(rec["unlearned_key"], store=st.steps[0].store, metrics=[*METRICS, "backdoor_asr"])
+    again = evaluate_run(rec.unlearned_key, store=st.steps[0].store, metrics=[*METRICS, "backdoor_asr"])
     for role in ("metrics", "original", "retrain"):  # same poisoned data (fingerprint checked), same numbers
         for name in ("backdoor_asr", "test_acc", "forget_acc"):
-            assert again[role][name] == pytest.approx(rec[role][name], abs=1e-12), (role, name)
+            assert getattr(again, role)[name] == pytest.approx(getattr(rec, role)[name], abs=1e-12), (role, name)

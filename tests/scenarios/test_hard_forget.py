@@ -67,4 +67,4 @@ def test_registered_scenario_end_to_end(tmp_path):
     assert prep.splits.forget.size == 5 and setting.info["k"] == 5 and setting.info["pool"] == "random:0.3"
     assert setting.info["score_min"] >= setting.info["pool_score_median"]  # the top 5 are above the pool median
     records = scen.run(setting, "finetune", {"epochs": 1}, metrics=["forget_acc"], save=False)
-    assert records[0]["scenario"] == "hard-forget" and records[0]["scenario_info"]["k"] == 5
+    assert records[0].extra["scenario"] == "hard-forget" and records[0].extra["scenario_info"]["k"] == 5

@@ -29,12 +29,13 @@ def test_unknown_scenario_suggests_a_name():
         get_scenario("sequental")
 
 
-def test_gap_objective_is_the_mean_tier0_gap():
-    rec = {"gap_to_retrain": {"forget_acc": 0.3, "test_acc": 0.0, "mia_loss_auc": 0.6, "retain_acc": 9.0}}
+def test_gap_objective_is_the_mean_tier0_gap(make_record):
+    rec = make_record(gap_to_retrain={"forget_acc": 0.3, "test_acc": 0.0, "mia_loss_auc": 0.6, "retain_acc": 9.0})
     assert gap_objective([rec]) == pytest.approx(0.3)
-    assert gap_objective([rec, {"gap_to_retrain": {"forget_acc": 0.1, "test_acc": 0.1, "mia_loss_auc": 0.1}}]) \
-        == pytest.approx(0.2)
-    assert gap_objective([{"gap_to_retrain": {"forget_acc": 0.1, "test_acc": None, "mia_loss_auc": 0.1}}]) is None
+    other = make_record(gap_to_retrain={"forget_acc": 0.1, "test_acc": 0.1, "mia_loss_auc": 0.1})
+    assert gap_objective([rec, other]) == pytest.approx(0.2)
+    missing = make_record(gap_to_retrain={"forget_acc": 0.1, "test_acc": None, "mia_loss_auc": 0.1})
+    assert gap_objective([missing]) is None
     assert request_seed(3, validation=False) == 3 and request_seed(3, validation=True) == 1003
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import expunge.experiment as experiment
+import expunge.protocols.pipeline as pipeline
 from expunge.errors import MalformedForgetSpec
 from expunge.scenarios.base import get_scenario
 from expunge.scenarios.sequential import build_requests
@@ -37,24 +37,24 @@ def test_requests_are_fresh_and_retain_excludes_every_earlier_request(setting, d
 def test_retrain_with_the_oracle_seeds_has_zero_gap_and_records_carry_steps(setting, monkeypatch):
     sc, st = setting
     seen = []
-    real = experiment.run_method
+    real = pipeline.run_method
 
     def spy(method, original, dataset, splits, ctx, *, original_key=None):
         res = real(method, original, dataset, splits, ctx, original_key=original_key)
         seen.append((original, res.model, original_key, splits.forget_ids.size))
         return res
 
-    monkeypatch.setattr(experiment, "run_method", spy)
+    monkeypatch.setattr(pipeline, "run_method", spy)
     records = sc.run(st, "retrain", {"same_seeds_as_oracle": True}, metrics=METRICS, save=False)
-    assert [r["step"] for r in records] == [1, 2] and all(r["k"] == 2 for r in records)
-    assert all(r["scenario"] == "sequential" for r in records)
+    assert [r.extra["step"] for r in records] == [1, 2] and all(r.extra["k"] == 2 for r in records)
+    assert all(r.extra["scenario"] == "sequential" for r in records)
     for rec in records:
-        assert all(g == pytest.approx(0.0, abs=1e-12) for g in rec["gap_to_retrain"].values() if g is not None)
-    n = records[0]["step_request"]["n_forget"]
-    assert records[1]["request"]["n_forget"] == 2 * n and records[1]["step_request"]["n_forget"] == n
-    assert records[1]["forget"] == "random:0.1" and records[1]["step_request"]["spec"] == "random:0.05"
+        assert all(g == pytest.approx(0.0, abs=1e-12) for g in rec.gap_to_retrain.values() if g is not None)
+    n = records[0].extra["step_request"]["n_forget"]
+    assert records[1].request["n_forget"] == 2 * n and records[1].extra["step_request"]["n_forget"] == n
+    assert records[1].forget == "random:0.1" and records[1].extra["step_request"]["spec"] == "random:0.05"
     # the retain set the method read at step 2 is D \ (F_1 ∪ F_2)
-    assert records[1]["access"]["retain_seen"] == st.steps[1].recipe.epochs * st.method_splits[1].retain.size
+    assert records[1].access["retain_seen"] == st.steps[1].recipe.epochs * st.method_splits[1].retain.size
     # step 2 received step 1's model; the Original's key is passed at every step
     assert seen[0][0] is st.steps[0].original.model and seen[1][0] is seen[0][1]
     assert {s[2] for s in seen} == {st.steps[0].original.key}
@@ -63,8 +63,8 @@ def test_retrain_with_the_oracle_seeds_has_zero_gap_and_records_carry_steps(sett
 def test_independent_retrain_is_close_to_each_step_oracle(setting):
     sc, st = setting
     for rec in sc.run(st, "retrain", None, metrics=METRICS, save=False):
-        gaps = rec["gap_to_retrain"]
-        assert gaps["test_acc"] < 0.04 and gaps["retain_acc"] < 0.03 and gaps["forget_acc"] < 0.1, rec["step"]
+        gaps = rec.gap_to_retrain
+        assert gaps["test_acc"] < 0.04 and gaps["retain_acc"] < 0.03 and gaps["forget_acc"] < 0.1, rec.extra["step"]
         assert sc.objective([rec]) < 0.1
 
 
@@ -97,6 +97,6 @@ def test_sisa_continues_its_ensemble_across_steps(setting):
     """SISA's state travels on the returned ensemble; step 2's retain set lacks F_1 as well (no refusal)."""
     sc, st = setting
     records = sc.run(st, "sisa", {"epochs_per_stage": 1}, metrics=METRICS, save=False)
-    assert [r["notes"]["continued"] for r in records] == [False, True]
-    assert all(r["notes"]["shards_affected"] >= 1 for r in records)
-    assert records[1]["metrics"]["forget_acc"] is not None
+    assert [r.notes["continued"] for r in records] == [False, True]
+    assert all(r.notes["shards_affected"] >= 1 for r in records)
+    assert records[1].metrics["forget_acc"] is not None

@@ -13,7 +13,23 @@ from typing import Annotated, Any
 
 import typer
 
-from expunge.cli.options import DataDirOpt, DataOpt, JsonOpt, ModelOpt, SeedOpt, StoreOpt
+from expunge.cli.options import (
+    DataDirOpt,
+    DataOpt,
+    ForgetOpt,
+    JsonOpt,
+    ModelOpt,
+    PaperDefaultsOpt,
+    ParamOpt,
+    PresetOpt,
+    SeedOpt,
+    StoreOpt,
+    TaskOpt,
+    dir_arg,
+    emit_json,
+    open_store,
+    parse_params,
+)
 from expunge.cli.tune import register as register_scenario_commands
 from expunge.errors import ExpungeError
 
@@ -22,60 +38,43 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 
-def _store(path: Path | None) -> Any:
-    from expunge.store import ArtifactStore
-
-    return ArtifactStore(path)
-
-
-def _parse_params(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ExpungeError(f"--param expects NAME=VALUE, got {item!r}")
-        out[name.strip()] = value.strip()
-    return out
-
-
-def _emit_json(obj: Any) -> None:
-    from expunge._io import to_json_bytes
-
-    sys.stdout.write(to_json_bytes(obj).decode())
 
 
 @app.command()
 def unlearn(
     data: DataOpt = "digits",
     model: ModelOpt = "cnn",
-    forget: Annotated[str, typer.Option("--forget", help="class:3 | classes:3,5 | subclass:NAME | random:0.1 | "
-                                                         "ids:FILE | owners:K")] = "class:3",
+    forget: ForgetOpt = "class:3",
     method: Annotated[str, typer.Option("--method", help="method name (see `expunge methods`)")] = "ssd",
-    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE hyperparameter override")] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/SCENARIO: start from tuned values "
-                                                                "(`expunge tune`); --param overrides them")] = None,
+    param: ParamOpt = None,
+    preset: PresetOpt = None,
+    paper_defaults: PaperDefaultsOpt = False,
+    task: TaskOpt = None,
     seed: SeedOpt = 0,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Unlearn a request with one method; report it beside the Original and the Retrain."""
-    from expunge.experiment import prepare, run_one
-    from expunge.methods.base import METHODS
-    from expunge.presets import params_with_preset
-    from expunge.report import print_table
+    """Unlearn a request with one method; report it beside the Original and the Retrain.
 
-    cls = METHODS.get(method)  # fail fast, before any training
-    params = params_with_preset(cls.Params, preset, method, _parse_params(param or []))
-    prep = prepare(data, model, forget, seed=seed, store=_store(store), data_dir=None if data_dir is None else
-                   str(data_dir), progress=not as_json)
-    record, _ = run_one(prep, method, params)
-    if preset:
-        record["preset"] = preset
+    Hyperparameters: a shipped preset tuned for this dataset, model and request (see `expunge tune`) when one
+    exists, else the paper's defaults; the record's `params_source` says which. --paper-defaults always uses the
+    paper's values; --param NAME=VALUE overrides either."""
+    from expunge import api
+
+    ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))  # validates before any training
+    params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=forget,
+                                        overrides=parse_params(param or []), preset=preset,
+                                        paper_defaults=paper_defaults, task=ds.task)
+    prep = api.prepare(ds, model, forget, seed=seed, store=open_store(store), progress=not as_json)
+    record, _ = api.unlearn(prep, method, params, params_source=source)
     if as_json:
-        _emit_json(record)
+        emit_json(record.to_json())
     else:
-        print_table([record], f"{method} on {data}/{model}, forget {forget}, seed {seed}")
+        from expunge.report import print_table, summary_line
+
+        print_table([record], f"{method} on {data}/{model}, forget {forget}, seed {seed} ({source})")
+        typer.echo(summary_line([record]))
 
 
 @app.command("evaluate")
@@ -102,17 +101,16 @@ def evaluate_cmd(
     tier2_log.addHandler(handler)  # the tier-2 cost estimate, on stderr before any training
     tier2_log.setLevel(logging.INFO)
     try:
-        result = evaluate_run(run, store=_store(store), tier=tier, metrics=names,
-                              data_dir=None if data_dir is None else str(data_dir),
-                              extras={"tier2": {"shadows": shadows, "models": models}})
+        result = evaluate_run(run, store=open_store(store), tier=tier, metrics=names,
+                              data_dir=dir_arg(data_dir), extras={"tier2": {"shadows": shadows, "models": models}})
     finally:
         tier2_log.removeHandler(handler)
     if as_json:
-        _emit_json(result)
+        emit_json(result.to_json())
         return
-    for name, value in result["metrics"].items():
-        o, r = result["original"].get(name), result["retrain"].get(name)
-        flag = "  [no power]" if result["power"].get(name) == "no power" else ""
+    for name, value in result.metrics.items():
+        o, r = result.original.get(name), result.retrain.get(name)
+        flag = "  [no power]" if result.power.get(name) == "no power" else ""
         typer.echo(f"{name:<28} unlearned {_num(value)}  original {_num(o)}  retrain {_num(r)}{flag}")
 
 
@@ -141,7 +139,7 @@ def aggregate_cmd(
     except ValueError as exc:
         raise ExpungeError(str(exc)) from exc
     if as_json:
-        _emit_json(groups)
+        emit_json(groups)
         return
     kind = "BCa bootstrap" if bootstrap else "Student-t"
     for g in groups:
@@ -167,13 +165,13 @@ def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, 
     from expunge.data.datasets import load_dataset
     from expunge.train.oracle import default_recipe, model_spec_for, train_original
 
-    ds = load_dataset(data, data_dir=None if data_dir is None else str(data_dir))
-    trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=_store(store),
+    ds = load_dataset(data, data_dir=dir_arg(data_dir))
+    trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=open_store(store),
                              progress=not as_json)
     info = {"key": trained.key, "cache_hit": trained.cache_hit, "train_time_s": trained.train_time_s,
-            "path": str(_store(store).path("original", trained.key)), "dataset": ds.describe()}
+            "path": str(open_store(store).path("original", trained.key)), "dataset": ds.describe()}
     if as_json:
-        _emit_json(info)
+        emit_json(info)
     else:
         typer.echo(f"original {data}/{model} seed {seed}: {'cache hit' if trained.cache_hit else 'trained'} "
                    f"({trained.train_time_s:.1f} s) -> {info['path']}")
@@ -186,7 +184,7 @@ def list_methods(as_json: JsonOpt = False) -> None:
 
     described = [cls.describe() for _, cls in METHODS.items()]
     if as_json:
-        _emit_json(described)
+        emit_json(described)
         return
     for d in described:
         defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
@@ -201,7 +199,7 @@ def list_metrics(as_json: JsonOpt = False) -> None:
 
     described = [cls.describe() for _, cls in METRICS.items()]
     if as_json:
-        _emit_json(described)
+        emit_json(described)
         return
     for d in described:
         inputs = [*d["needs"], *(f"run.{f}" for f in d.get("run_needs", ()))]
@@ -214,19 +212,23 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="where to write results")] = Path("runs/demo"),
     data: DataOpt = "digits",
     model: ModelOpt = "cnn",
-    forget: Annotated[str, typer.Option("--forget")] = "class:3",
+    forget: ForgetOpt = "class:3",
     seed: SeedOpt = 0,
     store: StoreOpt = None,
-    methods: Annotated[str | None, typer.Option("--methods", help="comma-separated (default: every method)")] = None,
-    tuned: Annotated[bool, typer.Option("--tuned/--paper-defaults-only", help="also run each method with its tuned "
-                                        "preset for this scenario, where one exists, as 'METHOD [tuned]'")] = True,
+    methods: Annotated[str | None, typer.Option("--methods", help="comma-separated methods (default: nine "
+                                                                  "representative ones)")] = None,
+    all_methods: Annotated[bool, typer.Option("--all", help="every registered method")] = False,
+    paper_defaults: PaperDefaultsOpt = False,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="torch threads (default: the cores not "
+                                                                         "busy with other work)")] = None,
 ) -> None:
-    """Train, build the oracle, run every method on a class request; print and save the comparison."""
+    """Train, build the oracle, run representative methods on a class request; print and save the comparison with a
+    parity verdict and speed-up per method, and name the fastest method at parity."""
     from expunge.demo import run_demo
 
     names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
-    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=_store(store), methods=names,
-             tuned=tuned)
+    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=open_store(store), methods=names,
+             all_methods=all_methods, paper_defaults=paper_defaults, threads=threads)
 
 
 register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.cli.tune)

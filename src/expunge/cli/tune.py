@@ -11,42 +11,56 @@ from typing import Annotated, Any
 
 import typer
 
-from expunge.cli.options import DataDirOpt, DataOpt, JsonOpt, ModelOpt, SeedOpt, StoreOpt
+from expunge.cli.options import (
+    DataDirOpt,
+    DataOpt,
+    JsonOpt,
+    ModelOpt,
+    PaperDefaultsOpt,
+    ParamOpt,
+    PresetOpt,
+    SeedOpt,
+    StoreOpt,
+    dir_arg,
+    emit_json,
+    open_store,
+    parse_params,
+)
 from expunge.errors import ExpungeError
+from expunge.tasks import get_task
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE scenario parameter (see `expunge "
                                                                 "scenarios`), e.g. --set classes=5")]
-PresetOpt = Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/SCENARIO: start from tuned values "
-                                                                "(`expunge tune`); --param overrides them")]
 
 
-def _main() -> Any:
-    from expunge.cli import main
-
-    return main
-
-
-def _scenario_params(sets: list[str] | None, **flags: Any) -> dict[str, Any]:
-    """``--set NAME=VALUE`` items plus the convenience flags that were given (``--k 5`` = ``--set k=5``)."""
-    out: dict[str, Any] = _main()._parse_params(sets or [])
-    out.update({k: v for k, v in flags.items() if v is not None})
+def scenario_params(sets: list[str] | None, extra_args: list[str]) -> dict[str, Any]:
+    """``--set NAME=VALUE`` items plus every ``--NAME VALUE`` / ``--NAME=VALUE`` option the command did not declare:
+    each scenario parameter is a flag (``--k 5`` = ``--set k=5``), validated by the scenario's Params."""
+    out: dict[str, Any] = parse_params(sets or [])
+    args = list(extra_args)
+    while args:
+        flag = args.pop(0)
+        if not flag.startswith("--") or len(flag) < 3:
+            raise ExpungeError(f"unexpected argument {flag!r}; scenario parameters are --NAME VALUE or --set "
+                               "NAME=VALUE (`expunge scenarios` lists them)")
+        name, eq, value = flag[2:].partition("=")
+        if not eq:
+            if not args or args[0].startswith("--"):
+                raise ExpungeError(f"{flag} needs a value (--{name} VALUE)")
+            value = args.pop(0)
+        out[name.replace("-", "_")] = value
     return out
 
 
 def scenario(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="scenario (see `expunge scenarios`): full-class, sub-class, random, "
-                                             "owners, sequential, corrective, ...")],
+                                             "owners, sequential, corrective, hard-forget, ...")],
     method: Annotated[str, typer.Option("--method", help="method name (see `expunge methods`)")] = "ssd",
-    param: Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE method hyperparameter")] = None,
+    param: ParamOpt = None,
     preset: PresetOpt = None,
+    paper_defaults: PaperDefaultsOpt = False,
     sets: SetOpt = None,
-    k: Annotated[int | None, typer.Option("--k", help="sequential: number of requests (= --set k=K)")] = None,
-    base: Annotated[str | None, typer.Option("--base", help="sequential: what each request forgets, random:0.02 | "
-                                                            "owners:K | classes:1,2,3 | ids:FILE")] = None,
-    poison: Annotated[float | None, typer.Option("--poison", help="corrective: poisoned fraction of the training "
-                                                                  "set")] = None,
-    identified: Annotated[float | None, typer.Option("--identified", help="corrective: share of the poisoned "
-                                                                          "examples the request names")] = None,
     data: DataOpt = "digits",
     model: ModelOpt = "cnn",
     seed: SeedOpt = 0,
@@ -56,40 +70,38 @@ def scenario(
 ) -> None:
     """Run one method through a scenario: one record per request, beside the Original and the Retrain.
 
-    sequential: k requests one after another on the same model (--k, --base); step i is evaluated on F_1..F_i
-    against a retrain without them. corrective: a backdoor is planted in --poison of the training set and the
-    request names --identified of it; backdoor_asr is reported beside the clean model's. Other parameters: --set.
+    Scenario parameters are options too: --NAME VALUE (or --set NAME=VALUE), e.g. `expunge scenario sequential --k 5
+    --base random:0.02` or `expunge scenario corrective --poison 0.05 --identified 0.5`; `expunge scenarios` lists
+    each scenario's parameters. Hyperparameters: the shipped preset tuned for this scenario (or its fallback) when
+    one exists, else the paper's defaults; --paper-defaults, --preset and --param as for `expunge unlearn`.
     """
-    from expunge.experiment import HEADLINE_METRICS
-    from expunge.methods.base import METHODS
-    from expunge.presets import params_with_preset
-    from expunge.report import print_table
+    from expunge import api
+    from expunge.report import print_table, summary_line
     from expunge.scenarios.base import get_scenario
 
-    main = _main()
-    cls = METHODS.get(method)  # fail fast, before any training
-    params = params_with_preset(cls.Params, preset, method, main._parse_params(param or []))
-    sc = get_scenario(name, _scenario_params(sets, k=k, base=base, poison=poison, identified=identified))
-    setting = sc.prepare(data, model, seed=seed, store=main._store(store), data_dir=None if data_dir is None
-                         else str(data_dir), progress=not as_json)
-    records = sc.run(setting, method, params)
-    for r in records:
-        if preset:
-            r["preset"] = preset
+    sc = get_scenario(name, scenario_params(sets, ctx.args))  # validated before any training
+    params, source = api.resolve_params(method, dataset=data, model=model, scenario=name,
+                                        overrides=parse_params(param or []), preset=preset,
+                                        paper_defaults=paper_defaults)
+    setting = sc.prepare(data, model, seed=seed, store=open_store(store), data_dir=dir_arg(data_dir),
+                         progress=not as_json)
+    records = sc.run(setting, method, params, params_source=source)
     if as_json:
-        main._emit_json(records)
+        emit_json([r.to_json() for r in records])
         return
-    has_asr = any(r["metrics"].get("backdoor_asr") is not None for r in records)
-    metrics = (*HEADLINE_METRICS, "backdoor_asr") if has_asr else HEADLINE_METRICS
+    has_asr = any(r.metrics.get("backdoor_asr") is not None for r in records)
     for r in records:
-        info = r.get("scenario_info", {})
-        step = (f" step {r['step']}/{r['k']} (cumulative {r['forget']})" if "step" in r else
+        metrics = (*get_task(r.task).headline_metrics, "backdoor_asr") if has_asr else None
+        info = r.extra.get("scenario_info", {})
+        step = (f" step {r.extra['step']}/{r.extra['k']} (cumulative {r.forget})" if "step" in r.extra else
                 f" ({info['n_identified']} of {info['n_poisoned']} poisoned examples identified)"
-                if "n_identified" in info else f" {r['forget']}")
-        print_table([r], f"{name}{step}: {method} on {data}/{model}, seed {seed}", metrics)
-        if "clean" in r:
+                if "n_identified" in info else f" {r.forget}")
+        print_table([r], f"{name}{step}: {method} on {data}/{model}, seed {seed} ({source})", metrics)
+        if "clean" in r.extra:
             typer.echo("Clean (never poisoned): " + "  ".join(
-                f"{m} {r['clean'].get(m):.3f}" for m in ("backdoor_asr", "test_acc") if r["clean"].get(m) is not None))
+                f"{m} {r.extra['clean'].get(m):.3f}" for m in ("backdoor_asr", "test_acc")
+                if r.extra["clean"].get(m) is not None))
+    typer.echo(summary_line(records))
 
 
 def list_scenarios(as_json: JsonOpt = False) -> None:
@@ -98,7 +110,7 @@ def list_scenarios(as_json: JsonOpt = False) -> None:
 
     described = [cls.describe() for _, cls in SCENARIOS.items()]
     if as_json:
-        _main()._emit_json(described)
+        emit_json(described)
         return
     for d in described:
         defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
@@ -137,7 +149,6 @@ def tune(
     from expunge.tune import search_space
     from expunge.tune import tune as run_tune
 
-    main = _main()
     try:
         import optuna  # noqa: F401
     except ImportError:
@@ -152,8 +163,8 @@ def tune(
                        f"{info['time_s']:.1f}s{err}", err=True)
 
     run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed, fixed=_parse_fixed(fix or []),
-                   scenario_params=_scenario_params(sets), store=main._store(store),
-                   data_dir=None if data_dir is None else str(data_dir), presets_dir=presets_dir, check=check,
+                   scenario_params=parse_params(sets or []), store=open_store(store),
+                   data_dir=dir_arg(data_dir), presets_dir=presets_dir, check=check,
                    progress=not as_json, on_trial=report)
     path, results = run.path, run.results
     summary = {"preset": f"{data}/{model}/{scenario_name}", "path": str(path), "failures": run.failures,
@@ -163,7 +174,7 @@ def tune(
                                       "eval_default_objective": r.eval_default_objective, "n_trials": r.n_trials}
                            for r in results}}
     if as_json:
-        main._emit_json(summary)
+        emit_json(summary)
     else:
         _print_summary(summary["preset"], path, results)
         for m, why in run.skipped.items():
@@ -199,6 +210,6 @@ def _print_summary(preset: str, path: Path, results: list[Any]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("scenario")(scenario)
+    app.command("scenario", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(scenario)
     app.command("scenarios")(list_scenarios)
     app.command("tune")(tune)

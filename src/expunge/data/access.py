@@ -16,11 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from expunge.data.batches import Batches
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import UndeclaredDataAccess
 from expunge.store import ArtifactStore
-from expunge.train.batches import Batches
+from expunge.tasks import Task, get_task
 
 
 class DataAccess(enum.Flag):
@@ -62,6 +63,11 @@ class UnlearningData:
     @property
     def num_classes(self) -> int:
         return self._dataset.num_classes
+
+    @property
+    def task(self) -> Task:
+        """The dataset's task: its :meth:`~expunge.tasks.Task.batch_loss` is the loss of plain training on it."""
+        return get_task(self._dataset.task)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -34,6 +34,7 @@ import torch
 
 from expunge._registry import Registry
 from expunge.errors import DatasetNotFound, InvalidForgetRequest
+from expunge.tasks import get_task
 
 LabelSet = Literal["fine", "coarse"]
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
@@ -76,10 +77,16 @@ class Dataset:
     # How to rebuild a dataset derived from a registered one (JSON; e.g. the corrective scenario's poisoned copy),
     # saved in run manifests so that `expunge evaluate` can rebuild it. None for registered / user datasets.
     derivation: dict[str, Any] | None = None
+    task: str = "classification"  # the expunge.tasks plug-in that owns targets, loss and headline metrics
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def num_outputs(self) -> int:
+        """How many outputs a model of this dataset's task needs (the class count for classification)."""
+        return get_task(self.task).num_outputs(self.train.y, self.num_classes)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -101,6 +108,7 @@ class Dataset:
     def describe(self) -> dict[str, object]:
         return {
             "name": self.name,
+            "task": self.task,
             "label_set": self.label_set,
             "fingerprint": self.fingerprint,
             "n_train": len(self.train),

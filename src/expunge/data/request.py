@@ -10,20 +10,24 @@ user, a sequential stream) gets the same checks; each failure is a typed
 :class:`~expunge.errors.InvalidForgetRequest` that names the offending ids and the fix. Nothing is written before
 validation passes.
 
-Textual specs (CLI ``--forget``): ``class:3``, ``class:Sandal``, ``classes:3,5``, ``subclass:Sandal``,
-``random:0.1``, ``ids:FILE`` (one integer id per line, ``#`` comments allowed), ``owners:K``.
+Textual specs (CLI ``--forget``) are ``KIND:ARG``; each kind is a :class:`RequestKind` plug-in registered by the
+module of the scenario it belongs to (``class:3`` / ``classes:3,5`` in :mod:`expunge.scenarios.full_class`,
+``subclass:NAME``, ``random:0.1``, ``owners:K`` likewise) and found by :data:`REQUEST_KINDS`; ``ids:FILE`` (one
+integer id per line, ``#`` comments allowed) is built in. A new kind is one class in one scenario file.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
 from expunge._io import stable_hash
-from expunge.data.datasets import Dataset
+from expunge._registry import Registry
+from expunge.data.datasets import Dataset, LabelSet, load_dataset
 from expunge.errors import (
     DuplicateIds,
     EmptyForgetSet,
@@ -34,93 +38,142 @@ from expunge.errors import (
     UnknownIds,
 )
 
-RequestKind = Literal["class", "subclass", "random", "ids", "owners"]
-SPEC_HELP = "class:3 | class:NAME | classes:3,5 | subclass:NAME | random:0.1 | ids:FILE | owners:K"
+REQUEST_KINDS: Registry[RequestKind] = Registry("request kind", package="expunge.scenarios",
+                                                  entry_point_group="expunge.scenarios")
 
 
-@dataclass(frozen=True)
+def register_request_kind(cls: type[RequestKind]) -> type[RequestKind]:
+    """Register a request kind (an instance) under its ``name`` and each of its ``aliases``."""
+    kind = cls()
+    for name in (cls.name, *cls.aliases):
+        REQUEST_KINDS.register(name, kind)
+    return cls
+
+
+def request_syntax() -> str:
+    """Every registered kind's syntax, for help texts and errors."""
+    kinds = {id(k): k for _, k in REQUEST_KINDS.items()}.values()
+    return " | ".join(k.syntax for k in sorted(kinds, key=lambda k: k.name))
+
+
+class RequestKind(ABC):
+    """One kind of forget request: how it is written (``NAME:ARG``), what it says in canonical form, and which
+    training examples it selects on a dataset. Defined beside the scenario it belongs to (``class`` in
+    :mod:`expunge.scenarios.full_class`, ...); explicit ``ids`` is built in here."""
+
+    name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    syntax: ClassVar[str]                # e.g. "random:0.1"
+    labels: ClassVar[LabelSet | None] = None  # a label set the dataset must be loaded with (None: any; "fine" to load)
+    scenario: ClassVar[str]              # the scenario whose presets a one-off request of this kind uses
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
+
+    @abstractmethod
+    def parse(self, arg: str, written: str) -> ForgetRequest:
+        """The request ``written:arg`` (``written`` is the name or alias used); raises :class:`MalformedForgetSpec`."""
+
+    @abstractmethod
+    def spec(self, request: ForgetRequest) -> str:
+        """The canonical text form of ``request``."""
+
+    @abstractmethod
+    def select(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
+            -> tuple[np.ndarray, tuple[int, ...]]:
+        """The forgotten training ids and, for class requests, the forgotten class indices."""
+
+
 class ForgetRequest:
-    """What must be forgotten. Immutable and JSON-describable; ``spec`` is the canonical text form."""
+    """What must be forgotten: a kind and its arguments. Immutable, hashable, JSON-describable; :attr:`spec` is the
+    canonical text form. Arguments read as attributes (``ForgetRequest("random", fraction=0.1).fraction``)."""
 
-    kind: RequestKind
-    classes: tuple[str, ...] = ()
-    fraction: float | None = None
-    ids: tuple[int, ...] = ()
-    n_owners: int | None = None
+    __slots__ = ("_args", "kind")
+
+    def __init__(self, kind: str, **args: Any) -> None:
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "_args", tuple(sorted(args.items())))
+
+    def __getattr__(self, name: str) -> Any:
+        for k, v in object.__getattribute__(self, "_args"):
+            if k == name:
+                return v
+        raise AttributeError(f"a {self.kind!r} request has no argument {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("ForgetRequest is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ForgetRequest) and (self.kind, self._args) == (other.kind, other._args)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self._args))
+
+    def __repr__(self) -> str:
+        return f"ForgetRequest({self.kind!r}, {', '.join(f'{k}={v!r}' for k, v in self._args)})"
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return dict(self._args)
+
+    @property
+    def handler(self) -> RequestKind:
+        return REQUEST_KINDS.get(self.kind)
 
     @property
     def spec(self) -> str:
-        if self.kind == "class":
-            return f"class:{self.classes[0]}" if len(self.classes) == 1 else f"classes:{','.join(self.classes)}"
-        if self.kind == "subclass":
-            return f"subclass:{self.classes[0]}"
-        if self.kind == "random":
-            return f"random:{self.fraction:g}"
-        if self.kind == "owners":
-            return f"owners:{self.n_owners}"
-        return f"ids:{len(self.ids)}@{stable_hash(list(self.ids))[:12]}"
+        return self.handler.spec(self)
 
     @classmethod
     def parse(cls, text: str) -> ForgetRequest:
         kind, sep, arg = text.partition(":")
         kind, arg = kind.strip().lower(), arg.strip()
         if not sep or not arg:
-            raise MalformedForgetSpec(f"cannot parse forget spec {text!r}; expected one of: {SPEC_HELP}")
-        if kind in ("class", "classes"):
-            names = tuple(a.strip() for a in arg.split(",") if a.strip())
-            return cls("class", classes=names)
-        if kind == "subclass":
-            return cls("subclass", classes=(arg,))
-        if kind == "random":
-            try:
-                frac = float(arg)
-            except ValueError:
-                raise MalformedForgetSpec(f"random:{arg}: the fraction must be a number in (0, 1)") from None
-            if not 0.0 < frac < 1.0:
-                raise MalformedForgetSpec(f"random:{arg}: the fraction must be in (0, 1), e.g. random:0.1")
-            return cls("random", fraction=frac)
-        if kind == "owners":
-            if not arg.isdigit() or int(arg) < 1:
-                raise MalformedForgetSpec(f"owners:{arg}: give a positive number of owners, e.g. owners:5")
-            return cls("owners", n_owners=int(arg))
-        if kind == "ids":
-            return cls("ids", ids=read_ids_file(Path(arg)))
-        raise MalformedForgetSpec(f"unknown forget kind {kind!r} in {text!r}; expected one of: {SPEC_HELP}")
+            raise MalformedForgetSpec(f"cannot parse forget spec {text!r}; expected one of: {request_syntax()}")
+        if kind not in REQUEST_KINDS:
+            raise MalformedForgetSpec(f"unknown forget kind {kind!r} in {text!r}; expected one of: {request_syntax()}")
+        return REQUEST_KINDS.get(kind).parse(arg, kind)
 
     def resolve(self, dataset: Dataset, *, seed: int = 0, retain_subset: float | None = None) -> Splits:
-        """Resolve into validated splits. Random and owner requests are seeded by ``seed``."""
-        train = dataset.train
+        """Resolve into validated splits. Random draws (random samples, owners) are seeded by ``seed``."""
+        handler = self.handler
+        if dataset.task not in handler.tasks:
+            raise InvalidForgetRequest(f"{self.kind} requests need a {' or '.join(sorted(handler.tasks))} dataset; "
+                                       f"{dataset.name} is a {dataset.task} dataset. Fix: forget random:F, owners:K "
+                                       "or ids:FILE")
+        if handler.labels is not None and handler.labels != dataset.label_set:
+            raise InvalidForgetRequest(
+                f"{self.kind} requests need {dataset.name} loaded with {handler.labels} labels, not "
+                f"{dataset.label_set}. Fix: load it with labels={handler.labels!r} (the CLI and expunge.prepare do "
+                "this for you)")
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF0E]))
-        forget_classes: tuple[int, ...] = ()
-        if self.kind == "class":
-            forget_classes = tuple(sorted({dataset.class_index(c) for c in self.classes}))
-            forget_ids = train.ids[np.isin(train.y.numpy(), forget_classes)]
-        elif self.kind == "subclass":
-            if dataset.label_set != "coarse":
-                raise InvalidForgetRequest(
-                    f"subclass requests forget one fine class of a coarse-label model, but {dataset.name} was "
-                    "loaded with fine labels. Fix: load it with labels='coarse' (the CLI does this for subclass:)."
-                )
-            fine = dataset.class_index(self.classes[0], fine=True)
-            forget_ids = train.ids[train.fine == fine]
-        elif self.kind == "random":
-            n = round(float(self.fraction or 0.0) * len(train))
-            forget_ids = rng.choice(train.ids, size=n, replace=False)
-        elif self.kind == "owners":
-            if train.owners is None:
-                raise InvalidForgetRequest(f"{dataset.name} has no owner ids; owners: requests need them")
-            owners = np.unique(train.owners)
-            if self.n_owners is None or self.n_owners >= len(owners):
-                raise ForgetIsWholeTrainingSet(
-                    f"owners:{self.n_owners} asks for all {len(owners)} owners of {dataset.name}; nothing would "
-                    "remain. Fix: ask for fewer owners."
-                )
-            chosen = rng.choice(owners, size=self.n_owners, replace=False)
-            forget_ids = train.ids[np.isin(train.owners, chosen)]
-        else:
-            forget_ids = np.asarray(self.ids, dtype=np.int64)
+        forget_ids, forget_classes = handler.select(self, dataset, rng)
         return Splits.from_ids(dataset, forget_ids, request=self, forget_classes=forget_classes, seed=seed,
                                retain_subset=retain_subset)
+
+
+@register_request_kind
+class IdsKind(RequestKind):
+    """Explicit example ids, from a file (``ids:FILE``, one integer id per line) or given in code."""
+
+    name, syntax = "ids", "ids:FILE"
+    scenario = "random"  # for presets, explicit ids are treated as a scattered sample
+
+    def parse(self, arg: str, written: str) -> ForgetRequest:
+        return ForgetRequest("ids", ids=read_ids_file(Path(arg)))
+
+    def spec(self, request: ForgetRequest) -> str:
+        return f"ids:{len(request.ids)}@{stable_hash(list(request.ids))[:12]}"
+
+    def select(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
+            -> tuple[np.ndarray, tuple[int, ...]]:
+        return np.asarray(request.ids, dtype=np.int64), ()
+
+
+def dataset_for(dataset: str | Dataset, kind: str, *, data_dir: str | None = None) -> Dataset:
+    """The dataset requests of ``kind`` are resolved on: loaded by name with the label set the kind needs
+    (sub-class requests: coarse labels), or as given."""
+    if isinstance(dataset, str):
+        return load_dataset(dataset, data_dir=data_dir, labels=REQUEST_KINDS.get(kind).labels or "fine")
+    return dataset
 
 
 def read_ids_file(path: Path) -> tuple[int, ...]:

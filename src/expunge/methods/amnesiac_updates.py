@@ -48,14 +48,14 @@ import torch
 from torch import nn
 
 from expunge._hparams import Hyperparams, hp
+from expunge._seeds import derive_seed
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch, Batches
 from expunge.errors import ExpungeError
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models import ModelSpec
 from expunge.store.artifacts import state_hash
-from expunge.train.batches import Batch, Batches
 from expunge.train.loop import TrainRecipe, cross_entropy_loss, fit, make_optimizer, train_loop
-from expunge.train.oracle import derive_seed
 
 
 class ReplayMismatch(ExpungeError, RuntimeError):

@@ -42,10 +42,10 @@ from torch import nn
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batches
 from expunge.errors import ExpungeError
 from expunge.methods._shared.ridge_head import design_rows, locate_head, ridge_downdate, ridge_statistics
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batches
 
 STATE = ("analytic_R", "analytic_Q", "analytic_removed", "analytic_gamma")
 

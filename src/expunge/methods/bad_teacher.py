@@ -29,14 +29,15 @@ import torch
 from torch import nn
 
 from expunge._hparams import hp
+from expunge._seeds import derive_seed
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch, Batches
 from expunge.errors import ExpungeError
 from expunge.methods._shared.optim import GradientParams, optimizer_for
-from expunge.methods._shared.teacher_kl import frozen_copy, kl_to_targets, predict_logits, soft_targets
+from expunge.methods._shared.teacher_kl import frozen_copy, kl_to_targets, soft_targets
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batch, Batches
+from expunge.models.inference import predict_logits
 from expunge.train.loop import train_loop
-from expunge.train.oracle import derive_seed
 
 
 @dataclass(frozen=True, kw_only=True)

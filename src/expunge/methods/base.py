@@ -3,8 +3,8 @@
 A method is a class with a registry ``name``, a ``paper`` and ``reference`` citation, declared ``access``
 (:class:`~expunge.data.access.DataAccess`) and a ``Params`` hyperparameter dataclass with the paper's defaults.
 ``unlearn(model, data, ctx)`` receives a *private deep copy* of the original to edit (or replace) and returns the
-unlearned model; :func:`expunge.unlearn.run_method` times the call, checks the caller's model was not modified and
-records what data was served. Methods must not print; randomness comes from ``ctx.seed``.
+unlearned model; :func:`expunge.protocols.runner.run_method` times the call, checks the caller's model was not
+modified and records what data was served. Methods must not print; randomness comes from ``ctx.seed``.
 """
 
 from __future__ import annotations

@@ -40,9 +40,9 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batches
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batches
 from expunge.train.loop import cross_entropy_loss, train_loop
 
 

@@ -50,10 +50,10 @@ from torch.func import functional_call, jacrev
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batches
 from expunge.errors import ExpungeError
 from expunge.methods._shared.fisher import per_example_fisher
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batches
 
 
 @dataclass(frozen=True, kw_only=True)

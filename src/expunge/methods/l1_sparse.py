@@ -32,9 +32,9 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batch
 from expunge.train.loop import cross_entropy_loss, train_loop
 
 

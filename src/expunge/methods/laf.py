@@ -62,8 +62,8 @@ from torch import nn
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch, Batches
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batch, Batches
 from expunge.train.loop import make_optimizer, train_loop
 
 

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from expunge.data.batches import Batch
 from expunge.methods.base import register_method
 from expunge.methods.ssd import SSD, SSDParams
-from expunge.train.batches import Batch
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,9 +20,10 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batch
+from expunge.models.inference import accuracy
 from expunge.train.loop import train_loop
 
 
@@ -33,15 +34,6 @@ class NegGradParams(GradientParams):
     batch_size: int = hp(256, "mini-batch size", low=1)
     clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)")
     stop_at_forget_acc: float | None = hp(None, "stop after an epoch once forget accuracy <= this (None = never)")
-
-
-def forget_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    was = model.training
-    model.eval()
-    with torch.no_grad():
-        acc = float((model(x).argmax(1) == y).float().mean())
-    model.train(was)
-    return acc
 
 
 @register_method
@@ -66,7 +58,7 @@ class NegGrad(UnlearningMethod[NegGradParams]):
             target = p.stop_at_forget_acc
 
             def stop(_: int) -> bool:
-                return forget_accuracy(model, xf, yf) <= target
+                return accuracy(model, xf, yf) <= target
 
         log = train_loop(model, data.forget_loader(p.batch_size), ascent, optimizer_for(model, p), epochs=p.epochs,
                          clip_grad_norm=p.clip_grad_norm, on_epoch_end=stop,

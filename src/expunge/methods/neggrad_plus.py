@@ -18,9 +18,9 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch, Batches, cycle
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batch, Batches, cycle
 from expunge.train.loop import train_loop
 
 

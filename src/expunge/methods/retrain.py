@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from torch import nn
 
 from expunge._hparams import Hyperparams, hp
+from expunge._seeds import derive_seed
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.errors import ExpungeError
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.train.loop import fit
-from expunge.train.oracle import derive_seed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +47,7 @@ class Retrain(UnlearningMethod[RetrainParams]):
         init_seed, order_seed = derive_seed(ctx.seed, f"{salt}-init"), derive_seed(ctx.seed, f"{salt}-order")
         fresh = ctx.model_spec.build(seed=init_seed)
         batches = data.retain_loader(ctx.recipe.batch_size, seed=order_seed)
-        tlog = fit(fresh, batches, ctx.recipe, seed=order_seed, progress="retrain" if ctx.progress else None)
+        tlog = fit(fresh, batches, ctx.recipe, seed=order_seed, loss_fn=data.task.batch_loss,
+                   progress="retrain" if ctx.progress else None)
         ctx.notes.update(epochs=tlog.epochs, steps=tlog.steps)
         return fresh

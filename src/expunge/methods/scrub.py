@@ -33,10 +33,10 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods._shared.teacher_kl import distill_kl, frozen_copy
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batch
 from expunge.train.loop import train_loop
 
 

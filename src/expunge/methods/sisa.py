@@ -55,11 +55,11 @@ from torch import nn
 from expunge._hparams import Hyperparams, hp
 from expunge._io import stable_hash
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batches
 from expunge.errors import ExpungeError
 from expunge.methods._shared.sisa_ensemble import SISAEnsemble, locate, sisa_plan, stage_epochs, train_stages
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models import ModelSpec
-from expunge.train.batches import Batches
 from expunge.train.loop import TrainRecipe
 
 

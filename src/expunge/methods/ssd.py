@@ -38,8 +38,8 @@ from torch import nn
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batch
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batch
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,9 +34,9 @@ from torch import nn
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
+from expunge.data.batches import Batches
 from expunge.errors import InvalidForgetRequest
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.batches import Batches
 from expunge.train.loop import cross_entropy_loss, make_optimizer, train_loop
 
 

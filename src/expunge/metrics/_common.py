@@ -1,13 +1,9 @@
 """Helpers shared by the metric modules (underscore: not a metric family, skipped by auto-discovery).
 
-* :func:`cached` — a per-evaluation cache in ``ctx.extras`` keyed by *model content*, not by role, so results for a
-  model are computed once and shared by every metric and every role holding that model (a do-nothing "unlearned"
-  model reuses the Original's work). The cache dict lives inside ``ctx.extras``; :meth:`EvalContext.with_model` copies
-  ``extras`` shallowly, so a context derived from another one shares the cache, and a replaced model can never hit a
-  stale entry because its content hash differs. Only small results go there; large arrays use ``local=True``.
 * :func:`penultimate_features` — built-in models expose ``features(x)``; any other model falls back to the input of
   its last ``nn.Linear`` (captured by a forward hook).
-* :func:`run_info_missing` — the reason string tier-1 metrics return when ``ctx.run`` lacks what they need.
+* :func:`phi` — the logit-scaled confidence of a model on each example under each query (identity, horizontal
+  flip), the per-example score of the LiRA-family attacks (U-LiRA, the privacy onion, the NeurIPS'23 ε-score, KLoM).
 * :func:`single_threaded` — one BLAS/OpenMP and one torch intra-op thread around the small scikit-learn fits and
   fine-tunes of the attacks, probes and tier-1 metrics: models and batches this small gain nothing from threads, and
   on a busy 2-core machine thread contention cost 15–20× (a 60×128 logistic regression 1.1 s instead of 0.07 s; 50
@@ -16,90 +12,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import warnings
-import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from expunge.metrics.base import EvalContext
-from expunge.train.batches import INFERENCE_BATCH_SIZE
+from expunge.metrics.functional.lira import logit_scaled_confidence
+from expunge.models.inference import INFERENCE_BATCH_SIZE, eval_mode, predict_logits
 
-T = TypeVar("T")
-CACHE_KEY = "_metric_cache"
-_PINS = "_pinned_models"
-
-
-def model_fingerprint(model: nn.Module) -> str:
-    """Content hash of a model (class, parameter and buffer names, dtypes, shapes, bytes).
-
-    A model without any state (test doubles) is identified by ``id`` instead; callers that cache on it pin the object
-    (see :func:`model_key`) so the id cannot be reused while the cache lives."""
-    h = hashlib.sha256(type(model).__qualname__.encode())
-    state = model.state_dict()
-    if not state:
-        return f"id:{id(model)}"
-    for name, t in state.items():
-        if not isinstance(t, torch.Tensor) or t.is_quantized:  # packed params of quantised models: identity only
-            return f"id:{id(model)}"
-        t = t.detach().to("cpu").contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()[:32]
-
-
-_LOCAL: weakref.WeakKeyDictionary[EvalContext, dict[Hashable, Any]] = weakref.WeakKeyDictionary()
-
-
-def _cache(ctx: EvalContext) -> dict[Hashable, Any]:
-    return ctx.extras.setdefault(CACHE_KEY, {})
-
-
-def model_key(ctx: EvalContext, role: str) -> str:
-    """Fingerprint of the model in ``role`` (stateless models are pinned in the cache so their id stays unique)."""
-    model = ctx.models[role]
-    fp = model_fingerprint(model)
-    if fp.startswith("id:"):
-        _cache(ctx).setdefault(_PINS, {})[fp] = model
-    return fp
-
-
-def context_key(ctx: EvalContext) -> tuple[str, str, int]:
-    """What, besides the model, every cached result depends on: dataset, the three index sets, evaluation seed."""
-    s = ctx.splits
-    h = hashlib.sha256()
-    for a in (s.forget, s.retain, s.test):
-        h.update(np.asarray(a, dtype=np.int64).tobytes() + b"|")
-    return ctx.dataset.fingerprint, h.hexdigest()[:32], int(ctx.seed)
-
-
-def cached(ctx: EvalContext, key: tuple[Hashable, ...], compute: Callable[[], T], *, local: bool = False) -> T:
-    """``compute()`` once per ``key`` (plus :func:`context_key`) within the evaluation; later calls reuse it.
-
-    ``local=True`` keeps the result in this context only (not in the ``extras`` dict that derived contexts share):
-    for large per-model arrays (penultimate features), which would otherwise accumulate over every unlearned model
-    of a benchmark. User warnings raised by ``compute`` (DegenerateInputWarning, scikit-learn's ConvergenceWarning)
-    are recorded and re-raised on every call, so each role sharing a cached result gets the same reason from
-    :func:`evaluate`."""
-    cache = _LOCAL.setdefault(ctx, {}) if local else _cache(ctx)
-    full = (*context_key(ctx), *key)
-    if full not in cache:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            value = compute()
-        kept = [(str(w.message), w.category) for w in caught
-                if issubclass(w.category, UserWarning) and not issubclass(w.category, DeprecationWarning)]
-        cache[full] = (value, kept)
-    value, kept = cache[full]
-    for message, category in kept:
-        warnings.warn(message, category, stacklevel=2)
-    return value  # type: ignore[no-any-return]
+QUERIES = ("identity", "flip")
 
 
 @contextmanager
@@ -112,23 +36,6 @@ def single_threaded() -> Iterator[None]:
             yield
     finally:
         torch.set_num_threads(before)
-
-
-def split_tensors(ctx: EvalContext, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs and labels of ``split`` ("forget", "retain" or "test")."""
-    if split == "test":
-        part, pos = ctx.dataset.test, ctx.splits.test
-    else:
-        part, pos = ctx.dataset.train, getattr(ctx.splits, split)
-    return part.x[pos], part.y[pos]
-
-
-def run_info_missing(ctx: EvalContext, *fields: str) -> str | None:
-    """Reason for a None value when ``ctx.run`` lacks any of ``fields`` (model_spec, recipe, store), else None."""
-    missing = [f for f in fields if getattr(ctx.run, f, None) is None]
-    if not missing:
-        return None
-    return f"no run info: {', '.join(missing)} unknown (evaluate through expunge.experiment or `expunge evaluate`)"
 
 
 def _last_linear(model: nn.Module) -> nn.Linear | None:
@@ -149,9 +56,7 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = IN
     Raises:
         ValueError: The model has neither ``features`` nor any ``nn.Linear``.
     """
-    was = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         feats = getattr(model, "features", None)
         if callable(feats):
             out = [feats(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
@@ -167,8 +72,33 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, batch_size: int = IN
             finally:
                 handle.remove()
             out = grabbed
-    finally:
-        model.train(was)
     if not out:
         return np.zeros((0, 0))
     return torch.cat([o.reshape(len(o), -1) for o in out]).double().numpy()
+
+
+def query_views(x: torch.Tensor, queries: Sequence[str]) -> list[torch.Tensor]:
+    """The inputs of each query: ``identity``, ``flip`` (horizontal, last axis; images only)."""
+    out = []
+    for q in queries:
+        if q == "identity":
+            out.append(x)
+        elif q == "flip":
+            if x.dim() < 4:
+                raise ValueError("the flip query needs image inputs (N, C, H, W)")
+            out.append(torch.flip(x, dims=[-1]))
+        else:
+            raise ValueError(f"unknown query {q!r}: 'identity' or 'flip'")
+    return out
+
+
+def default_queries(x: torch.Tensor) -> tuple[str, ...]:
+    """identity + flip for images (as LiRA's reference augments CIFAR), identity only otherwise."""
+    return QUERIES if x.dim() >= 4 else ("identity",)
+
+
+def phi(model: nn.Module, x: torch.Tensor, y: torch.Tensor, queries: Sequence[str]) -> np.ndarray:
+    """(n, A) logit-scaled confidence of ``model`` on each example under each query."""
+    lab = y.numpy()
+    cols = [logit_scaled_confidence(predict_logits(model, v).double().numpy(), lab) for v in query_views(x, queries)]
+    return np.stack(cols, axis=1) if cols else np.zeros((len(x), 0))

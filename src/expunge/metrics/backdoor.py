@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import torch
 
-from expunge.metrics.base import EvalContext, Metric, MetricValue, predict_logits, register_metric
+from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.backdoor import attack_success_rate
 from expunge.metrics.functional.stats import proportion_se
+from expunge.models.inference import predict_logits
 
 EXTRAS_KEY = "backdoor"
 
@@ -39,7 +40,8 @@ class BackdoorASR(Metric):
         probe = ctx.extras.get(EXTRAS_KEY)
         if not isinstance(probe, TriggeredInputs):
             return MetricValue(None, reason="no backdoor trigger (only the corrective scenario plants one)")
-        asr = attack_success_rate(predict_logits(ctx.models[role], probe.x, ctx.batch_size), probe.target)
+        logits = predict_logits(ctx.models[role], probe.x, ctx.batch_size).double().numpy()
+        asr = attack_success_rate(logits, probe.target)
         n = len(probe.x)
         return MetricValue(asr, details={"n": n, "target": probe.target},
                            se=None if asr is None else proportion_se(asr, n))

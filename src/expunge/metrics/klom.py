@@ -4,7 +4,7 @@ Georgiev et al., "Attribute-to-Delete: Machine Unlearning via Datamodel Matching
 easydub/EasyDUB-code ``easydub/eval.py``. The arithmetic is :func:`expunge.metrics.functional.klom.klom` (which
 counts a margin equal to the combined maximum in the last bin, unlike eval.py's ``np.digitize``).
 
-Pipeline (:func:`expunge.metrics._tier2.seeded_outputs` with ``from_originals``): N originals (seeds ctx.seed + i,
+Pipeline (:func:`expunge.protocols.tier2.seeded_outputs` with ``from_originals``): N originals (seeds ctx.seed + i,
 i = 0 is the run's), the method applied to each (seed ctx.seed + i), and N oracles retrained without the forget
 set (seeds ctx.seed + i, shared with the NeurIPS'23 score). Per example, the margins of the N unlearned models and
 the N oracles are clipped to ±100 and binned on 20 shared bins; KLoM = KL(P_U ‖ P_R), natural log, P_R floored at
@@ -29,10 +29,7 @@ BINS, CLIP, FLOOR = 20, 100.0, 1e-5
 
 
 def klom_result(ctx: EvalContext) -> dict[str, Any]:
-    cfg = Tier2Config.from_ctx(ctx)
-    key = ("seeded", True, ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())), cfg.models)
-    out: _tier2.SeededOutputs = _tier2.memoised(
-        ctx, key, lambda: _tier2.seeded_outputs(ctx, cfg, from_originals=True, splits=SPLITS))
+    out: _tier2.SeededOutputs = ctx.provided("seeded", Tier2Config.from_ctx(ctx), True, SPLITS)
     summaries = {s: klom_summary(klom(out.unlearned_phi[s], out.oracle_phi[s], bins=BINS, clip=CLIP, floor=FLOOR))
                  for s in SPLITS}
     return {"summaries": summaries, "n_models": len(out.seeds), "seeds": out.seeds, "bins": BINS, "clip": CLIP,
@@ -48,8 +45,7 @@ class _Klom(_tier2.Tier2Metric):
     unlearned_only, label = True, "KLoM"
 
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
-        return _tier2.memoised(ctx, ("klom", ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())),
-                                     Tier2Config.from_ctx(ctx).models), lambda: klom_result(ctx))
+        return klom_result(ctx)
 
     def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
         summ = res["summaries"][self.split]

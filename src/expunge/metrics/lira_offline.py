@@ -27,13 +27,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from expunge.metrics._common import cached, single_threaded, split_tensors
+from expunge._seeds import derive_seed
+from expunge.metrics._common import single_threaded
 from expunge.metrics._tier1 import Tier1Metric
-from expunge.metrics.base import EvalContext, MetricValue, predict_logits, register_metric
+from expunge.metrics.base import EvalContext, MetricValue, register_metric
 from expunge.metrics.functional.lira import logit_scaled_confidence, offline_lr_score, roc_summary
 from expunge.metrics.functional.stats import auc_se, proportion_se
+from expunge.models.inference import predict_logits
 from expunge.train.loop import fit
-from expunge.train.oracle import derive_seed, retain_batches
+from expunge.train.oracle import retain_batches
 
 K_OUT = 4
 
@@ -56,8 +58,8 @@ def reference_phi(ctx: EvalContext, k_out: int = K_OUT) -> dict[str, Any]:
 
     def compute() -> dict[str, Any]:
         retain = np.asarray(ctx.splits.retain, dtype=np.int64)
-        xf, yf = split_tensors(ctx, "forget")
-        xt, yt = split_tensors(ctx, "test")
+        xf, yf = ctx.split_tensors("forget")
+        xt, yt = ctx.split_tensors("test")
         mask = _nonmember_mask(ctx)
         xt, yt = xt[mask], yt[mask]
         phi_f, phi_t, keys = [], [], []
@@ -81,12 +83,12 @@ def reference_phi(ctx: EvalContext, k_out: int = K_OUT) -> dict[str, Any]:
             model, _, _ = store.get_or_create_model("lira_reference", key,
                                                     lambda init_seed=init_seed: spec.build(seed=init_seed), train)
             model.eval()
-            phi_f.append(_phi(predict_logits(model, xf, ctx.batch_size), yf.numpy()))
-            phi_t.append(_phi(predict_logits(model, xt, ctx.batch_size), yt.numpy()))
+            phi_f.append(_phi(predict_logits(model, xf, ctx.batch_size).double().numpy(), yf.numpy()))
+            phi_t.append(_phi(predict_logits(model, xt, ctx.batch_size).double().numpy(), yt.numpy()))
             keys.append(key)
         return {"forget": np.stack(phi_f, axis=1), "test": np.stack(phi_t, axis=1), "keys": keys}
 
-    return cached(ctx, ("lira_reference_phi", repr(spec.to_dict()), repr(recipe.to_dict()), k_out), compute)
+    return ctx.cached(("lira_reference_phi", repr(spec.to_dict()), repr(recipe.to_dict()), k_out), compute)
 
 
 def lira_offline_result(ctx: EvalContext, role: str) -> dict[str, Any]:

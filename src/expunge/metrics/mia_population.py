@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from expunge.metrics._common import cached, model_key, single_threaded
+from expunge.metrics._common import single_threaded
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.accuracy import accuracy
 from expunge.metrics.functional.mia import (
@@ -70,7 +70,7 @@ def loss_lr_result(ctx: EvalContext, role: str) -> dict[str, Any]:
         with single_threaded():
             return loss_lr_cv(_loss(ctx, role, "forget"), _loss(ctx, role, "test"), seed=ctx.seed)
 
-    return cached(ctx, ("loss_lr_cv", model_key(ctx, role)), compute)
+    return ctx.cached(("loss_lr_cv",), compute, role=role)
 
 
 class _LossLRDerived(Metric):
@@ -140,7 +140,7 @@ def mia_eff_svc_conf(ctx: EvalContext, role: str) -> MetricValue:
         return MetricValue(v, se=proportion_se(v, len(forget)),
                            details={"n_per_side": min(len(retain), len(test)), "n_forget": len(forget), "seed": seed})
 
-    return cached(ctx, ("mia_eff_svc_conf", model_key(ctx, role)), compute)
+    return ctx.cached(("mia_eff_svc_conf",), compute, role=role)
 
 
 @register_metric

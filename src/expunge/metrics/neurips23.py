@@ -4,7 +4,7 @@ Triantafillou et al., "Are we making progress in unlearning? Findings from the f
 competition", arXiv 2406.09073; google-deepmind/unlearning_evaluation ``metric.py``/``main.py``. The arithmetic is
 :func:`expunge.metrics.functional.epsilon.epsilon_score`.
 
-Pipeline (:func:`expunge.metrics._tier2.seeded_outputs`): the method runs N times from the run's original with
+Pipeline (:func:`expunge.protocols.tier2.seeded_outputs`): the method runs N times from the run's original with
 seeds ctx.seed + i (i = 0 is the run itself, found in the store), and N oracles are retrained with seeds
 ctx.seed + i (i = 0 is the run's oracle); φ of every forget example under each model gives per-example ε and the
 bucket score H(ε); forget_score = mean H; final = forget_score · (RA_U/RA_R) · (TA_U/TA_R), mean retain / test
@@ -32,10 +32,7 @@ NEEDS = ("model_spec", "recipe", "store", "method", "original_key")
 
 
 def neurips23_result(ctx: EvalContext) -> dict[str, Any]:
-    cfg = Tier2Config.from_ctx(ctx)
-    key = ("seeded", False, ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())), cfg.models)
-    out: _tier2.SeededOutputs = _tier2.memoised(ctx, key, lambda: _tier2.seeded_outputs(ctx, cfg,
-                                                                                         from_originals=False))
+    out: _tier2.SeededOutputs = ctx.provided("seeded", Tier2Config.from_ctx(ctx), False)
     ra = _tier2.mean_ratio(out.unlearned_acc["retain"], out.oracle_acc["retain"])
     ta = _tier2.mean_ratio(out.unlearned_acc["test"], out.oracle_acc["test"])
     ratios = {} if ra is None or ta is None else {"ra_ratio": ra, "ta_ratio": ta}

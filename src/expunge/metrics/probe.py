@@ -27,12 +27,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from expunge.metrics._common import cached, model_key, penultimate_features, single_threaded, split_tensors
+from expunge._seeds import derive_seed
+from expunge.metrics._common import penultimate_features, single_threaded
 from expunge.metrics._tier1 import Tier1Metric
 from expunge.metrics.base import EvalContext, MetricValue, register_metric
 from expunge.metrics.functional.representation import label_probe, linear_cka, membership_probe
 from expunge.metrics.functional.stats import auc_se, proportion_se
-from expunge.train.oracle import derive_seed
 
 RETAIN_SAMPLE = 2000
 
@@ -41,11 +41,11 @@ def features(ctx: EvalContext, role: str, split: str, rows: np.ndarray | None = 
     """Penultimate features of the model in ``role`` on ``split`` (or on its ``rows``), cached per model content."""
 
     def compute() -> np.ndarray:
-        x, _ = split_tensors(ctx, split)
+        x, _ = ctx.split_tensors(split)
         return penultimate_features(ctx.models[role], x if rows is None else x[rows], ctx.batch_size)
 
     rows_key = None if rows is None else hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest()
-    return cached(ctx, ("features", model_key(ctx, role), split, rows_key), compute, local=True)
+    return ctx.cached(("features", split, rows_key), compute, role=role, local=True)
 
 
 def _features_or_reason(ctx: EvalContext, role: str, split: str, rows: np.ndarray | None = None) -> np.ndarray | str:

@@ -36,15 +36,16 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from expunge.metrics._common import cached, model_key, single_threaded, split_tensors
-from expunge.metrics._tier1 import Tier1Metric, accuracy_of, private_copy
-from expunge.metrics.base import EvalContext, MetricValue, predict_logits, register_metric
+from expunge._seeds import derive_seed
+from expunge.data.batches import Batch, Batches
+from expunge.metrics._common import single_threaded
+from expunge.metrics._tier1 import Tier1Metric, private_copy
+from expunge.metrics.base import EvalContext, MetricValue, register_metric
 from expunge.metrics.functional.accuracy import accuracy
 from expunge.metrics.functional.mia import ce_loss, mia_auc
 from expunge.metrics.functional.relearn import anamnesis_index, relearn_recovery
-from expunge.train.batches import Batch, Batches
+from expunge.models import inference
 from expunge.train.loop import cross_entropy_loss, train_loop
-from expunge.train.oracle import derive_seed
 
 ALPHA = 0.05
 RELEARN_LR = 1e-3
@@ -85,13 +86,13 @@ def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targe
     batches = Batches(x, y, batch_size=batch_size, shuffle=True, seed=seed)
     cap = max(cap_epochs * len(batches), min_cap_steps)
     out: dict[str, Any] = {"target": target, "batch_size": batch_size, "cap": cap}
-    acc = acc_start = accuracy_of(m, x, y)
+    acc = acc_start = inference.accuracy(m, x, y)
     state: dict[str, Any] = {"done": acc >= target, "steps": 0, "acc": acc}
 
     def after_step() -> None:
         s = state["steps"]
         if s <= DENSE_CHECK_STEPS or s % SPARSE_CHECK_EVERY == 0:
-            state["acc"] = accuracy_of(m, x, y)
+            state["acc"] = inference.accuracy(m, x, y)
             state["done"] = state["acc"] >= target
 
     if not state["done"]:
@@ -102,7 +103,7 @@ def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targe
             train_loop(m, _UntilDone(batches, state), cross_entropy_loss, opt, epochs=epochs, max_steps=cap,
                        after_step=after_step, on_epoch_end=lambda _e: bool(state["done"]))
     if not state["done"]:
-        state["acc"] = accuracy_of(m, x, y)
+        state["acc"] = inference.accuracy(m, x, y)
     out.update(steps=int(state["steps"]), capped=not state["done"], acc_start=acc_start, acc_end=state["acc"])
     return out
 
@@ -115,13 +116,13 @@ def _forget_target(ctx: EvalContext) -> float:
 def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """rt of the model in ``role`` (cached in the context and persisted in the store)."""
     target = _forget_target(ctx)
-    mkey = model_key(ctx, role)
+    mkey = ctx.model_key(role)
     seed = derive_seed(ctx.seed, "relearn-order")
     settings = {"alpha": ALPHA, "lr": RELEARN_LR, "max_batch": MAX_BATCH, "cap_epochs": CAP_EPOCHS,
                 "min_cap_steps": MIN_CAP_STEPS, "dense": DENSE_CHECK_STEPS, "every": SPARSE_CHECK_EVERY}
 
     def compute() -> dict[str, Any]:
-        x, y = split_tensors(ctx, "forget")
+        x, y = ctx.split_tensors("forget")
         store = ctx.run.store
         fset = hashlib.sha256(np.asarray(ctx.splits.forget, dtype=np.int64).tobytes()).hexdigest()[:32]
         key = store.key({"metric": "relearn_steps", "model": mkey, "dataset": ctx.dataset.fingerprint,
@@ -136,7 +137,7 @@ def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
         _, manifest, _ = store.get_or_create_tensors("metric_relearn", key, run)
         return dict(manifest["result"])
 
-    return cached(ctx, ("relearn_steps", mkey, round(target, 12)), compute)
+    return ctx.cached(("relearn_steps", round(target, 12)), compute, role=role)
 
 
 def _spec_dict(ctx: EvalContext) -> Any:
@@ -202,11 +203,11 @@ def attack_result(ctx: EvalContext, role: str, k: int) -> dict[str, Any]:
         with single_threaded():
             return _attack(ctx, role, k, chosen)
 
-    return cached(ctx, ("relearn_attack", model_key(ctx, role), k), compute)
+    return ctx.cached(("relearn_attack", k), compute, role=role)
 
 
 def _attack(ctx: EvalContext, role: str, k: int, chosen: np.ndarray) -> dict[str, Any]:
-    x, y = split_tensors(ctx, "forget")
+    x, y = ctx.split_tensors("forget")
     m = private_copy(ctx.models[role])
     seed = derive_seed(ctx.seed, f"relearn-attack-k{k}-order")
     batches = Batches(x[chosen], y[chosen], batch_size=k, shuffle=True, seed=seed)
@@ -215,8 +216,9 @@ def _attack(ctx: EvalContext, role: str, k: int, chosen: np.ndarray) -> dict[str
         log = train_loop(m, batches, cross_entropy_loss, torch.optim.Adam(m.parameters(), lr=ATTACK_LR),
                          epochs=ATTACK_STEPS, max_steps=ATTACK_STEPS)
     xr, yr = x[~chosen], y[~chosen]
-    x_t, y_t = split_tensors(ctx, "test")
-    after_f, after_t = predict_logits(m, xr, ctx.batch_size), predict_logits(m, x_t, ctx.batch_size)
+    x_t, y_t = ctx.split_tensors("test")
+    after_f = inference.predict_logits(m, xr, ctx.batch_size).double().numpy()
+    after_t = inference.predict_logits(m, x_t, ctx.batch_size).double().numpy()
     before_f, before_t = ctx.logits(role, "forget")[~chosen], ctx.logits(role, "test")
     yr_np, yt_np = yr.numpy(), y_t.numpy()
     return {"acc_before": accuracy(before_f, yr_np), "acc_after": accuracy(after_f, yr_np),

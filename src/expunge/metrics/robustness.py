@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from expunge.metrics._common import cached, model_key, split_tensors
-from expunge.metrics._tier1 import Tier1Metric, accuracy_of, private_copy
+from expunge.metrics._tier1 import Tier1Metric, private_copy
 from expunge.metrics.base import EvalContext, MetricValue, register_metric
 from expunge.metrics.functional.accuracy import accuracy
 from expunge.metrics.functional.relearn import relearn_recovery
+from expunge.models import inference
 
 PRUNE_AMOUNT = 0.3
 
@@ -75,12 +75,12 @@ class _Compression(Tier1Metric):
                 return {"reason": f"{self.kind} failed: {exc}"}
             if n_layers == 0:
                 return {"reason": f"no layer to {self.kind}"}
-            xf, yf = split_tensors(ctx, "forget")
-            xt, yt = split_tensors(ctx, "test")
-            return {"acc_forget_after": accuracy_of(m, xf, yf) if len(xf) else None,
-                    "acc_test_after": accuracy_of(m, xt, yt) if len(xt) else None, "layers": n_layers}
+            xf, yf = ctx.split_tensors("forget")
+            xt, yt = ctx.split_tensors("test")
+            return {"acc_forget_after": inference.accuracy(m, xf, yf), "acc_test_after": inference.accuracy(m, xt, yt),
+                    "layers": n_layers}
 
-        return cached(ctx, (self.kind, model_key(ctx, role)), compute)
+        return ctx.cached((self.kind,), compute, role=role)
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
         acc_m = accuracy(ctx.logits(role, "forget"), ctx.labels("forget"))

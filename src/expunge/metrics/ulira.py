@@ -26,7 +26,7 @@ K = 64 (128/256 for publication). With few held-out targets, TPR at 0.1% FPR is 
 ``ulira_retain_auc`` is the paper's "retain-set MIA before/after" (the privacy onion of Carlini, Jagielski, Zhang,
 Papernot, Terzis, Tramèr, "The Privacy Onion Effect", NeurIPS 2022: removing examples can expose the ones that stay).
 Online LiRA on a seeded sample of *retained* training examples vs class-matched held-out examples, calibrated on
-the same K shadows before any unlearning (:func:`expunge.metrics._tier2.onion_inputs`; our choice: one calibration
+the same K shadows before any unlearning (:func:`expunge.protocols.tier2.onion_inputs`; our choice: one calibration
 for every role, so the Original row is "before", the unlearned row "after" and their difference is what unlearning
 did). Needs no method runs: the shadows are shared with U-LiRA.
 """
@@ -38,25 +38,23 @@ from typing import Any, ClassVar
 import numpy as np
 
 from expunge.metrics import _tier2
+from expunge.metrics._common import phi
 from expunge.metrics._tier2 import Tier2Config
 from expunge.metrics.base import EvalContext, MetricValue, register_metric
 from expunge.metrics.functional.lira import ulira
 from expunge.metrics.functional.stats import auc_se, proportion_se
-from expunge.shadows import runs as _runs
 
 NEEDS = ("model_spec", "recipe", "store", "method")
 
 
 def ulira_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """U-LiRA of the model in ``role`` (the shadow pipeline runs once per context)."""
-    cfg = Tier2Config.from_ctx(ctx)
-    key = ("ulira", ctx.run.method, repr(sorted((ctx.run.method_params or {}).items())), cfg)
-    inputs: _tier2.ULiraInputs = _tier2.memoised(ctx, key, lambda: _tier2.ulira_inputs(ctx, cfg))
+    inputs: _tier2.ULiraInputs = ctx.provided("ulira", Tier2Config.from_ctx(ctx))
     tr, te = ctx.dataset.train, ctx.dataset.test
     fp, hp_ = inputs.forget_pos, inputs.heldout_pos
     model = ctx.models[role]
-    tf = _runs.phi(model, tr.x[fp], tr.y[fp], inputs.queries)
-    th = _runs.phi(model, te.x[hp_], te.y[hp_], inputs.queries)
+    tf = phi(model, tr.x[fp], tr.y[fp], inputs.queries)
+    th = phi(model, te.x[hp_], te.y[hp_], inputs.queries)
     return ulira(tf, th, inputs.shadow_unlearned, inputs.shadow_out) | {"info": inputs.info,
                                                                          "queries": inputs.queries}
 
@@ -70,8 +68,7 @@ class _ULira(_tier2.Tier2Metric):
     label = "U-LiRA"
 
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
-        return _tier2.memoised(ctx, ("ulira-role", role, id(ctx.models[role]), Tier2Config.from_ctx(ctx)),
-                               lambda: ulira_result(ctx, role))
+        return ulira_result(ctx, role)
 
     def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
         value = res.get(self.key)
@@ -94,13 +91,12 @@ class _ULira(_tier2.Tier2Metric):
 
 def onion_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """Retain-set LiRA of the model in ``role`` (calibration memoised per context)."""
-    cfg = Tier2Config.from_ctx(ctx)
-    inputs: _tier2.OnionInputs = _tier2.memoised(ctx, ("ulira-onion", cfg), lambda: _tier2.onion_inputs(ctx, cfg))
+    inputs: _tier2.OnionInputs = ctx.provided("onion", Tier2Config.from_ctx(ctx))
     tr, te = ctx.dataset.train, ctx.dataset.test
     rp, hp_ = inputs.retain_pos, inputs.heldout_pos
     model = ctx.models[role]
-    t_r = _runs.phi(model, tr.x[rp], tr.y[rp], inputs.queries)
-    t_h = _runs.phi(model, te.x[hp_], te.y[hp_], inputs.queries)
+    t_r = phi(model, tr.x[rp], tr.y[rp], inputs.queries)
+    t_h = phi(model, te.x[hp_], te.y[hp_], inputs.queries)
     return ulira(t_r, t_h, inputs.shadow_in, inputs.shadow_out) | {"info": inputs.info, "queries": inputs.queries}
 
 
@@ -114,8 +110,7 @@ class ULiraRetainAuc(_tier2.Tier2Metric):
                   "unlearning exposed data it kept")
 
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
-        return _tier2.memoised(ctx, ("ulira-onion-role", role, id(ctx.models[role]), Tier2Config.from_ctx(ctx)),
-                               lambda: onion_result(ctx, role))
+        return onion_result(ctx, role)
 
     def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
         value = res.get("auc")

@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from expunge.metrics._common import cached, run_info_missing, split_tensors
-from expunge.metrics.base import EvalContext, Metric, MetricValue, predict_logits, register_metric
+from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.divergence import js_divergence, softmax, zrf, zrf_legacy_badteacher
+from expunge.models.inference import predict_logits
 
 RANDOM_SEED = 0
 
@@ -30,21 +30,19 @@ def random_twin_probs(ctx: EvalContext) -> np.ndarray:
     spec = ctx.run.model_spec
 
     def compute() -> np.ndarray:
-        x, _ = split_tensors(ctx, "forget")
-        return softmax(predict_logits(spec.build(seed=RANDOM_SEED), x, ctx.batch_size))
+        x, _ = ctx.split_tensors("forget")
+        return softmax(predict_logits(spec.build(seed=RANDOM_SEED), x, ctx.batch_size).double().numpy())
 
     key = repr(spec.to_dict()) if hasattr(spec, "to_dict") else repr(spec)
-    return cached(ctx, ("zrf_random_twin", key), compute)
+    return ctx.cached(("zrf_random_twin", key), compute)
 
 
 class _Zrf(Metric):
     family = "divergence"
+    run_needs = ("model_spec",)
     legacy: ClassVar[bool]
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
-        missing = run_info_missing(ctx, "model_spec")
-        if missing:
-            return MetricValue(None, reason=missing)
         p = softmax(ctx.logits(role, "forget"))
         if len(p) == 0:
             return MetricValue(None, reason="empty forget split")

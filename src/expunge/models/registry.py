@@ -8,6 +8,9 @@ and a final ``nn.Linear`` called ``head``; methods must not rely on that, but pr
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,3 +58,36 @@ class ModelSpec:
 
 def build_model(name: str, *, input_shape: tuple[int, ...], num_classes: int, seed: int, **kwargs: Any) -> nn.Module:
     return ModelSpec(name, tuple(input_shape), num_classes, kwargs).build(seed=seed)
+
+
+def spec_for_factory(factory: Callable[..., nn.Module], *, input_shape: tuple[int, ...], num_outputs: int) \
+        -> ModelSpec:
+    """A :class:`ModelSpec` for a user's model factory (a class or a function returning a fresh ``nn.Module``).
+
+    The factory is registered under ``user:<module>.<qualname>`` for this process and called with ``input_shape``
+    and ``num_classes`` if it accepts them, else with no arguments. The spec's kwargs carry an ``architecture``
+    fingerprint (parameter names and shapes, and the factory's source when available), so a cached Original or
+    oracle is never reused for a changed architecture. A later process (``expunge evaluate``) must register the
+    same factory again (:func:`register_model`) to rebuild the model."""
+    qual = getattr(factory, "__qualname__", type(factory).__name__)
+    name = f"user:{getattr(factory, '__module__', 'main')}.{qual}"
+    try:
+        accepted = set(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):  # builtins without a signature
+        accepted = set()
+
+    def build(*, input_shape: tuple[int, ...], num_classes: int, **_: Any) -> nn.Module:
+        given = {"input_shape": tuple(input_shape), "num_classes": num_classes}
+        model = factory(**{k: v for k, v in given.items() if k in accepted})
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the model factory {name} returned {type(model).__name__}, not an nn.Module")
+        return model
+
+    MODELS.register(name, build, override=True)
+    probe = build(input_shape=tuple(input_shape), num_classes=num_outputs)
+    h = hashlib.sha256(name.encode())
+    for key, t in probe.state_dict().items():
+        h.update(f"{key}:{tuple(t.shape)}:{t.dtype}|".encode())
+    with contextlib.suppress(OSError, TypeError):  # defined in a REPL: shapes only
+        h.update(inspect.getsource(factory).encode())
+    return ModelSpec(name, tuple(input_shape), num_outputs, {"architecture": h.hexdigest()[:16]})

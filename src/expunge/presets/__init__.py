@@ -93,28 +93,6 @@ def method_values(name: str, method: str) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in entries[method]["params"].items()}
 
 
-# Scenarios without a preset of their own borrow the nearest tuned one: a fine class is forgotten like a whole class;
-# owner groups and sequential requests are, like a random sample, a scattering of examples from every class.
-FALLBACK = {"sub-class": "full-class", "owners": "random", "sequential": "random"}
-# The scenario a one-off forget request (`--forget KIND:...`) belongs to; explicit ids are treated as a random sample.
-REQUEST_SCENARIO = {"class": "full-class", "subclass": "sub-class", "random": "random", "owners": "owners",
-                    "ids": "random"}
-
-
-def find(dataset: str, model: str, scenario: str, method: str) -> tuple[str, dict[str, Any]] | None:
-    """``(preset name, values)`` of the preset that tuned ``method`` for ``scenario`` (else for its
-    :data:`FALLBACK`) on (dataset, model); None when no such preset exists."""
-    for scen in (scenario, FALLBACK.get(scenario)):
-        if scen is None:
-            continue
-        name = f"{dataset}/{model}/{scen}"
-        try:
-            return name, method_values(name, method)
-        except UnknownPreset:
-            continue
-    return None
-
-
 def params_with_preset(params_cls: type[Hyperparams], preset: str | None, method: str,
                        overrides: Mapping[str, Any]) -> Hyperparams:
     """Defaults, then the preset's values (if any), then ``overrides`` (``--param``): later wins."""

@@ -43,8 +43,9 @@ from expunge._hparams import Hyperparams, hp
 from expunge.data.datasets import Dataset, from_arrays, load_dataset
 from expunge.data.request import ForgetRequest, Splits
 from expunge.errors import InvalidForgetRequest
-from expunge.experiment import prepare_splits
 from expunge.metrics.backdoor import EXTRAS_KEY, TriggeredInputs
+from expunge.protocols.pipeline import gaps, prepare_splits, values_of
+from expunge.record import RunRecord
 from expunge.scenarios.base import Scenario, Setting, register_scenario, request_seed
 from expunge.store import ArtifactStore
 from expunge.train.loop import TrainRecipe
@@ -145,6 +146,7 @@ class Corrective(Scenario[CorrectiveParams]):
 
     name = "corrective"
     Params = CorrectiveParams
+    derivation_kind = DERIVATION
 
     def prepare(self, dataset: str | Dataset, model: str, *, seed: int = 0, store: ArtifactStore | None = None,
                 data_dir: str | None = None, recipe: TrainRecipe | None = None, metrics: Iterable[str] | None = None,
@@ -171,23 +173,30 @@ class Corrective(Scenario[CorrectiveParams]):
         return Setting(self, [prep], seed, validation, info=info)
 
     def run(self, setting: Setting, method: str, params: Hyperparams | Mapping[str, Any] | None = None, *,
-            metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = False,
-            save: bool = True) -> list[dict[str, Any]]:
+            metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = False, save: bool = True,
+            label: str = "", params_source: str | None = None) -> list[RunRecord]:
         records = super().run(setting, method, params, metrics=_with_required(metrics), tier=tier,
-                              progress=progress, save=save)
+                              progress=progress, save=save, label=label, params_source=params_source)
+        out = []
         for record, prep in zip(records, setting.steps, strict=True):
-            clean = {name: by_role["clean"].to_json() for name, by_role in prep.baseline.items() if "clean" in by_role}
-            record["clean"] = clean
-            record["gap_to_clean"] = {k: None if v is None or clean.get(k) is None else abs(v - clean[k])
-                                      for k, v in record["metrics"].items()}
-        return records
+            clean = values_of(prep.baseline, "clean")
+            out.append(record.with_extra(clean=clean, gap_to_clean=gaps(record.metrics, clean)))
+        return out
 
-    def objective(self, records: Sequence[Mapping[str, Any]]) -> float | None:
+    def objective(self, records: Sequence[RunRecord]) -> float | None:
         """Mean of |ΔASR| and |Δtest_acc| to the clean model (the Retrain still holds unidentified poison)."""
         per_record = []
         for rec in records:
-            gaps = [rec.get("gap_to_clean", {}).get(m) for m in REQUIRED_METRICS]
-            if any(g is None for g in gaps):
+            gap = [rec.extra.get("gap_to_clean", {}).get(m) for m in REQUIRED_METRICS]
+            if any(g is None for g in gap):
                 return None
-            per_record.append(statistics.fmean(gaps))
+            per_record.append(statistics.fmean(gap))
         return statistics.fmean(per_record) if per_record else None
+
+    @classmethod
+    def rebuild_dataset(cls, derivation: Mapping[str, Any], data_dir: str | None) \
+            -> tuple[Dataset, dict[str, Any]]:
+        """The poisoned copy a stored run was made on (the caller checks its fingerprint) and its triggered test
+        images, which ``backdoor_asr`` scores."""
+        poisoned = rebuild_poisoned(derivation, data_dir)
+        return poisoned.dataset, {EXTRAS_KEY: poisoned.triggered_test()}

@@ -1,4 +1,5 @@
-"""Full-class forgetting: every training example of one or more classes (``class:3``, ``classes:3,5``).
+"""Full-class forgetting: every training example of one or more classes (``class:3``, ``class:Sandal``,
+``classes:3,5``), and the ``class`` request kind that writes such requests.
 
 The validation request used for tuning forgets as many *other* classes, drawn with seed + 1000 from the classes not
 in the evaluation request, so a preset is never fitted to the class it is evaluated on.
@@ -12,9 +13,31 @@ import numpy as np
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.datasets import Dataset
-from expunge.data.request import ForgetRequest
+from expunge.data.request import ForgetRequest, RequestKind, register_request_kind
 from expunge.errors import InvalidForgetRequest
 from expunge.scenarios.base import SingleRequest, register_scenario, request_seed
+
+
+@register_request_kind
+class ClassKind(RequestKind):
+    """``class:3``, ``class:NAME``, ``classes:3,5``: every training example of the named classes."""
+
+    name, aliases, syntax = "class", ("classes",), "class:3 | class:NAME | classes:3,5"
+    scenario = "full-class"
+    tasks = frozenset({"classification"})
+
+    def parse(self, arg: str, written: str) -> ForgetRequest:
+        return ForgetRequest("class", classes=tuple(a.strip() for a in arg.split(",") if a.strip()))
+
+    def spec(self, request: ForgetRequest) -> str:
+        names = request.classes
+        return f"class:{names[0]}" if len(names) == 1 else f"classes:{','.join(names)}"
+
+    def select(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
+            -> tuple[np.ndarray, tuple[int, ...]]:
+        classes = tuple(sorted({dataset.class_index(c) for c in request.classes}))
+        train = dataset.train
+        return train.ids[np.isin(train.y.numpy(), classes)], classes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +58,7 @@ class FullClass(SingleRequest[FullClassParams]):
 
     name = "full-class"
     Params = FullClassParams
+    request_kind = "class"
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:
         if not validation:

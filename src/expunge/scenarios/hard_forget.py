@@ -26,12 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from expunge._hparams import Hyperparams, hp
-from expunge.data.datasets import Dataset, load_dataset
-from expunge.data.request import ForgetRequest, Splits
+from expunge.data.datasets import Dataset
+from expunge.data.request import ForgetRequest, Splits, dataset_for
 from expunge.errors import InvalidForgetRequest
-from expunge.experiment import prepare_splits
 from expunge.metrics.base import EvalContext
 from expunge.metrics.functional.mia import ce_loss
+from expunge.protocols.pipeline import prepare_splits
 from expunge.scenarios.base import Scenario, Setting, register_scenario, request_seed
 from expunge.store import ArtifactStore
 from expunge.train.loop import TrainRecipe
@@ -103,13 +103,13 @@ class HardForget(Scenario[HardForgetParams]):
 
     name = "hard-forget"
     Params = HardForgetParams
+    preset_fallback = "random"  # a handful of scattered (memorised) examples
 
     def prepare(self, dataset: str | Dataset, model: str, *, seed: int = 0, store: ArtifactStore | None = None,
                 data_dir: str | None = None, recipe: TrainRecipe | None = None, metrics: Iterable[str] | None = None,
                 tier: int = 0, progress: bool = True, validation: bool = False) -> Setting:
         pool_req = ForgetRequest.parse(self.params.pool)
-        labels = "coarse" if pool_req.kind == "subclass" else "fine"
-        ds = load_dataset(dataset, data_dir=data_dir, labels=labels) if isinstance(dataset, str) else dataset
+        ds = dataset_for(dataset, pool_req.kind, data_dir=data_dir)
         pool_splits = pool_req.resolve(ds, seed=request_seed(seed, validation))
         if not 1 <= self.params.k <= pool_splits.forget.size:
             raise InvalidForgetRequest(f"hard-forget k = {self.params.k} but the pool {self.params.pool} has "

@@ -7,10 +7,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from expunge._hparams import Hyperparams, hp
 from expunge.data.datasets import Dataset
-from expunge.data.request import ForgetRequest
+from expunge.data.request import ForgetRequest, RequestKind, register_request_kind
+from expunge.errors import ForgetIsWholeTrainingSet, InvalidForgetRequest, MalformedForgetSpec
 from expunge.scenarios.base import SingleRequest, register_scenario
+
+
+@register_request_kind
+class OwnersKind(RequestKind):
+    """``owners:K``: every training example of K owners drawn at random (seeded by the run's seed)."""
+
+    name, syntax = "owners", "owners:K"
+    scenario = "owners"
+
+    def parse(self, arg: str, written: str) -> ForgetRequest:
+        if not arg.isdigit() or int(arg) < 1:
+            raise MalformedForgetSpec(f"owners:{arg}: give a positive number of owners, e.g. owners:5")
+        return ForgetRequest("owners", n_owners=int(arg))
+
+    def spec(self, request: ForgetRequest) -> str:
+        return f"owners:{request.n_owners}"
+
+    def select(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
+            -> tuple[np.ndarray, tuple[int, ...]]:
+        train = dataset.train
+        if train.owners is None:
+            raise InvalidForgetRequest(f"{dataset.name} has no owner ids; owners: requests need them")
+        owners = np.unique(train.owners)
+        if request.n_owners >= len(owners):
+            raise ForgetIsWholeTrainingSet(
+                f"owners:{request.n_owners} asks for all {len(owners)} owners of {dataset.name}; nothing would "
+                "remain. Fix: ask for fewer owners.")
+        chosen = rng.choice(owners, size=request.n_owners, replace=False)
+        return train.ids[np.isin(train.owners, chosen)], ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +56,8 @@ class Owners(SingleRequest[OwnersParams]):
 
     name = "owners"
     Params = OwnersParams
+    request_kind = "owners"
+    preset_fallback = "random"  # an owner's examples, like a random sample, come from every class
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:
         return ForgetRequest("owners", n_owners=self.params.n_owners)  # the draw is seeded by resolve()

@@ -13,8 +13,8 @@ forget set F_i, retain set D \\ (F_1 ∪ … ∪ F_i) (built with :meth:`Splits.
 Original's key is passed at every step, so cached training-set statistics (SSD's importances) are reused.
 
 Step i is evaluated like a single request whose forget set is the cumulative F_1 ∪ … ∪ F_i: against its own retrain
-oracle trained on D \\ (F_1 ∪ … ∪ F_i), beside the Original. One record per step, in the format of
-:func:`expunge.experiment.run_one` plus ``step``, ``k`` and ``step_request`` (F_i's description); ``forget`` and
+oracle trained on D \\ (F_1 ∪ … ∪ F_i), beside the Original. One :class:`~expunge.record.RunRecord` per step, with
+``step``, ``k`` and ``step_request`` (F_i's description) in its ``extra``; ``forget`` and
 ``request`` describe the cumulative set. All k requests are built and validated before anything is trained.
 
 The validation stream used for tuning draws with seed + 1000; a class stream forgets k other classes
@@ -31,9 +31,10 @@ import numpy as np
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.datasets import Dataset
-from expunge.data.request import SPEC_HELP, ForgetRequest, Splits
+from expunge.data.request import ForgetRequest, Splits, dataset_for, request_syntax
 from expunge.errors import InvalidForgetRequest, MalformedForgetSpec
-from expunge.experiment import dataset_for, prepare_splits, run_step
+from expunge.protocols.pipeline import prepare_splits, run_step
+from expunge.record import RunRecord
 from expunge.scenarios.base import Scenario, Setting, register_scenario, request_seed
 from expunge.store import ArtifactStore
 from expunge.train.loop import TrainRecipe
@@ -59,7 +60,7 @@ class SequentialParams(Hyperparams):
 
     def validate(self) -> None:
         if ":" not in self.base:
-            self._fail("base", self.base, f"a forget spec ({SPEC_HELP})")
+            self._fail("base", self.base, f"a forget spec ({request_syntax()})")
 
 
 def _step_ids(base: ForgetRequest, dataset: Dataset, available: np.ndarray, step: int, k: int,
@@ -149,11 +150,12 @@ class Sequential(Scenario[SequentialParams]):
 
     name = "sequential"
     Params = SequentialParams
+    preset_fallback = "random"  # small scattered requests, tuned like a random sample
 
     def prepare(self, dataset: str | Dataset, model: str, *, seed: int = 0, store: ArtifactStore | None = None,
                 data_dir: str | None = None, recipe: TrainRecipe | None = None, metrics: Iterable[str] | None = None,
                 tier: int = 0, progress: bool = True, validation: bool = False) -> Setting:
-        ds = dataset_for(dataset, self.params.request(), data_dir=data_dir)
+        ds = dataset_for(dataset, self.params.request().kind, data_dir=data_dir)
         method_splits, eval_splits = build_requests(ds, self.params, seed=request_seed(seed, validation),
                                                     validation=validation)
         steps = [prepare_splits(ds, model, s, seed=seed, store=store, recipe=recipe, metrics=metrics, tier=tier,
@@ -161,15 +163,16 @@ class Sequential(Scenario[SequentialParams]):
         return Setting(self, steps, seed, validation, method_splits=method_splits)
 
     def run(self, setting: Setting, method: str, params: Hyperparams | Mapping[str, Any] | None = None, *,
-            metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = False,
-            save: bool = True) -> list[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
+            metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = False, save: bool = True,
+            label: str = "", params_source: str | None = None) -> list[RunRecord]:
+        records: list[RunRecord] = []
         model, input_key = None, setting.steps[0].original.key  # step 1 starts from the Original
         for i, (prep, splits) in enumerate(zip(setting.steps, setting.method_splits, strict=True), start=1):
             key_extra = {"scenario": self.name, "step": i, "input": input_key, "step_forget": splits.fingerprint()}
             record, model = run_step(prep, method, params, model=model, splits=splits, key_extra=key_extra,
-                                     metrics=metrics, tier=tier, progress=progress, save=save)
-            record.update(step=i, k=len(setting.steps), step_request=splits.describe())
+                                     metrics=metrics, tier=tier, progress=progress, save=save, label=label,
+                                     params_source=params_source)
+            record = record.with_extra(step=i, k=len(setting.steps), step_request=splits.describe())
             records.append(self.tag(record, setting))
-            input_key = record.get("unlearned_key", f"{input_key}>step{i}")
+            input_key = record.unlearned_key or f"{input_key}>step{i}"
         return records

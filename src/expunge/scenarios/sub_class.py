@@ -15,9 +15,30 @@ import numpy as np
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.datasets import Dataset
-from expunge.data.request import ForgetRequest
+from expunge.data.request import ForgetRequest, RequestKind, register_request_kind
 from expunge.errors import InvalidForgetRequest
 from expunge.scenarios.base import SingleRequest, register_scenario, request_seed
+
+
+@register_request_kind
+class SubclassKind(RequestKind):
+    """``subclass:NAME``: every training example of one fine class of a model trained on coarse labels."""
+
+    name, syntax = "subclass", "subclass:NAME"
+    labels = "coarse"
+    scenario = "sub-class"
+    tasks = frozenset({"classification"})
+
+    def parse(self, arg: str, written: str) -> ForgetRequest:
+        return ForgetRequest("subclass", classes=(arg,))
+
+    def spec(self, request: ForgetRequest) -> str:
+        return f"subclass:{request.classes[0]}"
+
+    def select(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
+            -> tuple[np.ndarray, tuple[int, ...]]:
+        fine = dataset.class_index(request.classes[0], fine=True)
+        return dataset.train.ids[dataset.train.fine == fine], ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,7 +52,8 @@ class SubClass(SingleRequest[SubClassParams]):
 
     name = "sub-class"
     Params = SubClassParams
-    labels = "coarse"
+    request_kind = "subclass"
+    preset_fallback = "full-class"  # a fine class is forgotten like a whole class
     # The whole-test loss attack is ill-posed here (see expunge.metrics.mia): tune against the matched one.
     objective_metrics = ("forget_acc", "test_acc", "mia_loss_auc_matched")
 

@@ -5,7 +5,7 @@ one forward pass runs all K models on (K, ...) views of it: the fx-compiled grou
 pass of :mod:`expunge.shadows.stacked_forward` where the architecture allows (log ``trainer: batched-stacked``),
 else ``vmap(functional_call(...))`` (``batched-vmap``). **Each model sees
 its own data**: at every step model k's mini-batch is a gather of its own rows, drawn in exactly the order
-:func:`expunge.train.loop.fit` would draw them for that model alone (the same :class:`~expunge.train.batches.Batches`
+:func:`expunge.train.loop.fit` would draw them for that model alone (the same :class:`~expunge.data.batches.Batches`
 permutation for its ``order_seed`` and epoch). Models whose data have different sizes have different numbers of
 steps per epoch and a shorter last batch: batches are padded to ``batch_size`` with a 0/1 mask (padding rows do not
 enter the loss), and a model without a batch at a step does not step at all (its parameters, optimiser state,
@@ -51,9 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from expunge.data.batches import Batches
 from expunge.models import ModelSpec
 from expunge.shadows.stacked_forward import compile_stacked_forward
-from expunge.train.batches import Batches
 from expunge.train.loop import TrainRecipe, fit
 from expunge.train.monitor import Monitor
 

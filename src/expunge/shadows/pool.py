@@ -31,13 +31,13 @@ import torch
 from torch import nn
 
 from expunge._io import stable_hash
+from expunge._seeds import derive_seed
 from expunge.data.datasets import Dataset, Partition
 from expunge.models import ModelSpec
 from expunge.shadows import batched as _batched
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import MANIFEST
 from expunge.train.loop import TrainRecipe
-from expunge.train.oracle import derive_seed
 
 log = logging.getLogger("expunge.shadows")
 POOL_KIND, SHADOW_KIND = "shadow_pool", "shadow"

@@ -45,7 +45,7 @@ def environment_info() -> dict[str, Any]:
     import numpy
     import sklearn
 
-    from expunge import __version__
+    from expunge._version import __version__
 
     return {
         "expunge": __version__, "python": sys.version.split()[0], "torch": torch.__version__,

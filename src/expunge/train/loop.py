@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from expunge.train.batches import Batch, Batches
+from expunge.data.batches import Batch, Batches
+from expunge.tasks import get_task
 from expunge.train.monitor import Monitor
 
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -191,18 +191,19 @@ def train_loop(
     return log
 
 
-def cross_entropy_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
-    return F.cross_entropy(model(batch[0]), batch[1])
+# The classification task's loss on a batch: what classification-only methods minimise or ascend.
+cross_entropy_loss: LossFn = get_task("classification").batch_loss
 
 
-def fit(model: nn.Module, batches: Batches, recipe: TrainRecipe, *, seed: int, progress: str | None = None) \
-        -> TrainLog:
-    """Train ``model`` from its current state on ``batches`` with ``recipe``: the original's, the oracle's and the
-    ``retrain`` method's trainer (``batches.batch_size`` should equal ``recipe.batch_size``)."""
+def fit(model: nn.Module, batches: Batches, recipe: TrainRecipe, *, seed: int, loss_fn: LossFn = cross_entropy_loss,
+        progress: str | None = None) -> TrainLog:
+    """Train ``model`` from its current state on ``batches`` with ``recipe``, minimising ``loss_fn`` (the task's
+    :meth:`~expunge.tasks.Task.batch_loss`): the original's, the oracle's, the shadows' and the ``retrain`` method's
+    trainer (``batches.batch_size`` should equal ``recipe.batch_size``)."""
     opt = make_optimizer(model.parameters(), recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
                          weight_decay=recipe.weight_decay)
     sched = make_scheduler(opt, recipe.schedule, recipe.epochs * len(batches))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout and any stochastic layers
-        return train_loop(model, batches, cross_entropy_loss, opt, epochs=recipe.epochs, scheduler=sched,
+        return train_loop(model, batches, loss_fn, opt, epochs=recipe.epochs, scheduler=sched,
                           progress=progress, guard_updates=False)  # supervised training: the loss check suffices

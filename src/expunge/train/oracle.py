@@ -10,19 +10,21 @@ fingerprint for the oracle. Manifests record versions, seeds, hashes, wall time 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from torch import nn
 
+from expunge._seeds import derive_seed
+from expunge.data.batches import Batches
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import FingerprintMismatch
 from expunge.models import ModelSpec
 from expunge.store import ArtifactStore
-from expunge.train.batches import Batches
+from expunge.store.artifacts import state_hash
+from expunge.tasks import get_task
 from expunge.train.loop import TrainRecipe, fit
 
 DEFAULT_RECIPES: dict[str, TrainRecipe] = {
@@ -37,13 +39,9 @@ def default_recipe(dataset_name: str) -> TrainRecipe:
     return DEFAULT_RECIPES.get(dataset_name, TrainRecipe())
 
 
-def derive_seed(seed: int, salt: str) -> int:
-    """Independent, reproducible sub-seed for one purpose (init, data order, ...)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{salt}".encode()).digest()[:4], "little") & 0x7FFFFFFF
-
-
 def model_spec_for(dataset: Dataset, model_name: str, **kwargs: Any) -> ModelSpec:
-    return ModelSpec(model_name, dataset.input_shape, dataset.num_classes, kwargs)
+    """A registered architecture sized for ``dataset``: its input shape and its task's number of outputs."""
+    return ModelSpec(model_name, dataset.input_shape, dataset.num_outputs, kwargs)
 
 
 @dataclass
@@ -54,8 +52,10 @@ class TrainedModel:
     key: str
 
     @property
-    def train_time_s(self) -> float:
-        return float(self.manifest["train_log"]["wall_s"])
+    def train_time_s(self) -> float | None:
+        """Training wall time (None for an Original trained elsewhere)."""
+        wall = self.manifest.get("train_log", {}).get("wall_s")
+        return None if wall is None else float(wall)
 
 
 def check_fingerprint(manifest: dict[str, Any], dataset: Dataset) -> None:
@@ -81,8 +81,8 @@ def _train(kind: str, key_parts: dict[str, Any], dataset: Dataset, positions: np
 
     def train(model: nn.Module) -> dict[str, Any]:
         batches = retain_batches(dataset, positions, recipe, order_seed)
-        tlog = fit(model, batches, recipe, seed=order_seed, progress=f"{kind} ({dataset.name}/{spec.name})"
-                   if progress else None)
+        tlog = fit(model, batches, recipe, seed=order_seed, loss_fn=get_task(dataset.task).batch_loss,
+                   progress=f"{kind} ({dataset.name}/{spec.name})" if progress else None)
         return {"dataset": dataset.describe(), "model_spec": spec.to_dict(), "recipe": recipe.to_dict(),
                 "seed": seed, "init_seed": init_seed, "order_seed": order_seed, "n_train_examples": int(positions.size),
                 "train_log": tlog.to_dict(), **extra}
@@ -98,6 +98,22 @@ def train_original(dataset: Dataset, spec: ModelSpec, recipe: TrainRecipe, *, se
              "seed": seed}
     positions = np.arange(len(dataset.train), dtype=np.int64)
     return _train("original", parts, dataset, positions, spec, recipe, seed, store, progress, {})
+
+
+def adopt_original(dataset: Dataset, spec: ModelSpec, model: nn.Module, *, store: ArtifactStore) -> TrainedModel:
+    """An Original trained elsewhere (a user's model), stored under the hash of its weights so its unlearned runs
+    and statistics are cached like those of an Original expunge trained. The caller's module is not modified."""
+    weights = state_hash(model)
+    parts = {"kind": "original", "dataset": dataset.fingerprint, "spec": spec.to_dict(), "weights": weights}
+    key = store.key(parts)
+    manifest = store.read_manifest("original", key)
+    if manifest is None:
+        manifest = store.save_model("original", key, model, {
+            "dataset": dataset.describe(), "model_spec": spec.to_dict(), "weights_sha256": weights,
+            "user_supplied": True, "n_train_examples": len(dataset.train), "train_log": {"wall_s": None}})
+    copy = spec.build(seed=0)
+    copy.load_state_dict(model.state_dict())
+    return TrainedModel(copy.eval(), manifest, True, key)
 
 
 def retrain_oracle(dataset: Dataset, splits: Splits, spec: ModelSpec, recipe: TrainRecipe, *, seed: int,

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from expunge.train.batches import Batch
+from expunge.data.batches import Batch
 
 FisherKind = Literal["true", "empirical"]
 

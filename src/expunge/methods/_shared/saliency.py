@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from expunge.train.batches import Batch
+from expunge.data.batches import Batch
 
 
 def saliency_mask(model: nn.Module, batches: Iterable[Batch], k: float) -> dict[str, torch.Tensor]:

@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from expunge._seeds import derive_seed
+from expunge.data.batches import Batches
 from expunge.models import ModelSpec
 from expunge.store.artifacts import state_tensors
-from expunge.train.batches import Batches
 from expunge.train.loop import TrainRecipe, fit
-from expunge.train.oracle import derive_seed
 
 Fetch = Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]  # training positions -> (x, y)
 AGGREGATIONS = ("vote", "softmax")

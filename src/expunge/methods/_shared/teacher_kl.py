@@ -14,8 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from expunge.train.batches import INFERENCE_BATCH_SIZE
-
 
 def soft_targets(logits: torch.Tensor, temperature: float) -> torch.Tensor:
     return F.softmax(logits / temperature, dim=1)
@@ -37,9 +35,3 @@ def frozen_copy(model: nn.Module) -> nn.Module:
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) -> torch.Tensor:
-    """Logits of ``model`` (whose mode the caller sets) over ``x`` in chunks, without building a graph."""
-    return torch.cat([model(x[i:i + batch_size]) for i in range(0, max(1, len(x)), batch_size)])

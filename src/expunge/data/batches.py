@@ -15,12 +15,6 @@ import torch
 
 Batch = tuple[torch.Tensor, ...]
 
-# Chunk size of inference-only passes (evaluation logits, features, teacher outputs). Measured at 2 threads
-# (benchmarks/results/inference_batch.md): on the Fashion-MNIST CNN and ResNet, 1024-row chunks take 2.2-2.5x as long
-# as 128-256-row ones (the conv activations of 1024 images fall out of cache; tier-0 logits of a 59k retain set took
-# 27 s at 1024); 256 is within 10% of the best there and within 40% on the MLPs, whose passes take milliseconds.
-INFERENCE_BATCH_SIZE = 256
-
 
 class Batches:
     """Re-iterable mini-batches of ``tensors`` (same first dimension), optionally shuffled each epoch."""

@@ -1,0 +1,81 @@
+"""The task protocol and its registry.
+
+A :class:`Task` is stateless: it turns raw targets into the tensor the models train on (:meth:`Task.targets`),
+says how many outputs a model needs (:meth:`Task.num_outputs`), defines the training loss (:meth:`Task.loss`, the
+mean over a batch) and the per-example loss membership-inference attacks score (:meth:`Task.example_losses`), and
+names the metrics a report leads with (``headline_metrics``) and the criteria of retrain parity
+(``parity_criteria``: metric → absolute tolerance on the gap to the Retrain). It imports nothing above the registry,
+so every layer may use it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from expunge._registry import Registry
+from expunge.errors import ExpungeError
+
+Batch = tuple[torch.Tensor, ...]
+
+
+class UnsupportedTask(ExpungeError, ValueError):
+    """A method, metric or request kind was asked to work on a task it does not support."""
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    headline_metrics: ClassVar[tuple[str, ...]]
+    parity_criteria: ClassVar[Mapping[str, float]]
+
+    @abstractmethod
+    def targets(self, y: Any) -> torch.Tensor:
+        """Raw targets as the tensor models train on; raises :class:`ValueError` naming what is wrong."""
+
+    @abstractmethod
+    def num_outputs(self, targets: torch.Tensor, num_classes: int) -> int:
+        """Number of model outputs for these targets (``num_classes`` is the dataset's class count, 0 if none)."""
+
+    @abstractmethod
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean training loss over a batch."""
+
+    @abstractmethod
+    def example_losses(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Per-example loss (float64) of model outputs, the feature loss-based membership attacks score."""
+
+    def batch_loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        """The loss of ``model`` on ``(x, y)``: the :func:`~expunge.train.loop.train_loop` loss of plain training."""
+        return self.loss(model(batch[0]), batch[1])
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {"name": cls.name, "summary": cls.summary, "headline_metrics": list(cls.headline_metrics),
+                "parity_criteria": dict(cls.parity_criteria)}
+
+
+TASKS: Registry[type[Task]] = Registry("task", package="expunge.tasks", entry_point_group="expunge.tasks")
+_INSTANCES: dict[str, Task] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    return TASKS.register(cls.name, cls)
+
+
+def get_task(name: str) -> Task:
+    """The (stateless, shared) instance of task ``name``."""
+    if name not in _INSTANCES:
+        _INSTANCES[name] = TASKS.get(name)()
+    return _INSTANCES[name]
+
+
+def check_supported(what: str, name: str, supported: Collection[str], task: str) -> None:
+    """Refuse ``what`` ``name`` on ``task`` unless it declares support (before anything is trained)."""
+    if task not in supported:
+        raise UnsupportedTask(f"{what} {name!r} supports {', '.join(sorted(supported))} tasks, not {task}. Fix: pick a "
+                              f"{what} that lists {task} in `expunge {what}s`")

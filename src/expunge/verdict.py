@@ -1,0 +1,68 @@
+"""Retrain parity of one run record: is the unlearned model within tolerance of the Retrain on every criterion that
+can tell the Original from the Retrain on this request?
+
+The criteria and tolerances are the task's (:attr:`expunge.tasks.Task.parity_criteria`; classification: |Δ forget
+accuracy| ≤ 0.02, |Δ test accuracy| ≤ 0.02, |Δ loss-MIA AUC| ≤ 0.05). A criterion on which the Original itself is
+within tolerance of the Retrain has **no power** on this request — doing nothing would pass it — so it is reported as
+such and never counted as met. A record is at parity when every criterion with power is met and at least one has
+power; when none has power the verdict is "no power", not "parity". One record = one seed: parity over seeds is
+judged per seed ("2/3 seeds"), never on a mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from expunge.record import RunRecord
+from expunge.tasks import get_task
+
+Status = Literal["met", "missed", "no power", "unknown"]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    metric: str
+    tolerance: float
+    gap: float | None             # |unlearned − retrain|
+    original_gap: float | None    # |original − retrain|: how far doing nothing is
+    status: Status
+
+
+@dataclass(frozen=True)
+class Verdict:
+    at_parity: bool
+    label: str                    # "parity", "no power", "unknown" or "miss: forget_acc +0.31"
+    criteria: tuple[Criterion, ...]
+
+
+def judge(record: RunRecord, criteria: Mapping[str, float] | None = None) -> Verdict:
+    """The parity verdict of ``record`` against ``criteria`` (default: its task's)."""
+    criteria = dict(get_task(record.task).parity_criteria if criteria is None else criteria)
+    judged = []
+    for metric, tol in criteria.items():
+        u, o, r = record.metrics.get(metric), record.original.get(metric), record.retrain.get(metric)
+        if u is None or r is None:
+            judged.append(Criterion(metric, tol, None, None, "unknown"))
+            continue
+        gap, o_gap = abs(u - r), None if o is None else abs(o - r)
+        if o_gap is not None and o_gap <= tol:
+            status: Status = "no power"
+        else:
+            status = "met" if gap <= tol else "missed"
+        judged.append(Criterion(metric, tol, gap, o_gap, status))
+    missed = [c for c in judged if c.status == "missed"]
+    if missed:
+        signed = ", ".join(f"{c.metric} {_signed(record, c.metric)}" for c in missed)
+        return Verdict(False, f"miss: {signed}", tuple(judged))
+    if any(c.status == "unknown" for c in judged):
+        return Verdict(False, "unknown", tuple(judged))
+    if not any(c.status == "met" for c in judged):
+        return Verdict(False, "no power", tuple(judged))
+    return Verdict(True, "parity", tuple(judged))
+
+
+def _signed(record: RunRecord, metric: str) -> str:
+    diff = float(record.metrics[metric]) - float(record.retrain[metric])  # type: ignore[arg-type]
+    return f"{diff:+.3f}"
