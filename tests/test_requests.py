@@ -1,4 +1,5 @@
-"""Forget requests: every spec kind resolves correctly; every bad request raises its typed error and writes nothing."""
+"""Forget requests and splits: the ids kind, the request-kind registry, and every bad request raises its typed error and
+writes nothing. (Each scenario's own request kind is tested beside its scenario, in tests/scenarios/.)"""
 
 from __future__ import annotations
 
@@ -24,45 +25,19 @@ from expunge.store import ArtifactStore
 from expunge.train.oracle import check_fingerprint
 
 
-def test_class_request_selects_exactly_that_class(digits):
-    s = ForgetRequest.parse("class:3").resolve(digits)
-    assert (digits.train.y.numpy()[s.forget] == 3).all()
-    assert not (digits.train.y.numpy()[s.retain] == 3).any()
-    assert s.forget.size + s.retain.size == len(digits.train)
-    assert s.forget_classes == (3,)
+def test_request_kinds_are_plug_ins_and_round_trip_their_spec(digits):
+    from expunge.data.request import REQUEST_KINDS, request_syntax
 
-
-def test_classes_and_names(digits):
-    s = ForgetRequest.parse("classes:3,5").resolve(digits)
-    assert set(np.unique(digits.train.y.numpy()[s.forget])) == {3, 5}
-
-
-def test_random_fraction_is_seeded(digits):
-    a = ForgetRequest.parse("random:0.1").resolve(digits, seed=1)
-    b = ForgetRequest.parse("random:0.1").resolve(digits, seed=1)
-    c = ForgetRequest.parse("random:0.1").resolve(digits, seed=2)
-    assert a.forget.size == round(0.1 * len(digits.train))
-    assert np.array_equal(a.forget, b.forget) and not np.array_equal(a.forget, c.forget)
-
-
-def test_owner_request_forgets_whole_owner_groups(digits):
-    s = ForgetRequest.parse("owners:5").resolve(digits, seed=0)
-    owners = digits.train.owners
-    chosen = np.unique(owners[s.forget])
-    assert chosen.size == 5
-    assert np.isin(owners[s.retain], chosen).sum() == 0  # no example of a chosen owner is retained
-
-
-def test_subclass_needs_coarse_labels(digits):
-    from expunge.data.datasets import load_dataset
-
-    with pytest.raises(InvalidForgetRequest, match="coarse"):
-        ForgetRequest.parse("subclass:3").resolve(digits)
-    coarse = load_dataset("digits", labels="coarse")
-    s = ForgetRequest.parse("subclass:3").resolve(coarse)
-    assert (coarse.train.fine[s.forget] == 3).all()
-    assert set(coarse.train.y.numpy()[s.forget]) == {1}  # 3 is odd
-    assert coarse.fingerprint != digits.fingerprint
+    assert {"class", "classes", "subclass", "random", "owners", "ids"} <= set(REQUEST_KINDS.names())
+    for spec in ("class:3", "classes:3,5", "random:0.1", "owners:5"):
+        req = ForgetRequest.parse(spec)
+        again = ForgetRequest.parse(req.spec)
+        assert req.spec == spec and again == req and hash(again) == hash(req)
+    assert "random:0.1" in request_syntax() and "ids:FILE" in request_syntax()
+    with pytest.raises(AttributeError):
+        ForgetRequest("random", fraction=0.1).fraction = 0.2  # immutable
+    with pytest.raises(AttributeError, match="no argument 'n_owners'"):
+        _ = ForgetRequest("random", fraction=0.1).n_owners
 
 
 def test_ids_file(tmp_path: Path, digits):

@@ -36,6 +36,14 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
+    def unregister(self, name: str) -> T:
+        """Remove and return ``name``'s object (plug-in tests clean up after themselves)."""
+        self._discover()
+        try:
+            return self._items.pop(name)
+        except KeyError:
+            raise UnknownName(self.kind, name, self._items) from None
+
     def decorator(self, name_attr: str = "name") -> Callable[[T], T]:
         """Return a decorator registering a class under its ``name`` class attribute."""
 

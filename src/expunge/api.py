@@ -160,11 +160,13 @@ def unlearn(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any]
 
 def evaluate(target: str | RunRecord | Prepared, model: nn.Module | None = None, *, tier: int = 0,
              metrics: Iterable[str] | None = None, store: ArtifactStore | None = None,
-             extras: Mapping[str, Any] | None = None) -> RunRecord:
+             extras: Mapping[str, Any] | None = None, dataset: Dataset | None = None) -> RunRecord:
     """Score a model beside the Original and the Retrain.
 
     * ``evaluate(record_or_key, tier=1)`` — re-evaluate a stored unlearned run (its ``unlearned_key``) with more
-      metrics (tier 1 trains reference models; tier 2 trains shadows and re-runs the method, all cached);
+      metrics (tier 1 trains reference models; tier 2 trains shadows and re-runs the method, all cached); a run on
+      your own data needs ``dataset=`` (it is checked against the recorded fingerprint) and, for your own model
+      factory, the same factory passed to :func:`prepare` in this process;
     * ``evaluate(prep, model)`` — score a model unlearned by any other means (your own method) on ``prep``'s
       request; the record's ``method`` is ``"external"``."""
     if isinstance(target, Prepared):
@@ -185,7 +187,8 @@ def evaluate(target: str | RunRecord | Prepared, model: nn.Module | None = None,
     key = target.unlearned_key if isinstance(target, RunRecord) else target
     if key is None:
         raise TypeError("this record has no unlearned_key: it was run with save=False")
-    return evaluate_run(key, store=store or ArtifactStore(), tier=tier, metrics=metrics, extras=extras)
+    return evaluate_run(key, store=store or ArtifactStore(), tier=tier, metrics=metrics, extras=extras,
+                        dataset=dataset)
 
 
 def list_methods(task: str | None = None) -> list[dict[str, Any]]:

@@ -46,10 +46,14 @@ def resolve_run(run: str, store: ArtifactStore) -> tuple[ArtifactStore, str]:
     return store, run
 
 
-def rebuild_dataset(manifest: Mapping[str, Any], data_dir: str | None) -> tuple[Dataset, dict[str, Any]]:
-    """The dataset a run was made on (and inputs its scenario gives the metrics), fingerprint-checked."""
+def rebuild_dataset(manifest: Mapping[str, Any], data_dir: str | None, dataset: Dataset | None = None) \
+        -> tuple[Dataset, dict[str, Any]]:
+    """The dataset a run was made on (and inputs its scenario gives the metrics), fingerprint-checked; ``dataset``
+    is the caller's own (a dataset built with ``from_arrays``, which no registry can reload)."""
     derivation = manifest.get("dataset_derivation")
-    if derivation is None:
+    if dataset is not None:
+        extras: dict[str, Any] = {}
+    elif derivation is None:
         dataset, extras = dataset_for(manifest["dataset"], manifest["request"]["kind"], data_dir=data_dir), {}
     else:
         dataset, extras = scenario_for_derivation(derivation).rebuild_dataset(derivation, data_dir)
@@ -58,14 +62,16 @@ def rebuild_dataset(manifest: Mapping[str, Any], data_dir: str | None) -> tuple[
 
 
 def evaluate_run(run: str, *, store: ArtifactStore, tier: int = 0, metrics: Iterable[str] | None = None,
-                 data_dir: str | None = None, extras: Mapping[str, Any] | None = None) -> RunRecord:
-    """Evaluate a stored run; ``extras`` reach the metrics (``{"tier2": {"shadows": K, "models": N}}``).
+                 data_dir: str | None = None, extras: Mapping[str, Any] | None = None,
+                 dataset: Dataset | None = None) -> RunRecord:
+    """Evaluate a stored run; ``extras`` reach the metrics (``{"tier2": {"shadows": K, "models": N}}``);
+    ``dataset`` is needed for a run on the caller's own data (checked against the recorded fingerprint).
 
     Returns the run's record with the new metrics (its timing and access come from the stored run); ``extra`` adds
     ``tier`` and ``evaluated_metrics``."""
     store, key = resolve_run(run, store)
     _, manifest = store.load_tensors("unlearned", key)
-    dataset, derived_extras = rebuild_dataset(manifest, data_dir)
+    dataset, derived_extras = rebuild_dataset(manifest, data_dir, dataset)
     request = manifest["request"]
     splits = Splits.from_ids(dataset, np.asarray(manifest["forget_ids"], dtype=np.int64),
                              request=ForgetRequest("ids", ids=tuple(manifest["forget_ids"])),

@@ -20,7 +20,7 @@ from expunge.scenarios.base import SingleRequest, register_scenario
 class OwnersKind(RequestKind):
     """``owners:K``: every training example of K owners drawn at random (seeded by the run's seed)."""
 
-    name, syntax = "owners", "owners:K"
+    name, syntax = "owners", "owners:5"
     scenario = "owners"
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
