@@ -3,6 +3,7 @@ writes nothing. (Each scenario's own request kind is tested beside its scenario,
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ def test_request_kinds_are_plug_ins_and_round_trip_their_spec(digits):
         ForgetRequest("random", fraction=0.1).fraction = 0.2  # immutable
     with pytest.raises(AttributeError, match="no argument 'n_owners'"):
         _ = ForgetRequest("random", fraction=0.1).n_owners
+    req = ForgetRequest("class", classes=("3", "5"))
+    assert copy.deepcopy(req) == req and copy.deepcopy(req).classes == ("3", "5")
 
 
 def test_ids_file(tmp_path: Path, digits):

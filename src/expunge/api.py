@@ -33,7 +33,7 @@ from expunge.protocols.pipeline import Prepared, gaps, power_of, prepare_splits,
 from expunge.record import PAPER_DEFAULTS, RunRecord
 from expunge.scenarios.base import SCENARIOS, scenario_for_request
 from expunge.store import ArtifactStore
-from expunge.tasks import get_task
+from expunge.tasks import UnsupportedTask, get_task
 from expunge.tasks.base import check_supported
 from expunge.train.loop import TrainRecipe
 from expunge.train.oracle import adopt_original, model_spec_for
@@ -59,8 +59,6 @@ def load(dataset: str | Dataset, *, forget: Forget | None = None, task: str | No
     kind = as_request(forget).kind if forget is not None else "ids"
     ds = dataset_for(dataset, kind, data_dir=data_dir)
     if task is not None and get_task(task).name != ds.task:
-        from expunge.tasks import UnsupportedTask
-
         raise UnsupportedTask(f"{ds.name} is a {ds.task} dataset, not {task}. Fix: drop --task or pick a {task} "
                               "dataset")
     return ds
@@ -148,12 +146,12 @@ def unlearn(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any]
     defaults (always with ``paper_defaults=True``). The record's ``params_source`` says which. Returns the
     :class:`~expunge.record.RunRecord` and the unlearned model (stored unless ``save=False``; the record's
     ``unlearned_key`` names it for :func:`evaluate`)."""
+    check_supported("method", method, METHODS.get(method).tasks, prep.dataset.task)
     if not isinstance(params, Hyperparams):
         params, source = resolve_params(method, dataset=prep.dataset.name, model=prep.spec.name,
                                         forget=prep.splits.request, overrides=params, preset=preset,
-                                        paper_defaults=paper_defaults, task=prep.dataset.task)
+                                        paper_defaults=paper_defaults)
         params_source = params_source or source
-    check_supported("method", method, METHODS.get(method).tasks, prep.dataset.task)
     return run_step(prep, method, params, metrics=metrics, tier=tier, progress=progress, save=save, label=label,
                     params_source=params_source or "user")
 

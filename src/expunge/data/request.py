@@ -101,6 +101,9 @@ class ForgetRequest:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("ForgetRequest is immutable")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # copy / multiprocessing: rebuild through __init__
+        return _rebuild_request, (self.kind, self._args)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ForgetRequest) and (self.kind, self._args) == (other.kind, other._args)
 
@@ -148,6 +151,10 @@ class ForgetRequest:
         forget_ids, forget_classes = handler.select(self, dataset, rng)
         return Splits.from_ids(dataset, forget_ids, request=self, forget_classes=forget_classes, seed=seed,
                                retain_subset=retain_subset)
+
+
+def _rebuild_request(kind: str, args: tuple[tuple[str, Any], ...]) -> ForgetRequest:
+    return ForgetRequest(kind, **dict(args))
 
 
 @register_request_kind

@@ -137,7 +137,8 @@ class EvalContext:
         model's content, so every context derived by :meth:`with_model` and every role holding the same model reuse
         them; ``local=True`` keeps the result in this context only (large per-model arrays, which would otherwise
         accumulate over every unlearned model of a benchmark), keyed by the role and dropped when a derived context
-        replaces that role's model. Keys also include the dataset, the three index sets and the seed.
+        replaces that role's model (local entries without a role — a pipeline's output — are not inherited). Keys
+        also include the dataset, the three index sets and the seed.
 
         User warnings raised by ``compute`` (DegenerateInputWarning, scikit-learn's ConvergenceWarning) are replayed
         on every call, so each role sharing a result gets the same reason from :func:`evaluate`; an
