@@ -179,17 +179,17 @@ def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, 
 
 @app.command("methods")
 def list_methods(as_json: JsonOpt = False) -> None:
-    """List unlearning methods with the data they access and their default hyperparameters."""
-    from expunge.methods.base import METHODS
+    """List unlearning methods with the data they access, the tasks they support and their paper defaults."""
+    from expunge.api import list_methods as described_methods
 
-    described = [cls.describe() for _, cls in METHODS.items()]
+    described = described_methods()
     if as_json:
         emit_json(described)
         return
     for d in described:
         defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
         typer.echo(f"{d['name']:<16} access={d['access']:<24} {d['summary']}\n{'':<16} {d['paper']}\n"
-                   f"{'':<16} defaults: {defaults or '-'}")
+                   f"{'':<16} tasks: {', '.join(d['tasks'])}; defaults: {defaults or '-'}")
 
 
 @app.command("metrics")

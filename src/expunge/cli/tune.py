@@ -105,16 +105,19 @@ def scenario(
 
 
 def list_scenarios(as_json: JsonOpt = False) -> None:
-    """List scenarios with their parameters and defaults."""
-    from expunge.scenarios.base import SCENARIOS
+    """List scenarios with their parameters (each is a flag of `expunge scenario NAME`), the request kinds they add
+    to --forget and the preset they borrow when they have none of their own."""
+    from expunge.api import list_scenarios as described_scenarios
 
-    described = [cls.describe() for _, cls in SCENARIOS.items()]
+    described = described_scenarios()
     if as_json:
         emit_json(described)
         return
     for d in described:
-        defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
-        typer.echo(f"{d['name']:<12} {d['summary']}\n{'':<12} parameters: {defaults or '-'}")
+        defaults = " ".join(f"--{p['name'].replace('_', '-')} {p['default']}" for p in d["params"])
+        kinds = f"; --forget {' | '.join(d['request_kinds'])}" if d["request_kinds"] else ""
+        fallback = f"; presets fall back to {d['preset_fallback']}" if d["preset_fallback"] else ""
+        typer.echo(f"{d['name']:<12} {d['summary']}\n{'':<12} parameters: {defaults or '-'}{kinds}{fallback}")
 
 
 def tune(

@@ -65,7 +65,8 @@ class RequestKind(ABC):
     aliases: ClassVar[tuple[str, ...]] = ()
     syntax: ClassVar[str]                # e.g. "random:0.1"
     labels: ClassVar[LabelSet | None] = None  # a label set the dataset must be loaded with (None: any; "fine" to load)
-    scenario: ClassVar[str]              # the scenario whose presets a one-off request of this kind uses
+    scenario: ClassVar[str | None]       # the scenario it belongs to (None: built in)
+    presets_from: ClassVar[str | None] = None  # the scenario whose presets a one-off request uses (default: its own)
     tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
 
     @abstractmethod
@@ -162,7 +163,8 @@ class IdsKind(RequestKind):
     """Explicit example ids, from a file (``ids:FILE``, one integer id per line) or given in code."""
 
     name, syntax = "ids", "ids:FILE"
-    scenario = "random"  # for presets, explicit ids are treated as a scattered sample
+    scenario = None
+    presets_from = "random"  # explicit ids are tuned like a scattered sample
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         return ForgetRequest("ids", ids=read_ids_file(Path(arg)))

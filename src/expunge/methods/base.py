@@ -93,7 +93,8 @@ class UnlearningMethod(ABC, Generic[P]):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {"name": cls.name, "summary": cls.summary(), "paper": cls.paper, "reference": cls.reference,
-                "access": cls.access.describe(), "exact": cls.exact, "params": cls.Params.describe()}
+                "access": cls.access.describe(), "exact": cls.exact, "tasks": sorted(cls.tasks),
+                "params": cls.Params.describe()}
 
 
 METHODS: Registry[type[UnlearningMethod[Any]]] = Registry("method", package="expunge.methods",

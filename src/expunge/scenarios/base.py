@@ -185,9 +185,10 @@ def get_scenario(name: str, params: Hyperparams | Mapping[str, Any] | None = Non
     return SCENARIOS.get(name)(params)  # type: ignore[arg-type]
 
 
-def scenario_for_request(request: ForgetRequest) -> type[Scenario[Any]]:
-    """The scenario a one-off request belongs to (its kind's ``scenario``): whose presets it uses."""
-    return SCENARIOS.get(request.handler.scenario)
+def scenario_for_request(request: ForgetRequest) -> type[Scenario[Any]] | None:
+    """The scenario whose presets a one-off request uses (its kind's ``presets_from``, else its ``scenario``)."""
+    name = request.handler.presets_from or request.handler.scenario
+    return None if name is None else SCENARIOS.get(name)
 
 
 def scenario_for_derivation(derivation: Mapping[str, Any]) -> type[Scenario[Any]]:
