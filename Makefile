@@ -1,16 +1,19 @@
 # Every target creates the virtual environment on first use. torch is pinned to the CPU wheel by constraints.txt.
+# The docs are built with --strict: a broken link or anchor, a page missing from the nav, any warning fails.
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Material for MkDocs prints a banner about MkDocs 2 on every build; the docs extra pins MkDocs 1.x.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all docs bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,tune]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,tune,docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -19,15 +22,19 @@ demo: $(STAMP)
 	$(BIN)/expunge demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
 	$(BIN)/lint-imports
+	$(MKDOCS) build --strict --quiet
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ""
 
+docs: $(STAMP)
+	$(MKDOCS) build --strict
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/foundation.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site
