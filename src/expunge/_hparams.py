@@ -27,6 +27,13 @@ def hp(default: Any, help: str, *, low: float | None = None, high: float | None 
     return dataclasses.field(default=default, metadata=meta)
 
 
+def _type_name(typ: Any) -> str:
+    """``int``, ``float | None``, ``Literal['sgd', 'adam']``: a field's type as written, not ``<class 'int'>``."""
+    if typ is None:
+        return ""
+    return typ.__name__ if isinstance(typ, type) else str(typ).replace("typing.", "")
+
+
 def _parse_bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -71,7 +78,7 @@ class Hyperparams:
 
     @classmethod
     def describe(cls) -> list[dict[str, Any]]:
-        return [{"name": f.name, "default": f.default, "type": str(typing.get_type_hints(cls).get(f.name, "")),
+        return [{"name": f.name, "default": f.default, "type": _type_name(typing.get_type_hints(cls).get(f.name)),
                  "help": f.metadata.get("help", ""), "search": f.metadata.get("search")}
                 for f in dataclasses.fields(cls)]
 

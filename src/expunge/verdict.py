@@ -2,9 +2,11 @@
 can tell the Original from the Retrain on this request?
 
 The criteria and tolerances are the task's (:attr:`expunge.tasks.Task.parity_criteria`; classification: |Δ forget
-accuracy| ≤ 0.02, |Δ test accuracy| ≤ 0.02, |Δ loss-MIA AUC| ≤ 0.05). A criterion on which the Original itself is
-within tolerance of the Retrain has **no power** on this request — doing nothing would pass it — so it is reported as
-such and never counted as met. A record is at parity when every criterion with power is met and at least one has
+accuracy| ≤ 0.02, |Δ test accuracy| ≤ 0.02, |Δ loss-MIA AUC| ≤ 0.05). A criterion has **no power** on this request — it
+cannot tell whether unlearning happened — when the Original itself is within tolerance of the Retrain (doing nothing
+would pass it) or when the record's statistical check finds the Original and the Retrain within two standard errors
+of each other (``RunRecord.power``: the difference is noise on this many examples). It is reported as such and
+never counted as met or missed. A record is at parity when every criterion with power is met and at least one has
 power; when none has power the verdict is "no power", not "parity". One record = one seed: parity over seeds is
 judged per seed ("2/3 seeds"), never on a mean.
 """
@@ -17,6 +19,10 @@ from typing import Literal
 
 from expunge.record import RunRecord
 from expunge.tasks import get_task
+
+# Gaps are differences of accuracies like 387/450 − 396/450 whose float value lands a few ulps above the tolerance
+# it equals (0.88 − 0.86 = 0.020000000000000018): compare with this slack so a gap equal to the bound counts as met.
+SLACK = 1e-9
 
 Status = Literal["met", "missed", "no power", "unknown"]
 
@@ -47,10 +53,10 @@ def judge(record: RunRecord, criteria: Mapping[str, float] | None = None) -> Ver
             judged.append(Criterion(metric, tol, None, None, "unknown"))
             continue
         gap, o_gap = abs(u - r), None if o is None else abs(o - r)
-        if o_gap is not None and o_gap <= tol:
+        if (o_gap is not None and o_gap <= tol + SLACK) or record.power.get(metric) == "no power":
             status: Status = "no power"
         else:
-            status = "met" if gap <= tol else "missed"
+            status = "met" if gap <= tol + SLACK else "missed"
         judged.append(Criterion(metric, tol, gap, o_gap, status))
     missed = [c for c in judged if c.status == "missed"]
     if missed:

@@ -15,7 +15,7 @@ full training set shuffled by ``Batches(seed=order_seed)``; we rebuild that mode
 the batches holding a forget position. The replay must reproduce the model we were given **bit for bit** (state
 hash); otherwise :class:`ReplayMismatch` is raised — subtracting another run's updates would be meaningless.
 Seeds: from the original's manifest (``ctx.original_manifest``, checked against the weights' hash), else derived
-from ``ctx.seed`` (``expunge.experiment`` trains the original with the experiment seed). CPU results depend on the
+from ``ctx.seed`` (the pipeline trains the original with the run seed). CPU results depend on the
 number of intra-op threads, so the replay runs with the thread count the manifest records (when known).
 
 Which batches to subtract depends on the request, and a request-independent log (every Δθ_b) costs

@@ -33,7 +33,7 @@ def aggregate_records(records: Sequence[Mapping[str, Any]], *, section: str = "m
     """Per-metric mean and ``confidence`` interval over ``records`` (one per seed).
 
     Args:
-        records: Run records from :func:`expunge.experiment.run_one` (or ``expunge unlearn --json``).
+        records: Run records from ``RunRecord.to_json()`` (what ``expunge unlearn --json`` prints).
         section: Which values to aggregate: ``"metrics"`` (the unlearned model, default), ``"original"``,
             ``"retrain"`` or ``"gap_to_retrain"``.
         confidence: Confidence level of the interval.

@@ -160,7 +160,7 @@ def import_weights(path: str | os.PathLike[str], *, allow_pickle: bool = False) 
     if not allow_pickle:
         kind = "pickle-based checkpoints" if p.suffix in PICKLE_SUFFIXES else "files that are not safetensors"
         raise UnsafeFormat(f"refusing to load {p}: {kind} can execute code when loaded. Fix: convert it to "
-                           "safetensors, or pass allow_pickle=True (--allow-pickle) if you trust the file.")
+                           "safetensors, or pass allow_pickle=True if you trust the file.")
     loaded = torch.load(p, map_location="cpu", weights_only=True)
     if not isinstance(loaded, dict):
         raise UnsafeFormat(f"{p} does not hold a state dict")
