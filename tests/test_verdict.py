@@ -39,10 +39,18 @@ def test_a_criterion_doing_nothing_passes_has_no_power(make_record):
 
 
 def test_original_within_noise_of_the_retrain_has_no_power(make_record):
-    r = rec(make_record, {"forget_acc": 0.6, "test_acc": 0.90}, {"forget_acc": 1.0, "test_acc": 0.95},
+    r = rec(make_record, {"forget_acc": 0.21, "test_acc": 0.90}, {"forget_acc": 1.0, "test_acc": 0.95},
             {"forget_acc": 0.2, "test_acc": 0.90}, power={"forget_acc": "no power", "test_acc": "ok"})
     v = judge(r, CRITERIA)  # forget_acc differs by 0.8 but on 5 examples: noise; test_acc decides
     assert [c.status for c in v.criteria] == ["no power", "met"] and v.at_parity
+
+
+def test_a_miss_on_a_criterion_without_power_is_still_a_miss(make_record):
+    """Doing nothing keeps test accuracy, so that criterion has no power, but breaking it is a miss."""
+    r = rec(make_record, {"forget_acc": 0.0, "test_acc": 0.70}, {"forget_acc": 1.0, "test_acc": 0.89},
+            {"forget_acc": 0.0, "test_acc": 0.88})
+    v = judge(r, CRITERIA)
+    assert [c.status for c in v.criteria] == ["met", "missed"] and v.label == "miss: test_acc -0.180"
 
 
 def test_missing_values_are_unknown(make_record):

@@ -5,8 +5,9 @@ The criteria and tolerances are the task's (:attr:`expunge.tasks.Task.parity_cri
 accuracy| ≤ 0.02, |Δ test accuracy| ≤ 0.02, |Δ loss-MIA AUC| ≤ 0.05). A criterion has **no power** on this request — it
 cannot tell whether unlearning happened — when the Original itself is within tolerance of the Retrain (doing nothing
 would pass it) or when the record's statistical check finds the Original and the Retrain within two standard errors
-of each other (``RunRecord.power``: the difference is noise on this many examples). It is reported as such and
-never counted as met or missed. A record is at parity when every criterion with power is met and at least one has
+of each other (``RunRecord.power``: the difference is noise on this many examples). A gap within tolerance on such
+a criterion is reported as "no power", never as met; a gap beyond tolerance is missed all the same (a method that
+breaks test accuracy misses, even when the Original and the Retrain agree on it). A record is at parity when every criterion with power is met and at least one has
 power; when none has power the verdict is "no power", not "parity". One record = one seed: parity over seeds is
 judged per seed ("2/3 seeds"), never on a mean.
 """
@@ -53,10 +54,12 @@ def judge(record: RunRecord, criteria: Mapping[str, float] | None = None) -> Ver
             judged.append(Criterion(metric, tol, None, None, "unknown"))
             continue
         gap, o_gap = abs(u - r), None if o is None else abs(o - r)
-        if (o_gap is not None and o_gap <= tol + SLACK) or record.power.get(metric) == "no power":
-            status: Status = "no power"
+        if gap > tol + SLACK:  # a miss is a miss, power or not (a method that wrecks test accuracy misses)
+            status: Status = "missed"
+        elif (o_gap is not None and o_gap <= tol + SLACK) or record.power.get(metric) == "no power":
+            status = "no power"  # within tolerance, but doing nothing would be too: no credit
         else:
-            status = "met" if gap <= tol + SLACK else "missed"
+            status = "met"
         judged.append(Criterion(metric, tol, gap, o_gap, status))
     missed = [c for c in judged if c.status == "missed"]
     if missed:
