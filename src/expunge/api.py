@@ -34,7 +34,6 @@ from expunge.record import PAPER_DEFAULTS, RunRecord
 from expunge.scenarios.base import SCENARIOS, scenario_for_request
 from expunge.store import ArtifactStore
 from expunge.tasks import get_task
-from expunge.tasks.base import check_supported
 from expunge.train.loop import TrainRecipe
 from expunge.train.oracle import adopt_original, model_spec_for
 
@@ -117,10 +116,11 @@ def resolve_params(method: str, *, dataset: str, model: str, forget: Forget | No
     The base is ``preset`` when named; else, unless ``paper_defaults``, the shipped preset tuned for this dataset,
     model and scenario (``scenario``, or the one ``forget``'s kind belongs to, with its documented fallback) when
     one exists; else the paper's defaults. ``overrides`` (``--param``) apply last. Raises before anything is
-    trained: unknown method or parameter, invalid value, a method that does not support ``task``."""
+    trained: unknown method or parameter, invalid value, a method that does not support ``task`` or an option not
+    defined on it."""
     cls = METHODS.get(method)
     if task is not None:
-        check_supported("method", method, cls.tasks, task)
+        cls.check_task(task)
     overrides = dict(overrides or {})
     source = PAPER_DEFAULTS
     if preset is None and not paper_defaults:
@@ -133,6 +133,8 @@ def resolve_params(method: str, *, dataset: str, model: str, forget: Forget | No
     params = presets.params_with_preset(cls.Params, preset, method, overrides)
     if overrides:
         source += " + " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+    if task is not None:
+        cls.check_task(task, params)  # task-specific options (neggrad's stop_at_forget_acc is classification-only)
     return params, source
 
 
@@ -153,7 +155,7 @@ def unlearn(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any]
                                         forget=prep.splits.request, overrides=params, preset=preset,
                                         paper_defaults=paper_defaults, task=prep.dataset.task)
         params_source = params_source or source
-    check_supported("method", method, METHODS.get(method).tasks, prep.dataset.task)
+    METHODS.get(method).check_task(prep.dataset.task, params)
     return run_step(prep, method, params, metrics=metrics, tier=tier, progress=progress, save=save, label=label,
                     params_source=params_source or "user")
 

@@ -189,7 +189,7 @@ def list_methods(as_json: JsonOpt = False) -> None:
     for d in described:
         defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
         typer.echo(f"{d['name']:<16} access={d['access']:<24} {d['summary']}\n{'':<16} {d['paper']}\n"
-                   f"{'':<16} defaults: {defaults or '-'}")
+                   f"{'':<16} tasks: {', '.join(d['tasks'])}; defaults: {defaults or '-'}")
 
 
 @app.command("metrics")
@@ -204,7 +204,8 @@ def list_metrics(as_json: JsonOpt = False) -> None:
     for d in described:
         inputs = [*d["needs"], *(f"run.{f}" for f in d.get("run_needs", ()))]
         needs = f"  (needs {', '.join(inputs)})" if inputs else ""
-        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}{needs}")
+        tasks = "" if d["tasks"] == ["classification"] else f"  (tasks: {', '.join(d['tasks'])})"
+        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}{needs}{tasks}")
 
 
 @app.command()
