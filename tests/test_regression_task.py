@@ -177,3 +177,55 @@ def test_the_parity_criteria_pass_an_independent_retrain(session_store: Artifact
         assert abs(record.original["forget_mse"] - record.retrain["forget_mse"]) > tol["forget_mse"], seed
         at_parity += judge(record).at_parity
     assert at_parity >= 10
+
+
+# ------------------------------------------------------------------------------------------------------ scenarios
+@pytest.mark.parametrize("name", ["full-class", "sub-class", "corrective"])
+def test_classification_scenarios_are_refused_before_training(name: str, tmp_path: Path):
+    from expunge.errors import InvalidForgetRequest
+    from expunge.scenarios.base import get_scenario
+
+    with pytest.raises((UnsupportedTask, InvalidForgetRequest), match="regression"):
+        get_scenario(name).prepare("diabetes", "mlp", store=ArtifactStore(tmp_path), progress=False)
+    assert not list(tmp_path.rglob("*.safetensors"))
+
+
+def test_random_owners_and_sequential_scenarios_run(session_store: ArtifactStore):
+    from expunge.scenarios.base import get_scenario
+
+    for name, params in (("random", {}), ("owners", {"n_owners": 3}), ("sequential", {"k": 2, "base": "random:0.05"})):
+        sc = get_scenario(name, params)
+        assert "regression" in sc.tasks
+        setting = sc.prepare("diabetes", "mlp", store=session_store, progress=False, metrics=["forget_mse"])
+        records = sc.run(setting, "finetune", {"epochs": 1}, metrics=["forget_mse"], save=False)
+        assert all(r.task == "regression" and r.metrics["forget_mse"] is not None for r in records), name
+
+
+def test_hard_forget_ranks_by_the_squared_error_gap():
+    from expunge.data.datasets import from_arrays
+    from expunge.data.request import ForgetRequest
+    from expunge.metrics.base import EvalContext
+    from expunge.scenarios.hard_forget import memorisation_scores
+
+    x = np.arange(6, dtype=np.float32)[:, None]
+    ds = from_arrays("line", x_train=x, y_train=np.arange(6.0), x_test=x[:2], y_test=np.zeros(2), task="regression")
+    splits = ForgetRequest("ids", ids=(1, 3)).resolve(ds)
+    models = {}
+    for role, w in (("original", 1.0), ("retrain", 2.0)):  # ŷ = x vs ŷ = 2x: squared errors 0 vs x²
+        models[role] = torch.nn.Linear(1, 1)
+        with torch.no_grad():
+            models[role].weight.fill_(w)
+            models[role].bias.zero_()
+    scores = memorisation_scores(EvalContext(ds, splits, models))
+    np.testing.assert_allclose(scores, [1.0, 9.0])
+
+
+def test_tuning_a_regression_dataset_is_refused_before_training(tmp_path: Path):
+    from expunge.errors import ExpungeError
+    from expunge.tune import tune
+
+    with pytest.raises(ExpungeError, match="tuning on a regression dataset is not supported"):
+        tune("diabetes", "mlp", "random", ["finetune"], n_trials=1, store=ArtifactStore(tmp_path))
+    with pytest.raises(UnsupportedTask, match="'ssd'"):
+        tune("diabetes", "mlp", "random", ["ssd"], n_trials=1, store=ArtifactStore(tmp_path))
+    assert not list(tmp_path.rglob("*.safetensors"))
