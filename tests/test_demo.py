@@ -90,3 +90,17 @@ def test_terminal_table_keeps_the_tuned_label(make_record, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "ssd [tuned]" in out  # not swallowed as rich markup
     assert "2.0×" in out and "no power" in out  # Original = Retrain: no criterion can tell them apart
+
+
+def test_the_demo_runs_the_methods_of_the_dataset_s_task(tmp_path: Path) -> None:
+    from expunge.demo import methods_for
+    from expunge.tasks import UnsupportedTask
+
+    assert methods_for("classification") == list(DEFAULT_METHODS)
+    assert methods_for("regression") == ["finetune", "neggrad", "retrain"]  # only finetune is among the defaults
+    assert methods_for("regression", all_methods=True) == methods_for("regression")
+    with pytest.raises(UnsupportedTask, match="'ssd' supports classification tasks, not regression"):
+        run_demo(out=tmp_path / "demo", data="diabetes", model="mlp", forget="random:0.1",
+                 store=ArtifactStore(tmp_path / "s"), methods=["finetune", "ssd"])
+    assert not (tmp_path / "demo").exists()
+    assert not any((tmp_path / "s").rglob("*.safetensors"))

@@ -34,7 +34,6 @@ from expunge.record import PAPER_DEFAULTS, RunRecord
 from expunge.scenarios.base import SCENARIOS, scenario_for_request
 from expunge.store import ArtifactStore
 from expunge.tasks import UnsupportedTask, get_task
-from expunge.tasks.base import check_supported
 from expunge.train.loop import TrainRecipe
 from expunge.train.oracle import adopt_original, model_spec_for
 
@@ -115,10 +114,11 @@ def resolve_params(method: str, *, dataset: str, model: str, forget: Forget | No
     The base is ``preset`` when named; else, unless ``paper_defaults``, the shipped preset tuned for this dataset,
     model and scenario (``scenario``, or the one ``forget``'s kind belongs to, with its documented fallback) when
     one exists; else the paper's defaults. ``overrides`` (``--param``) apply last. Raises before anything is
-    trained: unknown method or parameter, invalid value, a method that does not support ``task``."""
+    trained: unknown method or parameter, invalid value, a method that does not support ``task`` or an option not
+    defined on it."""
     cls = METHODS.get(method)
     if task is not None:
-        check_supported("method", method, cls.tasks, task)
+        cls.check_task(task)
     overrides = dict(overrides or {})
     source = PAPER_DEFAULTS
     if preset is None and not paper_defaults:
@@ -131,6 +131,8 @@ def resolve_params(method: str, *, dataset: str, model: str, forget: Forget | No
     params = presets.params_with_preset(cls.Params, preset, method, overrides)
     if overrides:
         source += " + " + ", ".join(f"{k}={v}" for k, v in overrides.items())
+    if task is not None:
+        cls.check_task(task, params)  # task-specific options (neggrad's stop_at_forget_acc is classification-only)
     return params, source
 
 
@@ -146,12 +148,12 @@ def unlearn(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any]
     defaults (always with ``paper_defaults=True``). The record's ``params_source`` says which. Returns the
     :class:`~expunge.record.RunRecord` and the unlearned model (stored unless ``save=False``; the record's
     ``unlearned_key`` names it for :func:`evaluate`)."""
-    check_supported("method", method, METHODS.get(method).tasks, prep.dataset.task)
     if not isinstance(params, Hyperparams):
         params, source = resolve_params(method, dataset=prep.dataset.name, model=prep.spec.name,
                                         forget=prep.splits.request, overrides=params, preset=preset,
                                         paper_defaults=paper_defaults)
         params_source = params_source or source
+    METHODS.get(method).check_task(prep.dataset.task, params)  # before anything runs
     return run_step(prep, method, params, metrics=metrics, tier=tier, progress=progress, save=save, label=label,
                     params_source=params_source or "user")
 

@@ -6,7 +6,9 @@ Each method runs with the shipped preset tuned for the request's scenario on thi
 class 3 it is held out), else with its paper defaults; ``paper_defaults=True`` always uses the paper's values. The
 default methods span the families — exact (``sisa``), head-exact (``analytic_head``), fine-tuning (``finetune``,
 ``neggrad_plus``, ``random_label``), distillation (``bad_teacher``, ``scrub``) and retrain-free weight edits (``ssd``,
-``svd_class``); ``methods=None`` with ``all_methods=True`` runs every registered method.
+``svd_class``); ``methods=None`` with ``all_methods=True`` runs every registered method. Only methods that support
+the dataset's task run: on a regression dataset (``diabetes``, ``random:0.1``) the defaults are every method that
+supports regression, and a named method that does not is refused before anything is trained.
 
 Torch's thread count is capped to the cores not already busy (the 1-minute load average): two jobs that each use
 every core run several times slower than one after the other (measured: 90 s alone, 389 s beside another 2-thread
@@ -29,6 +31,7 @@ from expunge.methods.base import METHODS
 from expunge.record import RunRecord
 from expunge.report import markdown_table, print_table, summary_line
 from expunge.store import ArtifactStore
+from expunge.tasks import get_task
 
 DEFAULT_METHODS = ("sisa", "analytic_head", "finetune", "neggrad_plus", "random_label", "bad_teacher", "scrub", "ssd",
                    "svd_class")
@@ -44,13 +47,32 @@ def free_cores() -> int:
     return max(1, cores - math.floor(load + 0.5))
 
 
+def methods_for(task: str, *, all_methods: bool = False) -> list[str]:
+    """The demo's methods on ``task``: every method that supports it (``all_methods``), else the representative
+    :data:`DEFAULT_METHODS` that do — or, when fewer than two of those do (regression), every method that does."""
+    supported = [n for n in METHODS.names() if task in METHODS.get(n).tasks]
+    if all_methods:
+        return supported
+    defaults = [n for n in DEFAULT_METHODS if n in supported]
+    return defaults if len(defaults) >= 2 else supported
+
+
+def criteria_text(task: str) -> str:
+    """The task's parity criteria as text: ``|Δ forget_acc| ≤ 0.02, ...``."""
+    return ", ".join(f"|Δ {m}| ≤ {tol:g}" for m, tol in get_task(task).parity_criteria.items())
+
+
 def run_demo(*, out: Path, data: str = "digits", model: str = "cnn", forget: str = "class:3", seed: int = 0,
              store: ArtifactStore | None = None, methods: Sequence[str] | None = None, all_methods: bool = False,
              paper_defaults: bool = False, threads: int | None = None) -> list[RunRecord]:
     t0 = time.perf_counter()
-    names = list(methods or (METHODS.names() if all_methods else DEFAULT_METHODS))
-    for name in names:  # an unknown name fails here, with the list of methods, before any training
-        METHODS.get(name)
+    task = expunge.load(data, forget=forget).task
+    if methods:
+        names = list(methods)
+        for name in names:  # an unknown name, or one that does not support the task, fails before any training
+            METHODS.get(name).check_task(task)
+    else:
+        names = methods_for(task, all_methods=all_methods)
     torch.set_num_threads(threads or min(torch.get_num_threads(), free_cores()))
     prep = expunge.prepare(data, model, forget, seed=seed, store=store)
     records = []
@@ -71,7 +93,7 @@ def run_demo(*, out: Path, data: str = "digits", model: str = "cnn", forget: str
           f"{len(prep.splits.forget)} forgotten; {torch.get_num_threads()} torch thread(s). Total demo wall time "
           f"{time.perf_counter() - t0:.1f} s.\n\n" + markdown_table(records) + f"\n{closing}\n\n"
           "Δ = absolute gap to Retrain. Verdict: parity when every criterion that can tell the Original from the "
-          "Retrain (|Δ forget acc| ≤ 0.02, |Δ test acc| ≤ 0.02, |Δ MIA AUC| ≤ 0.05) is met (`expunge.verdict`). "
+          f"Retrain ({criteria_text(prep.dataset.task)}) is met (`expunge.verdict`). "
           "Speed-up = retrain time / unlearning time on this request. Hyperparameters: "
           + "; ".join(f"`{s}`" for s in sources) + ". Metric definitions: `expunge metrics`.\n")
     atomic_write_text(out / "report.md", md)

@@ -65,6 +65,11 @@ class NonFiniteOutputs(ExpungeError, ValueError):
     """A model's outputs contain NaN or ±inf (a collapsed model): metrics on them are None with this reason."""
 
 
+class InvalidDataset(ExpungeError, ValueError):
+    """Arrays that do not make a dataset of the named task (bad targets, mismatched lengths, class names on a
+    regression dataset). Nothing is built or written when raised."""
+
+
 class InvalidForgetRequest(ExpungeError, ValueError):
     """Base for forget requests and splits that cannot be honoured. Nothing is written when raised."""
 

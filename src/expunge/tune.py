@@ -38,9 +38,10 @@ from typing import Any
 
 from expunge import presets
 from expunge._hparams import Hyperparams
-from expunge.data.datasets import Dataset
+from expunge.data.datasets import Dataset, load_dataset
 from expunge.errors import ExpungeError
 from expunge.methods.base import METHODS
+from expunge.metrics.base import METRICS
 from expunge.scenarios.base import OBJECTIVE_METRICS, Scenario, Setting, get_scenario
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import environment_info
@@ -227,6 +228,20 @@ class TuneRun:
     skipped: dict[str, str] = field(default_factory=dict)   # method -> why: no trial could be scored (not applicable)
 
 
+def check_tunable(sc: Scenario[Any], dataset: str | Dataset, methods: Sequence[str], data_dir: str | None) -> None:
+    """Refuse, before anything is trained, a dataset whose task the scenario, a method or the tuning objective does
+    not support (the objective's metrics are classification metrics: tuning a regression task is not supported)."""
+    task = (load_dataset(dataset, data_dir=data_dir) if isinstance(dataset, str) else dataset).task
+    sc.check_task(task)
+    for m in methods:
+        METHODS.get(m).check_task(task)
+    undefined = [name for name in sc.objective_metrics if task not in METRICS.get(name).tasks]
+    if undefined:
+        raise ExpungeError(f"the {sc.name} tuning objective averages {', '.join(undefined)}, which {task} models do "
+                           f"not have: tuning on a {task} dataset is not supported yet. Fix: set the method's "
+                           "parameters with --param")
+
+
 def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[str], *, n_trials: int,
          seed: int = 0, scenario_params: Mapping[str, Any] | None = None, store: ArtifactStore | None = None,
          recipe: TrainRecipe | None = None, data_dir: str | None = None, presets_dir: Path | None = None,
@@ -245,6 +260,7 @@ def tune(dataset: str | Dataset, model: str, scenario: str, methods: Sequence[st
     for m in methods:  # fail fast, before anything is trained
         _split_fixed(m, fixed.get(m))
     sc = get_scenario(scenario, scenario_params)
+    check_tunable(sc, dataset, methods, data_dir)
     store = store or ArtifactStore()
     kwargs: dict[str, Any] = {"seed": seed, "store": store, "recipe": recipe, "data_dir": data_dir,
                               "progress": progress, "metrics": sc.objective_metrics}

@@ -204,7 +204,8 @@ def list_metrics(as_json: JsonOpt = False) -> None:
     for d in described:
         inputs = [*d["needs"], *(f"run.{f}" for f in d.get("run_needs", ()))]
         needs = f"  (needs {', '.join(inputs)})" if inputs else ""
-        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}{needs}")
+        tasks = "" if d["tasks"] == ["classification"] else f"  (tasks: {', '.join(d['tasks'])})"
+        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}{needs}{tasks}")
 
 
 @app.command()

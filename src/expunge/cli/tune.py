@@ -80,9 +80,11 @@ def scenario(
     from expunge.scenarios.base import get_scenario
 
     sc = get_scenario(name, scenario_params(sets, ctx.args))  # validated before any training
+    task = api.load(data, data_dir=dir_arg(data_dir)).task
+    sc.check_task(task)
     params, source = api.resolve_params(method, dataset=data, model=model, scenario=name,
                                         overrides=parse_params(param or []), preset=preset,
-                                        paper_defaults=paper_defaults)
+                                        paper_defaults=paper_defaults, task=task)
     setting = sc.prepare(data, model, seed=seed, store=open_store(store), data_dir=dir_arg(data_dir),
                          progress=not as_json)
     records = sc.run(setting, method, params, params_source=source)
@@ -117,7 +119,8 @@ def list_scenarios(as_json: JsonOpt = False) -> None:
         defaults = " ".join(f"--{p['name'].replace('_', '-')} {p['default']}" for p in d["params"])
         kinds = f"; --forget {' | '.join(d['request_kinds'])}" if d["request_kinds"] else ""
         fallback = f"; presets fall back to {d['preset_fallback']}" if d["preset_fallback"] else ""
-        typer.echo(f"{d['name']:<12} {d['summary']}\n{'':<12} parameters: {defaults or '-'}{kinds}{fallback}")
+        typer.echo(f"{d['name']:<12} {d['summary']}\n{'':<12} tasks: {', '.join(d['tasks'])}; parameters: "
+                   f"{defaults or '-'}{kinds}{fallback}")
 
 
 def tune(

@@ -10,6 +10,14 @@ Built in:
   60,000..69,999. Coarse labels: tops {T-shirt/top, Pullover, Coat, Shirt}, bottoms {Trouser, Dress},
   footwear {Sandal, Sneaker, Ankle boot}, bags {Bag}.
 
+* ``diabetes`` — scikit-learn's bundled diabetes data (Efron et al., "Least Angle Regression", 2004): 442 patients,
+  10 baseline features, target = a quantitative measure of disease progression one year after baseline (raw range
+  25–346). A **regression** dataset (``task="regression"``). Split 75/25 (331 train / 111 test) with a fixed seed;
+  ids are the row numbers of ``load_diabetes()``. Features: the unscaled values (age, sex, BMI, blood pressure, six
+  serum measurements) standardized with the *training* mean and std (scikit-learn's ``scaled=True`` copy uses all
+  442 rows, test rows included); targets standardized likewise (training mean 151.9, std 79.1 → train mean 0, std 1
+  with ddof 0), so an MSE of 1 is what predicting the training mean scores and MSE × 79.1² is in raw units².
+
 Every training example also belongs to a synthetic *owner* (a user whose data may be deleted as a group): owners are
 assigned once per dataset from a fixed seed with group sizes 1 + Poisson(7), so ``owners:K`` requests have the shape
 of real deletion requests (one person, several examples) and are reproducible.
@@ -33,7 +41,7 @@ import numpy as np
 import torch
 
 from expunge._registry import Registry
-from expunge.errors import DatasetNotFound, InvalidForgetRequest
+from expunge.errors import DatasetNotFound, InvalidDataset, InvalidForgetRequest
 from expunge.tasks import get_task
 
 LabelSet = Literal["fine", "coarse"]
@@ -43,7 +51,8 @@ OWNER_SEED = 20240917  # fixed: owner groups are a property of the dataset, not 
 
 @dataclass(frozen=True, eq=False)
 class Partition:
-    """One partition (train or test) held as tensors. ``y`` are task labels (fine or coarse)."""
+    """One partition (train or test) held as tensors. ``y`` are the task's targets: class labels (fine or coarse)
+    for classification, float32 values for regression; ``fine`` the fine labels (regression: the targets)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -144,7 +153,7 @@ def from_arrays(
     y_train: np.ndarray,
     x_test: np.ndarray,
     y_test: np.ndarray,
-    class_names: tuple[str, ...],
+    class_names: tuple[str, ...] = (),
     train_ids: np.ndarray | None = None,
     test_ids: np.ndarray | None = None,
     fine_to_coarse: tuple[int, ...] = (),
@@ -154,12 +163,32 @@ def from_arrays(
     raw_for_fingerprint: tuple[np.ndarray, ...] | None = None,
     input_range: tuple[float, float] | None = None,
     derivation: dict[str, Any] | None = None,
+    task: str = "classification",
 ) -> Dataset:
     """Build a :class:`Dataset` from arrays (images already scaled, shape N×C×H×W or N×D). Also the public entry
-    point for users' own data."""
+    point for users' own data.
+
+    ``task`` names the :mod:`expunge.tasks` plug-in that owns the targets: ``"classification"`` (integer labels,
+    ``class_names`` required) or ``"regression"`` (real targets of shape (n,) or (n, d), stored as float32 by the
+    task's :meth:`~expunge.tasks.Task.targets`; no class names or coarse labels). The fingerprint includes the task
+    for every task but classification, whose fingerprints predate the task field and are kept so cached models stay
+    valid.
+
+    Raises:
+        InvalidDataset: inputs and targets of different lengths, targets the task refuses (naming ``y_train`` or
+            ``y_test``), class names or a class mapping on a regression dataset.
+        InvalidForgetRequest: ``labels="coarse"`` without coarse labels (always, for regression).
+    """
     n_tr, n_te = len(y_train), len(y_test)
+    for what, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        if len(x) != len(y):
+            raise InvalidDataset(f"{name}: x_{what} has {len(x)} rows but y_{what} has {len(y)}")
     train_ids = np.arange(n_tr, dtype=np.int64) if train_ids is None else np.asarray(train_ids, dtype=np.int64)
     test_ids = np.arange(n_tr, n_tr + n_te, dtype=np.int64) if test_ids is None else np.asarray(test_ids, np.int64)
+    if get_task(task).name != "classification":
+        return _task_dataset(name, task, x_train, y_train, x_test, y_test, train_ids, test_ids, class_names=class_names,
+                             fine_to_coarse=fine_to_coarse, labels=labels, owners=owners, raw=raw_for_fingerprint,
+                             input_range=input_range, derivation=derivation)
     y_train, y_test = np.asarray(y_train, np.int64), np.asarray(y_test, np.int64)
     if labels == "coarse":
         if not fine_to_coarse:
@@ -182,6 +211,37 @@ def from_arrays(
     return Dataset(name=name, train=train, test=test, class_names=tuple(task_names),
                    fine_class_names=tuple(class_names), label_set=labels, fingerprint=fp,
                    fine_to_coarse=tuple(fine_to_coarse), input_range=input_range, derivation=derivation)
+
+
+def _task_dataset(name: str, task: str, x_train: np.ndarray, y_train: Any, x_test: np.ndarray, y_test: Any,
+                  train_ids: np.ndarray, test_ids: np.ndarray, *, class_names: tuple[str, ...],
+                  fine_to_coarse: tuple[int, ...], labels: LabelSet, owners: np.ndarray | None,
+                  raw: tuple[np.ndarray, ...] | None, input_range: tuple[float, float] | None,
+                  derivation: dict[str, Any] | None) -> Dataset:
+    """A dataset of a task without classes (regression): targets as the task builds them, no class names."""
+    if labels != "fine":
+        raise InvalidForgetRequest(f"{name} is a {task} dataset: it has no coarse labels (sub-class requests need a "
+                                   "classification dataset). Fix: forget random:F, owners:K or ids:FILE")
+    if class_names or fine_to_coarse:
+        raise InvalidDataset(f"{name}: a {task} dataset has no classes; drop class_names / fine_to_coarse")
+    targets = []
+    for what, y in (("y_train", y_train), ("y_test", y_test)):
+        try:
+            targets.append(get_task(task).targets(y))
+        except ValueError as exc:
+            raise InvalidDataset(f"{name}: {what}: {exc}") from None
+    t_train, t_test = targets
+    if t_train.shape[1:] != t_test.shape[1:]:
+        raise InvalidDataset(f"{name}: y_train {tuple(t_train.shape)} and y_test {tuple(t_test.shape)} differ in "
+                             "target dimension")
+    raw = raw if raw is not None else (x_train, x_test)
+    fp = fingerprint_arrays(*raw, t_train.numpy(), t_test.numpy(), train_ids, test_ids, extra=f"{name}|{labels}|{task}")
+    train = Partition(x=torch.as_tensor(np.asarray(x_train, np.float32)), y=t_train, ids=train_ids,
+                      fine=t_train.numpy(),
+                      owners=assign_owners(len(train_ids)) if owners is None else np.asarray(owners, np.int64))
+    test = Partition(x=torch.as_tensor(np.asarray(x_test, np.float32)), y=t_test, ids=test_ids, fine=t_test.numpy())
+    return Dataset(name=name, train=train, test=test, class_names=(), fine_class_names=(), label_set=labels,
+                   fingerprint=fp, input_range=input_range, derivation=derivation, task=task)
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
@@ -218,6 +278,23 @@ def load_digits(*, data_dir: str | None = None, labels: LabelSet = "fine") -> Da
         fine_to_coarse=tuple(i % 2 for i in range(10)), coarse_names=("even", "odd"), labels=labels,
         raw_for_fingerprint=(images[tr], images[te]), input_range=(0.0, 1.0),
     )
+
+
+@register_dataset("diabetes")
+def load_diabetes(*, data_dir: str | None = None, labels: LabelSet = "fine") -> Dataset:
+    from sklearn.datasets import load_diabetes as sk_diabetes
+    from sklearn.model_selection import train_test_split
+
+    bunch = sk_diabetes(scaled=False)
+    x_raw, y_raw = bunch.data.astype(np.float64), bunch.target.astype(np.float64)
+    ids = np.arange(len(y_raw), dtype=np.int64)
+    tr, te = train_test_split(ids, test_size=0.25, random_state=0)
+    tr, te = np.sort(tr), np.sort(te)
+    x_mean, x_std = x_raw[tr].mean(axis=0), x_raw[tr].std(axis=0)
+    y_mean, y_std = y_raw[tr].mean(), y_raw[tr].std()
+    x, y = (x_raw - x_mean) / x_std, (y_raw - y_mean) / y_std
+    return from_arrays("diabetes", x_train=x[tr], y_train=y[tr], x_test=x[te], y_test=y[te], train_ids=tr,
+                       test_ids=te, labels=labels, raw_for_fingerprint=(x_raw[tr], x_raw[te]), task="regression")
 
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",

@@ -23,6 +23,7 @@ from expunge._registry import Registry
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.models import ModelSpec
 from expunge.store import ArtifactStore
+from expunge.tasks.base import check_supported
 from expunge.train.loop import TrainRecipe
 
 P = TypeVar("P", bound=Hyperparams)
@@ -85,6 +86,16 @@ class UnlearningMethod(ABC, Generic[P]):
                 owner.register_buffer(name, value.clone())
         model.load_state_dict(dict(tensors), strict=True)
         return model
+
+    @classmethod
+    def check_task(cls, task: str, params: Hyperparams | None = None) -> None:
+        """Refuse ``task`` unless this method declares it (:attr:`tasks`), before anything is trained; a method with
+        task-specific options also refuses ``params`` that make no sense on ``task`` (override and call super).
+
+        Raises:
+            UnsupportedTask: the method does not support ``task``.
+            InvalidHyperparameter: an option of ``params`` is not defined on ``task``."""
+        check_supported("method", cls.name, cls.tasks, task)
 
     @classmethod
     def summary(cls) -> str:

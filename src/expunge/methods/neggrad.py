@@ -1,8 +1,12 @@
 """NegGrad: gradient ascent on the forget set.
 
-θ ← θ − η ∇_θ(−CE(f_θ(x_f), y_f)). The objective is unbounded, so the gradient norm is clipped (default 1.0), non-finite
-steps are skipped (the trainer's guard), and training can stop early once forget accuracy falls to
-``stop_at_forget_acc`` (off by default: the paper runs a fixed number of epochs).
+θ ← θ − η ∇_θ(−L(f_θ(x_f), y_f)) with L the task's training loss: cross-entropy for classification (``F.cross_entropy``,
+as before tasks existed), mean squared error for regression (gradient ascent on the forget error; Tarun et al.,
+"Deep Regression Unlearning", ICML 2023, use it as a regression baseline). The objective is unbounded, so the
+gradient norm is clipped (default 1.0), non-finite steps are skipped (the trainer's guard), and training can stop
+early once forget accuracy falls to ``stop_at_forget_acc`` (off by default: the paper runs a fixed number of epochs).
+That option is classification-only — a regression model has no accuracy — and setting it on another task is an
+:class:`~expunge.errors.InvalidHyperparameter` raised before anything is trained.
 
 Paper: Golatkar et al., "Eternal Sunshine of the Spotless Net", CVPR 2020 (baseline); "GA" in Jia et al. NeurIPS 2023.
 Defaults: Unlearn-Sparse README (5 epochs, lr 1e-4, SGD momentum 0.9, wd 5e-4); maintainers advise 5e-4–1e-3 (SalUn
@@ -15,12 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from expunge._hparams import hp
+from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batch
+from expunge.errors import InvalidHyperparameter
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models.inference import accuracy
@@ -38,19 +42,30 @@ class NegGradParams(GradientParams):
 
 @register_method
 class NegGrad(UnlearningMethod[NegGradParams]):
-    """Gradient ascent on the forget-set cross-entropy (clipped, with a non-finite guard)."""
+    """Gradient ascent on the forget-set loss (cross-entropy, MSE; clipped, with a non-finite guard)."""
 
     name = "neggrad"
     paper = "Golatkar et al., CVPR 2020 (NegGrad baseline); 'GA' of Jia et al., NeurIPS 2023"
     reference = "OPTML-Group/Unlearn-Saliency Classification/unlearn/GA.py"
     access = DataAccess.FORGET
     Params = NegGradParams
+    tasks = frozenset({"classification", "regression"})
+
+    @classmethod
+    def check_task(cls, task: str, params: Hyperparams | None = None) -> None:
+        super().check_task(task, params)
+        if task != "classification" and getattr(params, "stop_at_forget_acc", None) is not None:
+            raise InvalidHyperparameter(
+                f"the 'stop_at_forget_acc' parameter of neggrad stops on forget *accuracy*, which a {task} model does "
+                "not have. Fix: drop it (neggrad then runs its fixed number of epochs)")
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
+        self.check_task(data.task.name, p)
+        loss = data.task.loss
 
         def ascent(m: nn.Module, batch: Batch) -> torch.Tensor:
-            return -F.cross_entropy(m(batch[0]), batch[1])
+            return -loss(m(batch[0]), batch[1])
 
         stop = None
         if p.stop_at_forget_acc is not None:

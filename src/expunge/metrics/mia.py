@@ -1,10 +1,17 @@
 """Population membership inference, loss feature (tier 0).
 
-``mia_loss_auc`` / ``mia_loss_acc``: a logistic-regression attacker on the per-example cross-entropy loss separates
-the forget set (label 1) from the test set (label 0). Sides are balanced by seeded subsampling to the smaller size,
-then scored with 10-fold ``StratifiedShuffleSplit`` (test size 0.1, random_state = evaluation seed); we report the
-mean cross-validated ROC-AUC and accuracy (spec/metrics.md 3.1, the NeurIPS'23 starting kit's attack). 0.5 means
+``mia_loss_auc`` / ``mia_loss_acc``: a logistic-regression attacker on the per-example loss separates the forget set
+(label 1) from the test set (label 0). Sides are balanced by seeded subsampling to the smaller size, then scored with
+10-fold ``StratifiedShuffleSplit`` (test size 0.1, random_state = evaluation seed); we report the mean
+cross-validated ROC-AUC and accuracy (spec/metrics.md 3.1, the NeurIPS'23 starting kit's attack). 0.5 means
 the forget set looks like unseen data; compare with the retrained model's value, not with 0.5.
+
+The loss is the task's (:meth:`expunge.tasks.Task.example_losses`): the cross-entropy clipped to [0, 100] for
+classification (bit-identical to the ``ce_loss`` these attacks used before tasks existed), the squared error for
+regression — Tarun et al., "Deep Regression Unlearning", ICML 2023, attack regression models through their loss too
+(their attacker is an SVC on the L1 error fit on retain vs test; here the attack is the same for every task, so a
+regression record reads like a classifier's). For one output the squared error is a monotone transform of the L1
+error, so rank-based scores of either are equal; the LR attack's AUC differs only if its coefficient's sign does.
 
 ``mia_loss_auc_matched``: the same attack with the test side restricted to the forget set's own distribution —
 the test examples of the forgotten classes (``class``/``classes`` requests) or of the forgotten fine class
@@ -24,12 +31,13 @@ from typing import ClassVar
 import numpy as np
 
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
-from expunge.metrics.functional.mia import ce_loss, loss_lr_cv
+from expunge.metrics.functional.mia import loss_lr_cv
 from expunge.metrics.functional.stats import auc_se, proportion_se
 
 
 class _LossLR(Metric):
     family = "mia_population"
+    tasks = frozenset({"classification", "regression"})  # the feature is the task's per-example loss
     key: ClassVar[str]
 
     def test_mask(self, ctx: EvalContext) -> np.ndarray | None:
@@ -37,8 +45,8 @@ class _LossLR(Metric):
         return None
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
-        forget = ce_loss(ctx.logits(role, "forget"), ctx.labels("forget"))
-        test = ce_loss(ctx.logits(role, "test"), ctx.labels("test"))
+        forget = ctx.task.example_losses(ctx.logits(role, "forget"), ctx.labels("forget"))
+        test = ctx.task.example_losses(ctx.logits(role, "test"), ctx.labels("test"))
         mask = self.test_mask(ctx)
         res = loss_lr_cv(forget, test if mask is None else test[mask], seed=ctx.seed)
         value, n = res.get(self.key), int(res.get("n_per_side") or 0)

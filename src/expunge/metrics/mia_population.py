@@ -2,6 +2,10 @@
 
 Every value is reported for the unlearned model, the Original and the Retrain; the target is the Retrain's value, not
 0.5 (spec/metrics.md section 3). Features come from cached logits; attacker subsampling uses the evaluation seed.
+The attacks whose only feature is the loss (``mufac_forgetting_score``, ``indiscernibility``, the two threshold
+attacks) use the task's per-example loss and are defined for classification and regression (squared error; Tarun et
+al., "Deep Regression Unlearning", ICML 2023, attack regression models through their loss); the others read class
+probabilities and are classification-only.
 
 * ``mufac_forgetting_score`` = |acc − 0.5|, ``indiscernibility`` = 1 − |acc − 0.5|/0.5 and
   ``nomus`` = (acc_test + 1 − 2·|acc − 0.5|)/2, with acc the cross-validated accuracy of the loss-LR attack forget vs
@@ -34,7 +38,6 @@ from expunge.metrics._common import single_threaded
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.accuracy import accuracy
 from expunge.metrics.functional.mia import (
-    ce_loss,
     confidence,
     entropy,
     entropy_mia,
@@ -59,8 +62,12 @@ def _cap(a: np.ndarray, n_max: int, seed: int, salt: int) -> np.ndarray:
     return a[np.sort(rng.choice(len(a), size=n_max, replace=False))]
 
 
+LOSS_TASKS = frozenset({"classification", "regression"})  # attacks whose only feature is the task's loss
+
+
 def _loss(ctx: EvalContext, role: str, split: str) -> np.ndarray:
-    return ce_loss(ctx.logits(role, split), ctx.labels(split))
+    """The task's per-example loss (classification: cross-entropy clipped to [0, 100]; regression: squared error)."""
+    return ctx.task.example_losses(ctx.logits(role, split), ctx.labels(split))
 
 
 # ------------------------------------------------------------------------------ loss-LR derived scores (spec 3.1)
@@ -91,6 +98,7 @@ class _LossLRDerived(Metric):
 
 @register_metric
 class MufacForgettingScore(_LossLRDerived):
+    tasks = LOSS_TASKS
     name, higher_is_better = "mufac_forgetting_score", False
     definition = "|acc - 0.5| of the loss-LR CV attack forget vs test (MUFAC 'MIA' row); compare with retrain"
 
@@ -101,6 +109,7 @@ class MufacForgettingScore(_LossLRDerived):
 
 @register_metric
 class Indiscernibility(_LossLRDerived):
+    tasks = LOSS_TASKS
     name, higher_is_better = "indiscernibility", True
     definition = "1 - |acc - 0.5|/0.5 of the loss-LR CV attack forget vs test (DeepUnlearn); compare with retrain"
 
@@ -190,6 +199,7 @@ class MiaEntropyLrSsd(_EntropyMia):
 # ------------------------------------------------------------------------------------ threshold attacks (spec 3.5)
 @register_metric
 class MiaLossThresholdBest(Metric):
+    tasks = LOSS_TASKS
     name, family = "mia_loss_threshold_best", "mia_population"
     definition = ("balanced accuracy of the best loss threshold, forget vs test, balanced (optimistic: threshold "
                   "fit on the evaluated sets); compare with retrain")
@@ -206,6 +216,7 @@ class MiaLossThresholdBest(Metric):
 
 @register_metric
 class MiaLossThresholdYeom(Metric):
+    tasks = LOSS_TASKS
     name, family = "mia_loss_threshold_yeom", "mia_population"
     definition = ("Yeom attack accuracy: member iff loss <= the model's mean retain loss; forget vs test, "
                   "balanced; compare with retrain")

@@ -28,6 +28,7 @@ def parameters_of(model: nn.Module) -> dict[str, np.ndarray]:
 
 class _WeightL2(Metric):
     family = "weights"
+    tasks = frozenset({"classification", "regression"})  # parameters only: no outputs, no targets
     reference: ClassVar[str]
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:

@@ -1,6 +1,9 @@
-"""Small CPU-friendly classifiers that fit 8×8 (digits) and 28×28 (Fashion-MNIST) inputs.
+"""Small CPU-friendly models that fit 8×8 (digits) and 28×28 (Fashion-MNIST) images and tabular rows.
 
-* ``mlp`` — flatten → 256 → 128 → C, ReLU.
+Every factory's ``num_classes`` is the number of outputs the dataset's task needs (``Dataset.num_outputs``): the
+class count for classification, the target dimension for regression (1 for ``diabetes``).
+
+* ``mlp`` — flatten → 256 → 128 → C, ReLU; any input shape (images, or rows of shape (D,) such as diabetes' (10,)).
 * ``cnn`` — two 3×3 conv layers (32, 64 channels, padding 1) each followed by ReLU and 2×2 max-pool, then
   FC 128 → C. On 28×28 inputs this is the 421,642-parameter CNN the project's timings refer to.
 * ``resnet`` — a small pre-activation-free ResNet (He et al. 2016): 3×3 stem with 16 channels, three stages of

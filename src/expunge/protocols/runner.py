@@ -2,7 +2,9 @@
 
 :func:`run_method` is the only place a method is called. It deep-copies the original (the method edits the copy),
 gives the method an :class:`~expunge.data.access.UnlearningData` limited to its declared access, times the call
-alone (evaluation is a separate stage), records peak memory and the examples served, and checks afterwards that the
+alone (evaluation is a separate stage), refuses a task the method does not support
+(:meth:`~expunge.methods.base.UnlearningMethod.check_task`; the public API refuses it earlier, before any
+training), records peak memory and the examples served, and checks afterwards that the
 caller's model is bit-identical to before. ``time_s`` excludes the one-off computation of cached training-set
 statistics (reported as ``access["precompute_s"]``).
 """
@@ -43,6 +45,7 @@ class UnlearnResult:
 
 def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Dataset, splits: Splits,
                ctx: RunContext, *, original_key: str | None = None) -> UnlearnResult:
+    method.check_task(dataset.task, method.params)  # every path: a method never runs on a task it does not support
     data = UnlearningData(dataset, splits, method.access, seed=ctx.seed, store=ctx.store, original_key=original_key)
     before = state_hash(original)
     working = copy.deepcopy(original)

@@ -16,7 +16,8 @@ CLI takes each field as ``--NAME VALUE`` or ``--set NAME=VALUE``) and two stages
 Everything else a scenario owns is declared on its class, so adding one is one module in this package (decorated with
 :func:`register_scenario`) plus its test: its request kind (a :class:`~expunge.data.request.RequestKind` in the same
 module, for ``--forget KIND:ARG``), the preset it borrows when it has none of its own (``preset_fallback``), the
-metrics its tuning objective averages (``objective_metrics``, scored by :meth:`Scenario.objective`) and, for a
+metrics its tuning objective averages (``objective_metrics``, scored by :meth:`Scenario.objective`), the tasks it
+runs on (``tasks``; default classification, refused otherwise before training by :meth:`Scenario.check_task`) and, for a
 scenario that derives a new dataset (a poisoned copy), how ``expunge evaluate`` rebuilds it
 (``derivation_kind`` + :meth:`Scenario.rebuild_dataset`).
 """
@@ -38,6 +39,7 @@ from expunge.errors import ArtifactError
 from expunge.protocols.pipeline import Prepared, prepare_splits, run_step
 from expunge.record import RunRecord
 from expunge.store import ArtifactStore
+from expunge.tasks.base import check_supported
 from expunge.train.loop import TrainRecipe
 
 P = TypeVar("P", bound=Hyperparams)
@@ -78,6 +80,8 @@ class Scenario(ABC, Generic[P]):
     preset_fallback: ClassVar[str | None] = None
     # Dataset.derivation["kind"] of the datasets this scenario derives (None: it derives none)
     derivation_kind: ClassVar[str | None] = None
+    # the tasks whose datasets it can run on (the request kinds it draws must support them too)
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
 
     def __init__(self, params: P | Mapping[str, Any] | None = None) -> None:
         if isinstance(params, Mapping):
@@ -89,6 +93,14 @@ class Scenario(ABC, Generic[P]):
                 data_dir: str | None = None, recipe: TrainRecipe | None = None, metrics: Iterable[str] | None = None,
                 tier: int = 0, progress: bool = True, validation: bool = False) -> Setting:
         """Build, validate and cache the scenario's request(s) with their Original and oracles."""
+
+    @classmethod
+    def check_task(cls, task: str) -> None:
+        """Refuse a dataset of ``task`` unless this scenario declares it (:attr:`tasks`), before anything is trained.
+
+        Raises:
+            UnsupportedTask: the scenario does not support ``task``."""
+        check_supported("scenario", cls.name, cls.tasks, task)
 
     def run(self, setting: Setting, method: str, params: Hyperparams | Mapping[str, Any] | None = None, *,
             metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = False, save: bool = True,
@@ -137,7 +149,7 @@ class Scenario(ABC, Generic[P]):
     def describe(cls) -> dict[str, Any]:
         kinds = sorted({k.syntax for _, k in REQUEST_KINDS.items() if k.scenario == cls.name})
         return {"name": cls.name, "summary": cls.summary(), "params": cls.Params.describe(),
-                "request_kinds": kinds, "preset_fallback": cls.preset_fallback}
+                "request_kinds": kinds, "preset_fallback": cls.preset_fallback, "tasks": sorted(cls.tasks)}
 
 
 class SingleRequest(Scenario[P]):
@@ -153,6 +165,7 @@ class SingleRequest(Scenario[P]):
                 data_dir: str | None = None, recipe: TrainRecipe | None = None, metrics: Iterable[str] | None = None,
                 tier: int = 0, progress: bool = True, validation: bool = False) -> Setting:
         ds = dataset_for(dataset, self.request_kind, data_dir=data_dir)
+        self.check_task(ds.task)
         req = self.request(ds, seed=seed, validation=validation)
         splits = req.resolve(ds, seed=request_seed(seed, validation))
         prep = prepare_splits(ds, model, splits, seed=seed, store=store, recipe=recipe, metrics=metrics, tier=tier,

@@ -153,6 +153,7 @@ class Corrective(Scenario[CorrectiveParams]):
                 tier: int = 0, progress: bool = True, validation: bool = False) -> Setting:
         p = self.params
         clean = load_dataset(dataset, data_dir=data_dir) if isinstance(dataset, str) else dataset
+        self.check_task(clean.task)  # a backdoor relabels to a target class: classification only
         poisoned = poison_dataset(clean, fraction=p.poison, target=p.target, side=p.trigger_size, seed=seed)
         rseed = request_seed(seed, validation)
         rng = np.random.default_rng(np.random.SeedSequence([rseed, 0x1D]))

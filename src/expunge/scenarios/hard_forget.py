@@ -5,8 +5,9 @@ doing nothing looks like retraining on them. Following Zhao et al., "What makes 
 it", NeurIPS 2024 (arXiv 2406.01257) — memorisation is what makes a forget set hard — this scenario ranks the
 examples of a *pool* request by a cheap memorisation proxy and forgets only the top k.
 
-Memorisation proxy (:func:`memorisation_scores`): the loss gap mem(x) = ℓ_R(x) − ℓ_O(x), cross-entropy under the
-pool's retrain oracle R (trained without any pool example) minus under the Original O (trained with all of them).
+Memorisation proxy (:func:`memorisation_scores`): the loss gap mem(x) = ℓ_R(x) − ℓ_O(x), the task's per-example loss
+(cross-entropy clipped at 100 for classification, squared error for regression) under the pool's retrain oracle R
+(trained without any pool example) minus under the Original O (trained with all of them).
 It is the one-pair (IN = O, OUT = R) estimate of Feldman's memorisation, Feldman & Zhang, "What Neural Networks
 Memorize and Why", NeurIPS 2020 (arXiv 2008.03703), in loss instead of accuracy so ties are rare; both models are
 cached, so the ranking costs two forward passes over the pool. (The LiRA score of
@@ -30,7 +31,6 @@ from expunge.data.datasets import Dataset
 from expunge.data.request import ForgetRequest, Splits, dataset_for
 from expunge.errors import InvalidForgetRequest
 from expunge.metrics.base import EvalContext
-from expunge.metrics.functional.mia import ce_loss
 from expunge.protocols.pipeline import prepare_splits
 from expunge.scenarios.base import Scenario, Setting, register_scenario, request_seed
 from expunge.store import ArtifactStore
@@ -48,8 +48,8 @@ def memorisation_scores(ctx: EvalContext) -> np.ndarray:
     missing = [r for r in ("original", "retrain") if not ctx.has(r)]
     if missing:
         raise ValueError(f"memorisation_scores needs the {' and '.join(missing)} model(s)")
-    y = ctx.labels("forget")
-    return ce_loss(ctx.logits("retrain", "forget"), y) - ce_loss(ctx.logits("original", "forget"), y)
+    y, loss = ctx.labels("forget"), ctx.task.example_losses
+    return loss(ctx.logits("retrain", "forget"), y) - loss(ctx.logits("original", "forget"), y)
 
 
 def hard_forget_splits(dataset: Dataset, splits: Splits, scores: np.ndarray, k: int) -> Splits:
@@ -104,12 +104,14 @@ class HardForget(Scenario[HardForgetParams]):
     name = "hard-forget"
     Params = HardForgetParams
     preset_fallback = "random"  # a handful of scattered (memorised) examples
+    tasks = frozenset({"classification", "regression"})  # the proxy is the task's loss gap
 
     def prepare(self, dataset: str | Dataset, model: str, *, seed: int = 0, store: ArtifactStore | None = None,
                 data_dir: str | None = None, recipe: TrainRecipe | None = None, metrics: Iterable[str] | None = None,
                 tier: int = 0, progress: bool = True, validation: bool = False) -> Setting:
         pool_req = ForgetRequest.parse(self.params.pool)
         ds = dataset_for(dataset, pool_req.kind, data_dir=data_dir)
+        self.check_task(ds.task)
         pool_splits = pool_req.resolve(ds, seed=request_seed(seed, validation))
         if not 1 <= self.params.k <= pool_splits.forget.size:
             raise InvalidForgetRequest(f"hard-forget k = {self.params.k} but the pool {self.params.pool} has "

@@ -57,6 +57,7 @@ class Owners(SingleRequest[OwnersParams]):
     name = "owners"
     Params = OwnersParams
     request_kind = "owners"
+    tasks = frozenset({"classification", "regression"})
     preset_fallback = "random"  # an owner's examples, like a random sample, come from every class
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:

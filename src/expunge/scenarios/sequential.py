@@ -151,11 +151,13 @@ class Sequential(Scenario[SequentialParams]):
     name = "sequential"
     Params = SequentialParams
     preset_fallback = "random"  # small scattered requests, tuned like a random sample
+    tasks = frozenset({"classification", "regression"})  # its base request kind decides (class bases: classification)
 
     def prepare(self, dataset: str | Dataset, model: str, *, seed: int = 0, store: ArtifactStore | None = None,
                 data_dir: str | None = None, recipe: TrainRecipe | None = None, metrics: Iterable[str] | None = None,
                 tier: int = 0, progress: bool = True, validation: bool = False) -> Setting:
         ds = dataset_for(dataset, self.params.request().kind, data_dir=data_dir)
+        self.check_task(ds.task)
         method_splits, eval_splits = build_requests(ds, self.params, seed=request_seed(seed, validation),
                                                     validation=validation)
         steps = [prepare_splits(ds, model, s, seed=seed, store=store, recipe=recipe, metrics=metrics, tier=tier,

@@ -42,9 +42,17 @@ class Classification(Task):
 
     def example_losses(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Cross-entropy per example in float64, clipped to [0, 100] as the loss attacks of the metric spec do (a
-        collapsed softmax would otherwise give inf)."""
-        z = torch.as_tensor(np.asarray(outputs, dtype=np.float64))
-        y = torch.as_tensor(np.asarray(targets, dtype=np.int64).reshape(-1))
+        collapsed softmax would otherwise give inf).
+
+        Computed in NumPy with exactly the operations of :func:`expunge.metrics.functional.mia.ce_loss` (max-shifted
+        log-softmax), so the loss attacks give bit-identical numbers whether they call it or this; torch's
+        ``cross_entropy`` differs from it in the last bits (≈ 1e-15), which can reorder near-tied losses."""
+        z = np.asarray(outputs, dtype=np.float64)
+        y = np.asarray(targets, dtype=np.int64).reshape(-1)
         if not len(y):
             return np.zeros(0)
-        return np.clip(F.cross_entropy(z, y, reduction="none").numpy(), 0.0, LOSS_CLIP)
+        if z.ndim != 2 or len(z) != len(y):
+            raise ValueError(f"classification outputs must be (n, classes) for {len(y)} labels, got {z.shape}")
+        shifted = z - np.max(z, axis=1, keepdims=True)
+        log_p = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        return np.clip(-log_p[np.arange(len(y)), y], 0.0, LOSS_CLIP)
