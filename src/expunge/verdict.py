@@ -7,9 +7,10 @@ cannot tell whether unlearning happened — when the Original itself is within t
 would pass it) or when the record's statistical check finds the Original and the Retrain within two standard errors
 of each other (``RunRecord.power``: the difference is noise on this many examples). A gap within tolerance on such
 a criterion is reported as "no power", never as met; a gap beyond tolerance is missed all the same (a method that
-breaks test accuracy misses, even when the Original and the Retrain agree on it). A record is at parity when every criterion with power is met and at least one has
-power; when none has power the verdict is "no power", not "parity". One record = one seed: parity over seeds is
-judged per seed ("2/3 seeds"), never on a mean.
+breaks test accuracy misses, even when the Original and the Retrain agree on it). A record is at parity when no
+criterion is missed, every criterion with power is met and at least one has power; when none has power the verdict
+is "no power", not "parity". One record = one seed: parity over seeds is judged per seed ("2/3 seeds"), never on a
+mean.
 """
 
 from __future__ import annotations
