@@ -43,6 +43,7 @@ from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batches
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
+from expunge.models.inference import eval_mode
 from expunge.train.loop import cross_entropy_loss, train_loop
 
 
@@ -69,10 +70,8 @@ def neighbour_labels(f0: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
                      batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """FGSM neighbours x′ = clip(x + ε(b−a)·sign ∇_x CE(f₀(x), y), a, b) and y_nb = argmax f₀(x′); f₀ is put in
     eval mode (its mode is restored) and its parameters receive no gradient."""
-    was = f0.training
-    f0.eval()
     xs, ys = [], []
-    try:
+    with eval_mode(f0):
         for s in range(0, len(x), batch_size):
             xb = x[s:s + batch_size].detach().clone().requires_grad_(True)
             (gx,) = torch.autograd.grad(F.cross_entropy(f0(xb), y[s:s + batch_size]), xb)
@@ -81,8 +80,6 @@ def neighbour_labels(f0: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
             x_adv = (xb.detach() + eps * (high - low) * gx.sign()).clamp(low, high)
             xs.append(x_adv)
             ys.append(_argmax(f0, x_adv))
-    finally:
-        f0.train(was)
     return torch.cat(xs), torch.cat(ys)
 
 

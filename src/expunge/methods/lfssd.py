@@ -41,6 +41,7 @@ from torch import nn
 from expunge.data.batches import Batch
 from expunge.methods.base import register_method
 from expunge.methods.ssd import SSD, SSDParams
+from expunge.models.inference import eval_mode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,20 +52,18 @@ class LFSSDParams(SSDParams):
 def output_sensitivity(model: nn.Module, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
     """(1/#batches) Σ_b |∇_θ mean_{x∈b} ‖f(x)‖²₂| per parameter, in eval mode; labels in the batches are ignored.
     The caller's train/eval mode is restored."""
-    was = model.training
-    model.eval()
     params = dict(model.named_parameters())
     imp = {n: torch.zeros_like(p) for n, p in params.items()}
     n_batches = 0
-    for batch in batches:
-        out = model(batch[0])  # batch[1] (labels) deliberately unused
-        objective = out.flatten(1).pow(2).sum(dim=1).mean()
-        grads = torch.autograd.grad(objective, list(params.values()), allow_unused=True)
-        for (n, _), g in zip(params.items(), grads, strict=True):
-            if g is not None:
-                imp[n] += g.detach().abs()
-        n_batches += 1
-    model.train(was)
+    with eval_mode(model):
+        for batch in batches:
+            out = model(batch[0])  # batch[1] (labels) deliberately unused
+            objective = out.flatten(1).pow(2).sum(dim=1).mean()
+            grads = torch.autograd.grad(objective, list(params.values()), allow_unused=True)
+            for (n, _), g in zip(params.items(), grads, strict=True):
+                if g is not None:
+                    imp[n] += g.detach().abs()
+            n_batches += 1
     return {n: v / max(1, n_batches) for n, v in imp.items()}
 
 

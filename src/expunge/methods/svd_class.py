@@ -60,6 +60,7 @@ from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.errors import InvalidForgetRequest
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
+from expunge.models.inference import eval_mode
 
 
 class ClassRequestRequired(InvalidForgetRequest):
@@ -113,8 +114,6 @@ def layer_rows(model: nn.Module, x: torch.Tensor, *, max_patches: int, generator
                batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Input activations of every projectable layer as rows (conv: patches), at most ``max_patches`` per layer,
     drawn uniformly at random; one forward pass of ``model`` over ``x`` in chunks, in eval mode."""
-    was = model.training
-    model.eval()
     n = len(x)
     collected: dict[str, list[torch.Tensor]] = {}
     quota = {"chunk": 0}  # size of the current chunk, for the per-chunk patch quota
@@ -130,14 +129,14 @@ def layer_rows(model: nn.Module, x: torch.Tensor, *, max_patches: int, generator
 
     handles = [m.register_forward_hook(hook_for(name)) for name, m in model.named_modules() if _projectable(m)]
     try:
-        for start in range(0, n, batch_size):
-            chunk = x[start:start + batch_size]
-            quota["chunk"] = len(chunk)
-            model(chunk)
+        with eval_mode(model):
+            for start in range(0, n, batch_size):
+                chunk = x[start:start + batch_size]
+                quota["chunk"] = len(chunk)
+                model(chunk)
     finally:
         for h in handles:
             h.remove()
-        model.train(was)
     out = {}
     for name, parts in collected.items():
         rows = torch.cat(parts)
