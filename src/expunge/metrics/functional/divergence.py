@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from expunge.errors import DegenerateInputWarning
+from expunge.metrics.functional.accuracy import accuracy
 
 EPS = 1e-12
 _SUM_TOL = 1e-4
@@ -181,7 +182,7 @@ def top1_agreement(p: ArrayLike, q: ArrayLike) -> float | None:
         raise ValueError(f"p and q must be 2-D arrays of the same shape, got {a.shape} and {b.shape}")
     if _empty_warn(a.shape[0], "top1_agreement"):
         return None
-    return float(np.mean(np.argmax(a, axis=1) == np.argmax(b, axis=1)))
+    return accuracy(a, np.argmax(b, axis=1))  # a's accuracy against b's predictions
 
 
 def zrf(p_unlearned: ArrayLike, p_random: ArrayLike) -> float | None:
