@@ -31,7 +31,6 @@ own lr/epochs were not verified — tune per model.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -42,6 +41,7 @@ from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batches
 from expunge.methods._shared.optim import GradientParams, optimizer_for
+from expunge.methods._shared.teacher_kl import frozen_copy
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models.inference import eval_mode
 from expunge.train.loop import cross_entropy_loss, train_loop
@@ -100,8 +100,7 @@ class BoundaryShrink(UnlearningMethod[BoundaryShrinkParams]):
         low, high = declared if declared is not None else (float(xf.min()), float(xf.max()))
         if not low < high:
             raise ValueError(f"boundary_shrink: the forget set is constant ({low}); pass input_range explicitly")
-        f0 = copy.deepcopy(model)  # frozen original: the attack never sees the model being trained
-        f0.requires_grad_(False)
+        f0 = frozen_copy(model)  # the original: the attack never sees the model being trained
         _, y_nb = neighbour_labels(f0, xf, yf, eps=p.eps, low=low, high=high, batch_size=p.batch_size)
         failed = y_nb == yf
         ctx.notes.update(failed_attack_share=float(failed.float().mean()), input_range=[low, high])

@@ -53,8 +53,8 @@ from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batches
 from expunge.errors import ExpungeError
 from expunge.methods._shared.fisher import per_example_fisher
+from expunge.methods._shared.gradients import summed_gradients
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.models.inference import eval_mode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,16 +72,7 @@ class InfluenceParams(Hyperparams):
 
 def summed_gradient(model: nn.Module, batches: Batches) -> dict[str, torch.Tensor]:
     """Σ_i ∇_θ CE(f(x_i), y_i) over the batches, in eval mode."""
-    params = dict(model.named_parameters())
-    out = {n: torch.zeros_like(q) for n, q in params.items()}
-    with eval_mode(model):
-        for x, y in batches:
-            grads = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), list(params.values()),
-                                        allow_unused=True)
-            for n, g in zip(params, grads, strict=True):
-                if g is not None:
-                    out[n] += g
-    return out
+    return summed_gradients(model, batches, lambda m, b: F.cross_entropy(m(b[0]), b[1], reduction="sum"))[0]
 
 
 def summed_hessian(model: nn.Module, batches: Batches) -> torch.Tensor:

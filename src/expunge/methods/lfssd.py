@@ -39,9 +39,9 @@ import torch
 from torch import nn
 
 from expunge.data.batches import Batch
+from expunge.methods._shared.gradients import summed_gradients
 from expunge.methods.base import register_method
 from expunge.methods.ssd import SSD, SSDParams
-from expunge.models.inference import eval_mode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,19 +52,13 @@ class LFSSDParams(SSDParams):
 def output_sensitivity(model: nn.Module, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
     """(1/#batches) Σ_b |∇_θ mean_{x∈b} ‖f(x)‖²₂| per parameter, in eval mode; labels in the batches are ignored.
     The caller's train/eval mode is restored."""
-    params = dict(model.named_parameters())
-    imp = {n: torch.zeros_like(p) for n, p in params.items()}
-    n_batches = 0
-    with eval_mode(model):
-        for batch in batches:
-            out = model(batch[0])  # batch[1] (labels) deliberately unused
-            objective = out.flatten(1).pow(2).sum(dim=1).mean()
-            grads = torch.autograd.grad(objective, list(params.values()), allow_unused=True)
-            for (n, _), g in zip(params.items(), grads, strict=True):
-                if g is not None:
-                    imp[n] += g.detach().abs()
-            n_batches += 1
+    imp, n_batches = summed_gradients(model, batches, _squared_output_norm, torch.abs)
     return {n: v / max(1, n_batches) for n, v in imp.items()}
+
+
+def _squared_output_norm(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """mean_{x∈b} ‖f(x)‖²₂; batch[1] (labels) deliberately unused."""
+    return model(batch[0]).flatten(1).pow(2).sum(dim=1).mean()
 
 
 @register_method

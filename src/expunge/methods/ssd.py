@@ -39,8 +39,8 @@ from torch import nn
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batch
+from expunge.methods._shared.gradients import summed_gradients
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.models.inference import eval_mode
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,16 +57,8 @@ class SSDParams(Hyperparams):
 
 def diagonal_fisher(model: nn.Module, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
     """(1/#batches) Σ_b (∇_θ CE_b)² per parameter, in eval mode; the caller's train/eval mode is restored."""
-    params = dict(model.named_parameters())
-    imp = {n: torch.zeros_like(p) for n, p in params.items()}
-    n_batches = 0
-    with eval_mode(model):
-        for x, y in batches:
-            grads = torch.autograd.grad(F.cross_entropy(model(x), y), list(params.values()), allow_unused=True)
-            for (n, _), g in zip(params.items(), grads, strict=True):
-                if g is not None:
-                    imp[n] += g.detach() ** 2
-            n_batches += 1
+    imp, n_batches = summed_gradients(model, batches, lambda m, b: F.cross_entropy(m(b[0]), b[1]),
+                                      lambda g: g**2)
     return {n: v / max(1, n_batches) for n, v in imp.items()}
 
 
