@@ -23,8 +23,8 @@ Design choices:
   D in order (fixed batch composition, reproducible).
 * No label is read: the batches carry labels (the data API serves (x, y)) but they are never used, so permuting the
   labels of D and D_f gives a bit-identical result (tested).
-* Defaults α = 10, λ = 1 are SSD's (AAAI 2024, ResNet-18); the paper reuses SSD's values and the spec marks
-  LFSSD-specific values as unverified. As for SSD, α must be tuned per model (``expunge tune``). The importance is
+* Defaults α = 10, λ = 1 are SSD's (AAAI 2024, ResNet-18); the paper reuses SSD's values (LFSSD-specific
+  values unverified). As for SSD, α must be tuned per model (``expunge tune``). The importance is
   an absolute, not squared, gradient, so the same α is far more selective than SSD's: on digits / mlp, class 3,
   α = 10 selects 236 scalars (forget acc 0.23, retain 0.97) where SSD selects 13.5k (forget 0.0, retain 0.79);
   α = 30 selects nothing.

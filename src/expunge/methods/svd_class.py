@@ -27,14 +27,14 @@ left unchanged and listed in ``ctx.notes["skipped_layers"]``; BatchNorm and othe
 
 Choices and differences from the reference:
 
-* Orientation (deviation from the spec's literal formula): spec/methods.md 4.4 writes W_l ← W_l P; the reference
-  computes ``W @ P.T`` (``project_weights``), i.e. it removes (I − M_r) M_f x — the part of the forget-space component
-  of x that the retain space does not explain, a direction orthogonal-ish to the retain activations. W P instead
-  removes M_f (I − M_r) x, which lies along the forget space's dominant directions; these are largely shared with the
-  retain classes (activations are uncentred, so the top singular vector is the class mean). The two agree when M_f and
-  M_r commute (e.g. orthogonal class subspaces) and differ a lot otherwise: on digits / mlp, class 3, defaults, W Pᵀ
-  gives forget acc 0.007 / retain 0.895 and W P 0.971 / 0.976 (no forgetting). We keep the reference's orientation,
-  which produced the paper's results; ``transpose_projection=False`` gives W P.
+* Orientation: written out, the update reads W_l ← W_l P; the reference computes ``W @ P.T`` (``project_weights``), i.e.
+  it removes (I − M_r) M_f x — the part of the forget-space component of x that the retain space does not explain, a
+  direction orthogonal-ish to the retain activations. W P instead removes M_f (I − M_r) x, which lies along the forget
+  space's dominant directions; these are largely shared with the retain classes (activations are uncentred, so the top
+  singular vector is the class mean). The two agree when M_f and M_r commute (e.g. orthogonal class subspaces) and
+  differ a lot otherwise: on digits / mlp, class 3, defaults, W Pᵀ gives forget acc 0.007 / retain 0.895 and W P 0.971 /
+  0.976 (no forgetting). We keep the reference's orientation, which produced the paper's results;
+  ``transpose_projection=False`` gives W P.
 * Patch sampling: the reference first crops a random 3k × 3k window of every conv input (to save memory) and then
   keeps ``max_patches`` random patches, using the global Python / NumPy RNGs; we sample patches over the whole input
   in chunks (bounded memory) with the run's seeded generator.

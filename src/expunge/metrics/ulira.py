@@ -1,4 +1,4 @@
-"""U-LiRA, the per-example unlearning membership-inference attack (tier 2; spec/metrics.md 4.2).
+"""U-LiRA, the per-example unlearning membership-inference attack (tier 2).
 
 Hayes, Shumailov, Triantafillou, Khalifa, Papernot, "Inexact unlearning needs more careful evaluations to avoid a
 false sense of privacy", arXiv 2403.01218 (SaTML 2025). Gaussian likelihood ratio of Carlini et al., S&P 2022
@@ -8,7 +8,7 @@ Pipeline (:func:`expunge.metrics._tier2.ulira_inputs`):
 
 1. K shadows, each trained with the original's recipe on a random half of the pool = training set ∪ test set
    (:class:`expunge.shadows.ShadowSet`; each pool example is IN for exactly K/2 shadows). Shadows do not depend on
-   the request or the method, so they are reused by every method and request on the same data, spec and recipe.
+   the request or the method, so they are reused by every method and request on the same data, model spec and recipe.
 2. Targets: the run's forget set F, and held-out test examples H matched to F's classes (as many per class as F
    has, when the test split has them; they were never trained on by the target).
 3. In each shadow, the target examples it trained on (its IN ∩ (F ∪ H): a random subset of its IN data, and every

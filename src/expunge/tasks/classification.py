@@ -41,8 +41,8 @@ class Classification(Task):
         return F.cross_entropy(outputs, targets)
 
     def example_losses(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """Cross-entropy per example in float64, clipped to [0, 100] as the loss attacks of the metric spec do (a
-        collapsed softmax would otherwise give inf)."""
+        """Cross-entropy per example in float64, clipped to [0, 100] as the loss attacks of
+        :mod:`expunge.metrics.functional.mia` do (a collapsed softmax would otherwise give inf)."""
         z = torch.as_tensor(np.asarray(outputs, dtype=np.float64))
         y = torch.as_tensor(np.asarray(targets, dtype=np.int64).reshape(-1))
         if not len(y):

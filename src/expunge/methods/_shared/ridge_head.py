@@ -3,7 +3,7 @@ and the recursive Woodbury downdate that removes rows exactly (used by :mod:`exp
 
 Paper: Tang, Zhuang et al., "ACU: Analytic Continual Unlearning for Efficient and Exact Forgetting with Privacy
 Preservation", arXiv 2505.12239 (2025); Zhuang et al., "ACIL: Analytic Class-Incremental Learning with Absolute
-Memorization and Privacy Protection", NeurIPS 2022. No reference code read (spec/methods.md 1.3).
+Memorization and Privacy Protection", NeurIPS 2022. No public reference code.
 """
 
 from __future__ import annotations
