@@ -36,6 +36,16 @@ class Registry(Generic[T]):
         self._items[name] = obj
         return obj
 
+    def unregister(self, name: str) -> T:
+        """Remove ``name`` and return what it named (plugins and tests that register something temporarily).
+
+        Raises:
+            UnknownName: Nothing is registered under ``name``.
+        """
+        obj = self.get(name)
+        del self._items[name]
+        return obj
+
     def decorator(self, name_attr: str = "name") -> Callable[[T], T]:
         """Return a decorator registering a class under its ``name`` class attribute."""
 
