@@ -114,7 +114,12 @@ def _forget_target(ctx: EvalContext) -> float:
 
 
 def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
-    """rt of the model in ``role`` (cached in the context and persisted in the store)."""
+    """rt of the model in ``role`` (cached in the context and persisted in the store).
+
+    Raises:
+        NonFiniteOutputs: the model's forget-set outputs are not finite (a collapsed model relearns nothing: the
+            fine-tuning loop would stop on its non-finite steps and report their count as a step count)."""
+    ctx.logits(role, "forget")
     target = _forget_target(ctx)
     mkey = ctx.model_key(role)
     seed = derive_seed(ctx.seed, "relearn-order")
