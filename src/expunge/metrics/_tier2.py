@@ -71,6 +71,9 @@ class Tier2Metric(Metric):
     label: ClassVar[str] = "tier-2 metric"  # in "<label> unavailable: ..." reasons
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
+        # A collapsed model (NaN outputs; NonFiniteOutputs gives None with the reason): U-LiRA cannot score it, and
+        # for the unlearned-only scores it means the method collapsed, whatever its re-runs give.
+        ctx.logits(role, "forget")
         try:
             key = ("tier2", self.label, Tier2Config.from_ctx(ctx), *method_key(ctx))  # shared by one family
             res = ctx.cached(key, lambda: self.result(ctx, role), role=role, local=True)
