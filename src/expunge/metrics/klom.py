@@ -43,6 +43,7 @@ class _Klom(_tier2.Tier2Metric):
     split: ClassVar[str]
 
     unlearned_only, label = True, "KLoM"
+    ideal = 0.0  # unlearned margins distributed as the oracles' (an exact unlearner): identical histograms
 
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
         return klom_result(ctx)

@@ -49,6 +49,7 @@ class _NeurIPS23(_tier2.Tier2Metric):
     key: ClassVar[str]
 
     unlearned_only, label = True, "NeurIPS'23 score"
+    ideal = 1.0  # ε = 0 for every example (no test tells the groups apart) ⇒ H = 1; equal accuracies ⇒ ratios 1
 
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
         return neurips23_result(ctx)
