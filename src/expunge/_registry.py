@@ -20,6 +20,11 @@ from expunge.errors import DuplicateRegistration, UnknownName
 T = TypeVar("T")
 
 
+def doc_summary(obj: object) -> str:
+    """The first line of ``obj``'s docstring, "" without one: a registered plug-in's one-line summary."""
+    return next(iter((obj.__doc__ or "").strip().splitlines()), "")
+
+
 class Registry(Generic[T]):
     """Name → object mapping for one kind of thing (``"method"``, ``"metric"``, ...)."""
 

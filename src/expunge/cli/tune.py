@@ -23,6 +23,7 @@ from expunge.cli.options import (
     StoreOpt,
     dir_arg,
     emit_json,
+    list_registered,
     open_store,
     parse_params,
 )
@@ -108,13 +109,11 @@ def list_scenarios(as_json: JsonOpt = False) -> None:
     """List scenarios with their parameters and defaults."""
     from expunge.scenarios.base import SCENARIOS
 
-    described = [cls.describe() for _, cls in SCENARIOS.items()]
-    if as_json:
-        emit_json(described)
-        return
-    for d in described:
+    def line(d: dict[str, Any]) -> str:
         defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
-        typer.echo(f"{d['name']:<12} {d['summary']}\n{'':<12} parameters: {defaults or '-'}")
+        return f"{d['name']:<12} {d['summary']}\n{'':<12} parameters: {defaults or '-'}"
+
+    list_registered(SCENARIOS, as_json, line)
 
 
 def tune(
