@@ -137,7 +137,8 @@ def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
             with single_threaded():
                 res = relearn_time(ctx.models[role], x, y, target, seed=seed)
             return {"steps": torch.tensor([res["steps"]])}, {"result": res, "settings": settings,
-                                                            "model_spec": _spec_dict(ctx), "recipe": _recipe(ctx)}
+                                                            "model_spec": _provenance(ctx.run.model_spec),
+                                                            "recipe": _provenance(ctx.run.recipe)}
 
         _, manifest, _ = store.get_or_create_tensors("metric_relearn", key, run)
         return dict(manifest["result"])
@@ -145,14 +146,9 @@ def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     return ctx.cached(("relearn_steps", round(target, 12)), compute, role=role)
 
 
-def _spec_dict(ctx: EvalContext) -> Any:
-    spec = ctx.run.model_spec
-    return spec.to_dict() if hasattr(spec, "to_dict") else repr(spec)
-
-
-def _recipe(ctx: EvalContext) -> Any:
-    r = ctx.run.recipe
-    return r.to_dict() if hasattr(r, "to_dict") else repr(r)
+def _provenance(obj: Any) -> Any:
+    """A run-info object (model spec, recipe) as JSON for the stored manifest; its repr if it has no ``to_dict``."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else repr(obj)
 
 
 class _RelearnBase(Tier1Metric):

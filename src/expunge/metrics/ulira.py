@@ -47,16 +47,21 @@ from expunge.metrics.functional.stats import auc_se, proportion_se
 NEEDS = ("model_spec", "recipe", "store", "method")
 
 
+def likelihood_ratio(ctx: EvalContext, role: str, train_pos: np.ndarray, heldout_pos: np.ndarray,
+                     shadow_a: np.ndarray, shadow_out: np.ndarray, inputs: Any) -> dict[str, Any]:
+    """The ``role`` model's φ on training targets (positions in dataset.train) and held-out targets (positions in
+    dataset.test), scored against shadow group A (unlearned, or IN) vs OUT: U-LiRA and the privacy onion alike."""
+    tr, te, model = ctx.dataset.train, ctx.dataset.test, ctx.models[role]
+    t_a = phi(model, tr.x[train_pos], tr.y[train_pos], inputs.queries)
+    t_h = phi(model, te.x[heldout_pos], te.y[heldout_pos], inputs.queries)
+    return ulira(t_a, t_h, shadow_a, shadow_out) | {"info": inputs.info, "queries": inputs.queries}
+
+
 def ulira_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """U-LiRA of the model in ``role`` (the shadow pipeline runs once per context)."""
     inputs: _tier2.ULiraInputs = ctx.provided("ulira", Tier2Config.from_ctx(ctx))
-    tr, te = ctx.dataset.train, ctx.dataset.test
-    fp, hp_ = inputs.forget_pos, inputs.heldout_pos
-    model = ctx.models[role]
-    tf = phi(model, tr.x[fp], tr.y[fp], inputs.queries)
-    th = phi(model, te.x[hp_], te.y[hp_], inputs.queries)
-    return ulira(tf, th, inputs.shadow_unlearned, inputs.shadow_out) | {"info": inputs.info,
-                                                                         "queries": inputs.queries}
+    return likelihood_ratio(ctx, role, inputs.forget_pos, inputs.heldout_pos, inputs.shadow_unlearned,
+                            inputs.shadow_out, inputs)
 
 
 class _ULira(_tier2.Tier2Metric):
@@ -92,12 +97,8 @@ class _ULira(_tier2.Tier2Metric):
 def onion_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """Retain-set LiRA of the model in ``role`` (calibration memoised per context)."""
     inputs: _tier2.OnionInputs = ctx.provided("onion", Tier2Config.from_ctx(ctx))
-    tr, te = ctx.dataset.train, ctx.dataset.test
-    rp, hp_ = inputs.retain_pos, inputs.heldout_pos
-    model = ctx.models[role]
-    t_r = phi(model, tr.x[rp], tr.y[rp], inputs.queries)
-    t_h = phi(model, te.x[hp_], te.y[hp_], inputs.queries)
-    return ulira(t_r, t_h, inputs.shadow_in, inputs.shadow_out) | {"info": inputs.info, "queries": inputs.queries}
+    return likelihood_ratio(ctx, role, inputs.retain_pos, inputs.heldout_pos, inputs.shadow_in, inputs.shadow_out,
+                            inputs)
 
 
 @register_metric
