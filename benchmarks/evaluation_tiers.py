@@ -36,16 +36,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from evaluation_tiers_report import ROLES, summarise
-from expunge.api import prepare
-from expunge.protocols.pipeline import Prepared
 
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge._seeds import derive_seed
+from expunge.api import prepare
 from expunge.data.datasets import Dataset, from_arrays, load_dataset
 from expunge.errors import DatasetNotFound
 from expunge.methods.base import RunContext, get_method
 from expunge.metrics.base import METRICS, EvalContext, evaluate
 from expunge.models import ModelSpec
+from expunge.protocols.pipeline import Prepared
 from expunge.protocols.runner import run_method
 from expunge.shadows.batched import ModelJob, job_batches, train_batched, train_models, train_one
 from expunge.shadows.pool import Pool, membership_matrix

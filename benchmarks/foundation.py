@@ -22,8 +22,8 @@ import torch
 
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.api import prepare
-from expunge.protocols.pipeline import run_step
 from expunge.metrics.aggregate import format_mean_ci, gap_closed
+from expunge.protocols.pipeline import run_step
 from expunge.store import ArtifactStore
 
 RESULTS = Path(__file__).parent / "results"
