@@ -20,6 +20,11 @@ from expunge.errors import DuplicateRegistration, UnknownName
 T = TypeVar("T")
 
 
+def doc_summary(obj: object) -> str:
+    """The first line of ``obj``'s docstring, "" without one: a registered plug-in's one-line summary."""
+    return next(iter((obj.__doc__ or "").strip().splitlines()), "")
+
+
 class Registry(Generic[T]):
     """Name → object mapping for one kind of thing (``"method"``, ``"metric"``, ...)."""
 
@@ -37,12 +42,14 @@ class Registry(Generic[T]):
         return obj
 
     def unregister(self, name: str) -> T:
-        """Remove and return ``name``'s object (plug-in tests clean up after themselves)."""
-        self._discover()
-        try:
-            return self._items.pop(name)
-        except KeyError:
-            raise UnknownName(self.kind, name, self._items) from None
+        """Remove ``name`` and return what it named (plugins and tests that register something temporarily).
+
+        Raises:
+            UnknownName: Nothing is registered under ``name``.
+        """
+        obj = self.get(name)
+        del self._items[name]
+        return obj
 
     def decorator(self, name_attr: str = "name") -> Callable[[T], T]:
         """Return a decorator registering a class under its ``name`` class attribute."""

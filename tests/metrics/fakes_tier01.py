@@ -5,6 +5,7 @@
 * :func:`lookup_dataset` / :func:`lookup_ctx` — a dataset whose inputs are those indices, and a context over it.
 * :func:`logits_with` — logits with a given true-class probability (and a chosen argmax).
 * :func:`blobs` — a tiny 2-D Gaussian-blob dataset on which real models train in well under a second.
+* :func:`registered` — the registered metrics of a family (or module): a family's tests cover a metric added later.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from torch import nn
 
 from expunge.data.datasets import Dataset, from_arrays
 from expunge.data.request import ForgetRequest, Splits
-from expunge.metrics.base import EvalContext, RunInfo
+from expunge.metrics.base import METRICS, EvalContext, RunInfo
 from expunge.train.loop import TrainRecipe
 
 TINY = TrainRecipe(epochs=15, batch_size=32, optimizer="adam", lr=1e-2)
@@ -108,3 +109,9 @@ def blobs(n_per_class_train: int = 30, n_per_class_test: int = 20, num_classes: 
 
 def values(results: Mapping[str, Mapping[str, Any]], role: str) -> dict[str, float | None]:
     return {name: by_role[role].value for name, by_role in results.items() if role in by_role}
+
+
+def registered(*, family: str | None = None, module: str | None = None) -> list[str]:
+    """Names of the registered metrics of ``family`` and/or defined in ``expunge.metrics.<module>``."""
+    return [n for n, c in METRICS.items() if (family is None or c.family == family)
+            and (module is None or c.__module__ == f"expunge.metrics.{module}")]

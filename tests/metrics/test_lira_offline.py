@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from fakes_tier01 import TINY, blobs
+from fakes_tier01 import TINY, blobs, registered
 
 from expunge.data.request import ForgetRequest
 from expunge.metrics import lira_offline
@@ -14,7 +14,7 @@ from expunge.metrics.base import EvalContext, evaluate
 from expunge.protocols.pipeline import Prepared, prepare_splits
 from expunge.store import ArtifactStore
 
-NAMES = ["lira_offline_auc", "lira_offline_tpr_at_1pct_fpr"]
+NAMES = registered(family="mia_lira")
 
 
 @pytest.fixture(scope="module")

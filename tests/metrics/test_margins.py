@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes_tier01 import lookup_ctx
+from fakes_tier01 import lookup_ctx, registered
 
 from expunge.metrics.base import evaluate
 
-NAMES = ["margin_forget_median", "margin_test_median", "margin_median_gap_forget_test"]
+NAMES = registered(family="margins")
 
 
 def test_known_answers():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes_tier01 import LookupFeatures, LookupFeaturesNoMethod, lookup_dataset
+from fakes_tier01 import LookupFeatures, LookupFeaturesNoMethod, lookup_dataset, registered
 
 from expunge.data.request import ForgetRequest, Splits
 from expunge.metrics._common import penultimate_features
@@ -15,7 +15,7 @@ Y_TRAIN = np.repeat(np.arange(C), N)  # ids 0..89, class 2 = ids 60..89
 Y_TEST = np.repeat(np.arange(C), N)
 FORGET = np.arange(60, 90)
 ALL_Y = np.r_[Y_TRAIN, Y_TEST]
-NAMES = ["probe_membership_auc", "probe_forget_label_acc", "cka_to_original_forget", "cka_to_original_test"]
+NAMES = registered(family="representation")
 
 
 def make_ctx(models: dict[str, object], class_request: bool = True) -> EvalContext:

@@ -9,7 +9,7 @@ import copy
 
 import pytest
 import torch
-from fakes_tier01 import TINY, blobs
+from fakes_tier01 import TINY, blobs, registered
 
 from expunge.data.request import ForgetRequest
 from expunge.metrics import relearn as relearn_mod
@@ -17,7 +17,7 @@ from expunge.metrics.base import EvalContext, evaluate
 from expunge.protocols.pipeline import Prepared, prepare_splits
 from expunge.store import ArtifactStore
 
-NAMES = ["relearn_steps", "ain", "relearn_attack_recovery_k10", "relearn_attack_recovery_k10pct"]
+NAMES = registered(family="relearn")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from fakes_tier01 import LookupLogits
+from fakes_tier01 import LookupLogits, registered
 from torch import nn
 
 from expunge.data.datasets import from_arrays
@@ -13,7 +13,7 @@ from expunge.data.request import Splits
 from expunge.metrics.base import EvalContext, evaluate
 from expunge.metrics.robustness import prune_global_l1, quantize_int8
 
-NAMES = ["quant_recovery_int8", "prune_recovery_30pct"]
+NAMES = registered(family="robustness")
 
 
 def lin(w: tuple[float, float], b: tuple[float, float]) -> nn.Linear:

@@ -13,8 +13,9 @@ from expunge.metrics.base import EvalContext
 from expunge.metrics.functional.backdoor import attack_success_rate
 from expunge.scenarios.base import get_scenario
 from expunge.scenarios.corrective import poison_dataset, trigger_side
+from expunge.tasks import get_task
 
-METRICS = ("forget_acc", "test_acc", "mia_loss_auc")
+METRICS = tuple(get_task("classification").parity_criteria)  # the metrics a parity verdict reads
 
 
 def test_poisoned_dataset(digits):

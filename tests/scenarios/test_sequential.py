@@ -10,8 +10,9 @@ import expunge.protocols.pipeline as pipeline
 from expunge.errors import MalformedForgetSpec
 from expunge.scenarios.base import get_scenario
 from expunge.scenarios.sequential import build_requests
+from expunge.tasks import get_task
 
-METRICS = ("forget_acc", "retain_acc", "test_acc", "mia_loss_auc")
+METRICS = get_task("classification").headline_metrics
 
 
 @pytest.fixture(scope="module")

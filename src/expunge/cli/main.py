@@ -27,6 +27,7 @@ from expunge.cli.options import (
     TaskOpt,
     dir_arg,
     emit_json,
+    list_registered,
     open_store,
     parse_params,
 )
@@ -180,16 +181,14 @@ def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, 
 @app.command("methods")
 def list_methods(as_json: JsonOpt = False) -> None:
     """List unlearning methods with the data they access, the tasks they support and their paper defaults."""
-    from expunge.api import list_methods as described_methods
+    from expunge.methods.base import METHODS
 
-    described = described_methods()
-    if as_json:
-        emit_json(described)
-        return
-    for d in described:
+    def line(d: dict[str, Any]) -> str:
         defaults = ", ".join(f"{p['name']}={p['default']}" for p in d["params"])
-        typer.echo(f"{d['name']:<16} access={d['access']:<24} {d['summary']}\n{'':<16} {d['paper']}\n"
-                   f"{'':<16} tasks: {', '.join(d['tasks'])}; defaults: {defaults or '-'}")
+        return (f"{d['name']:<16} access={d['access']:<24} {d['summary']}\n{'':<16} {d['paper']}\n"
+                f"{'':<16} tasks: {', '.join(d['tasks'])}; defaults: {defaults or '-'}")
+
+    list_registered(METHODS, as_json, line)
 
 
 @app.command("metrics")
@@ -197,15 +196,13 @@ def list_metrics(as_json: JsonOpt = False) -> None:
     """List metrics with their definition, direction and tier."""
     from expunge.metrics.base import METRICS
 
-    described = [cls.describe() for _, cls in METRICS.items()]
-    if as_json:
-        emit_json(described)
-        return
-    for d in described:
+    def line(d: dict[str, Any]) -> str:
         inputs = [*d["needs"], *(f"run.{f}" for f in d.get("run_needs", ()))]
         needs = f"  (needs {', '.join(inputs)})" if inputs else ""
         tasks = "" if d["tasks"] == ["classification"] else f"  (tasks: {', '.join(d['tasks'])})"
-        typer.echo(f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}{needs}{tasks}")
+        return f"{d['name']:<26} tier {d['tier']}  [{d['direction']}]  {d['definition']}{needs}{tasks}"
+
+    list_registered(METRICS, as_json, line)
 
 
 @app.command()

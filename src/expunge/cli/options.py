@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -45,6 +46,16 @@ def emit_json(obj: Any) -> None:
     from expunge._io import to_json_bytes
 
     sys.stdout.write(to_json_bytes(obj).decode())
+
+
+def list_registered(registry: Any, as_json: bool, line: Callable[[dict[str, Any]], str]) -> None:
+    """Every registered class's ``describe()``: one JSON document with ``as_json``, else ``line(d)`` for each."""
+    described = [cls.describe() for _, cls in registry.items()]
+    if as_json:
+        emit_json(described)
+        return
+    for d in described:
+        typer.echo(line(d))
 
 
 def open_store(path: Path | None) -> Any:

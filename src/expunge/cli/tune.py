@@ -23,6 +23,7 @@ from expunge.cli.options import (
     StoreOpt,
     dir_arg,
     emit_json,
+    list_registered,
     open_store,
     parse_params,
 )
@@ -109,18 +110,16 @@ def scenario(
 def list_scenarios(as_json: JsonOpt = False) -> None:
     """List scenarios with their parameters (each is a flag of `expunge scenario NAME`), the request kinds they add
     to --forget and the preset they borrow when they have none of their own."""
-    from expunge.api import list_scenarios as described_scenarios
+    from expunge.scenarios.base import SCENARIOS
 
-    described = described_scenarios()
-    if as_json:
-        emit_json(described)
-        return
-    for d in described:
+    def line(d: dict[str, Any]) -> str:
         defaults = " ".join(f"--{p['name'].replace('_', '-')} {p['default']}" for p in d["params"])
         kinds = f"; --forget {' | '.join(d['request_kinds'])}" if d["request_kinds"] else ""
         fallback = f"; presets fall back to {d['preset_fallback']}" if d["preset_fallback"] else ""
-        typer.echo(f"{d['name']:<12} {d['summary']}\n{'':<12} tasks: {', '.join(d['tasks'])}; parameters: "
-                   f"{defaults or '-'}{kinds}{fallback}")
+        return (f"{d['name']:<12} {d['summary']}\n{'':<12} tasks: {', '.join(d['tasks'])}; parameters: "
+                f"{defaults or '-'}{kinds}{fallback}")
+
+    list_registered(SCENARIOS, as_json, line)
 
 
 def tune(

@@ -11,8 +11,8 @@ Reference: if-loops/selective-synaptic-dampening ``src/forget_full_class_strateg
 ``src/forget_random_strategies.py:amnesiac`` (originally vikram2000b/bad-teaching-unlearning).
 Defaults (SSD harness): 3 epochs, Adam lr 1e-4 (no weight decay; ``fit_one_unlearning_cycle``), batch 128, full D_r.
 Deviations: the harness draws the wrong labels once before its 3 epochs; we draw them fresh each epoch (as
-``random_label`` and the spec's relabel step do). Its full-class variant draws from all classes but the forgotten one,
-its random variant from all classes but y: for both request kinds "other than y" is what we do.
+``random_label`` does). Its full-class variant draws from all classes but the forgotten one, its random variant from
+all classes but y: for both request kinds "other than y" is what we do.
 """
 
 from __future__ import annotations

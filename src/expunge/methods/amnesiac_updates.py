@@ -176,8 +176,8 @@ class AmnesiacUpdates(UnlearningMethod[AmnesiacUpdatesParams]):
             init_seed, order_seed = int(manifest["init_seed"]), int(manifest["order_seed"])
             threads = manifest.get("env", {}).get("torch_threads")
         elif ctx.model_spec is None or ctx.recipe is None:
-            raise ExpungeError("amnesiac_updates needs the original's model spec and recipe (RunContext.model_spec/"
-                               "recipe) to replay its training")
+            raise ExpungeError("amnesiac_updates needs the original's model spec and recipe (RunContext.model_spec and"
+                               " .recipe) to replay its training")
         else:
             spec, recipe, threads = ctx.model_spec, ctx.recipe, None
             init_seed, order_seed = derive_seed(ctx.seed, "original-init"), derive_seed(ctx.seed, "original-order")

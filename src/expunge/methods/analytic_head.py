@@ -3,7 +3,7 @@
 Paper: Tang, Zhuang, Fang, Li, Han, Huang, Fan, Wang, Zhu, Zhang, Song, Liu, "ACU: Analytic Continual Unlearning for
 Efficient and Exact Forgetting with Privacy Preservation", arXiv 2505.12239 (2025); analytic learning: Zhuang et al.,
 "ACIL: Analytic Class-Incremental Learning with Absolute Memorization and Privacy Protection", NeurIPS 2022.
-Reference: none public; implemented from spec/methods.md 1.3 (helpers in ``methods/_shared/ridge_head.py``).
+Reference: none public; implemented from the ACU/ACIL equations (helpers in ``methods/_shared/ridge_head.py``).
 
 **Head-exact only.** φ (the model's penultimate features) was trained on D, so D_f's influence on φ remains; what is
 exact is the head: after a request it equals, to float64 round-off, the ridge regression refitted on φ(D_r).
@@ -52,8 +52,8 @@ STATE = ("analytic_R", "analytic_Q", "analytic_removed", "analytic_gamma")
 
 @dataclass(frozen=True, kw_only=True)
 class AnalyticHeadParams(Hyperparams):
-    gamma: float = hp(1.0, "ridge regulariser gamma in R = (X^T X + gamma I)^-1 (spec default, unverified)",
-                      low=0.0, low_open=True, search=(1e-3, 1e3), log=True)
+    gamma: float = hp(1.0, "ridge regulariser gamma in R = (X^T X + gamma I)^-1 (our default; the papers' value "
+                           "unverified)", low=0.0, low_open=True, search=(1e-3, 1e3), log=True)
     batch_size: int = hp(256, "batch size of the feature passes", low=1)
     chunk_size: int = hp(1024, "forget rows per Woodbury step (K is at most chunk x chunk)", low=1)
     output_scale: float = hp(1.0, "multiplies the head's outputs (1 = one-hot regression scores, as the paper)",
@@ -85,7 +85,7 @@ class AnalyticHead(UnlearningMethod[AnalyticHeadParams]):
 
     name = "analytic_head"
     paper = "Tang, Zhuang et al., ACU, arXiv 2505.12239 (2025); Zhuang et al., ACIL, NeurIPS 2022"
-    reference = "none public (spec/methods.md 1.3); helpers in expunge/methods/_shared/ridge_head.py"
+    reference = "none public (built from the ACU/ACIL equations); helpers in expunge/methods/_shared/ridge_head.py"
     access = DataAccess.FORGET | DataAccess.TRAIN_STATS
     Params = AnalyticHeadParams
     exact = True

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from expunge._hparams import Hyperparams, hp
-from expunge._registry import Registry
+from expunge._registry import Registry, doc_summary
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.models import ModelSpec
 from expunge.store import ArtifactStore
@@ -99,7 +99,7 @@ class UnlearningMethod(ABC, Generic[P]):
 
     @classmethod
     def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        return doc_summary(cls)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -31,7 +31,6 @@ own lr/epochs were not verified — tune per model.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +41,9 @@ from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batches
 from expunge.methods._shared.optim import GradientParams, optimizer_for
+from expunge.methods._shared.teacher_kl import frozen_copy
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
+from expunge.models.inference import eval_mode
 from expunge.train.loop import cross_entropy_loss, train_loop
 
 
@@ -69,10 +70,8 @@ def neighbour_labels(f0: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
                      batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """FGSM neighbours x′ = clip(x + ε(b−a)·sign ∇_x CE(f₀(x), y), a, b) and y_nb = argmax f₀(x′); f₀ is put in
     eval mode (its mode is restored) and its parameters receive no gradient."""
-    was = f0.training
-    f0.eval()
     xs, ys = [], []
-    try:
+    with eval_mode(f0):
         for s in range(0, len(x), batch_size):
             xb = x[s:s + batch_size].detach().clone().requires_grad_(True)
             (gx,) = torch.autograd.grad(F.cross_entropy(f0(xb), y[s:s + batch_size]), xb)
@@ -81,8 +80,6 @@ def neighbour_labels(f0: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: fl
             x_adv = (xb.detach() + eps * (high - low) * gx.sign()).clamp(low, high)
             xs.append(x_adv)
             ys.append(_argmax(f0, x_adv))
-    finally:
-        f0.train(was)
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -103,8 +100,7 @@ class BoundaryShrink(UnlearningMethod[BoundaryShrinkParams]):
         low, high = declared if declared is not None else (float(xf.min()), float(xf.max()))
         if not low < high:
             raise ValueError(f"boundary_shrink: the forget set is constant ({low}); pass input_range explicitly")
-        f0 = copy.deepcopy(model)  # frozen original: the attack never sees the model being trained
-        f0.requires_grad_(False)
+        f0 = frozen_copy(model)  # the original: the attack never sees the model being trained
         _, y_nb = neighbour_labels(f0, xf, yf, eps=p.eps, low=low, high=high, batch_size=p.batch_size)
         failed = y_nb == yf
         ctx.notes.update(failed_attack_share=float(failed.float().mean()), input_range=[low, high])

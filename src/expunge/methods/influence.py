@@ -2,8 +2,8 @@
 
 Papers: the influence-function removal step (Koh & Liang, ICML 2017; Guo et al., "Certified Data Removal", ICML 2020,
 arXiv 1911.03030, which uses the retain-loss Hessian as below); "IU" baseline of Jia et al., NeurIPS 2023 (arXiv
-2304.04934). The abstract in ../shared/papers ("Efficient Machine Unlearning via Influence Approximation", Liu, Wu,
-Lian, Chen — IAU) motivates the family. References: OPTML-Group/Unlearn-Saliency
+2304.04934). Liu, Wu, Lian, Chen, "Efficient Machine Unlearning via Influence Approximation" (IAU), arXiv
+2507.23257 (2025; only its abstract was read) motivates the family. References: OPTML-Group/Unlearn-Saliency
 ``Classification/unlearn/Wfisher.py`` (WoodFisher inverse-Hessian-vector product) and Lolo1222/IAU
 ``IAU_unlearn.py``.
 
@@ -13,9 +13,10 @@ Retraining minimises the same sum over D_r only, whose gradient at the original 
 
     θ' = θ* + (H + λI)⁻¹ · (|D_f|/|D|) · ḡ_f,        H = (1/n) Σ_{i∈D_r} ∇²ℓ_i(θ*),
 
-the spec's formula with H the *retain* part of the training objective's Hessian, so it is exact for a quadratic loss
-and, for the first order, the classic influence estimate. The damping λ (``damping``) keeps H + λI invertible and is
-exactly the weight-decay term when the original was trained with one. ``scale`` multiplies the step (1 = Newton).
+the textbook influence step θ + H⁻¹∇L(D_f)·(|D_f|/|D|) with H the *retain* part of the training objective's Hessian, so
+it is exact for a quadratic loss and, for the first order, the classic influence estimate. The damping λ (``damping``)
+keeps H + λI invertible and is exactly the weight-decay term when the original was trained with one. ``scale``
+multiplies the step (1 = Newton).
 
 H, by ``hessian``:
 * ``"diag_fisher"`` (default): H ≈ diag of (1/n) Σ_{i∈D_r} Σ_c p_c (∇ log p_c)² — the per-example true Fisher
@@ -53,6 +54,7 @@ from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batches
 from expunge.errors import ExpungeError
 from expunge.methods._shared.fisher import per_example_fisher
+from expunge.methods._shared.gradients import summed_gradients
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 
 
@@ -71,20 +73,7 @@ class InfluenceParams(Hyperparams):
 
 def summed_gradient(model: nn.Module, batches: Batches) -> dict[str, torch.Tensor]:
     """Σ_i ∇_θ CE(f(x_i), y_i) over the batches, in eval mode."""
-    was = model.training
-    model.eval()
-    params = dict(model.named_parameters())
-    out = {n: torch.zeros_like(q) for n, q in params.items()}
-    try:
-        for x, y in batches:
-            grads = torch.autograd.grad(F.cross_entropy(model(x), y, reduction="sum"), list(params.values()),
-                                        allow_unused=True)
-            for n, g in zip(params, grads, strict=True):
-                if g is not None:
-                    out[n] += g
-    finally:
-        model.train(was)
-    return out
+    return summed_gradients(model, batches, lambda m, b: F.cross_entropy(m(b[0]), b[1], reduction="sum"))[0]
 
 
 def summed_hessian(model: nn.Module, batches: Batches) -> torch.Tensor:

@@ -19,7 +19,7 @@ a constant γ (an ``elif`` branch); we use γ_t = 0 (the formula above). The "pr
 (one-shot magnitude pruning to ~95% sparsity before fine-tuning) is a different method and not part of this one.
 Defaults: Unlearn-Sparse README (``--unlearn FT_prune --unlearn_lr 0.01 --unlearn_epochs 10``) with the harness's SGD
 (momentum 0.9, weight decay 5e-4, batch 256). γ: the README leaves ``--alpha`` to the user (its parser default 0.2
-belongs to the Fisher baselines); we default to 5e-4, inside the spec's tuning range 1e-5–1e-3 (paper value not
+belongs to the Fisher baselines); we default to 5e-4, inside the tuning range 1e-5–1e-3 we search (paper value not
 verified here) — tune it per model (``expunge tune``).
 """
 

@@ -51,7 +51,6 @@ class. Tune τ, lr_ra and epochs per model (``expunge tune``).
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass
 from typing import Literal
@@ -63,6 +62,7 @@ from torch import nn
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batch, Batches
+from expunge.methods._shared.teacher_kl import frozen_copy
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.train.loop import make_optimizer, train_loop
 
@@ -205,7 +205,7 @@ class LAF(UnlearningMethod[LAFParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
-        teacher_net = _frozen_copy(model)
+        teacher_net = frozen_copy(model)
         teacher = Representation(teacher_net, p.feature_layer)
         student = Representation(model, teacher.layer)
         forget_x, retain_x = data.forget_tensors()[0], data.retain_tensors()[0]  # labels never read
@@ -245,11 +245,6 @@ class LAF(UnlearningMethod[LAFParams]):
                    make_optimizer(vae.parameters(), "adam", lr=p.vae_lr), epochs=p.vae_epochs)
         vae.eval().requires_grad_(False)
         return vae
-
-
-def _frozen_copy(model: nn.Module) -> nn.Module:
-    teacher = copy.deepcopy(model).eval()
-    return teacher.requires_grad_(False)
 
 
 def _embed(rep: Representation, x: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -23,8 +23,8 @@ Design choices:
   D in order (fixed batch composition, reproducible).
 * No label is read: the batches carry labels (the data API serves (x, y)) but they are never used, so permuting the
   labels of D and D_f gives a bit-identical result (tested).
-* Defaults α = 10, λ = 1 are SSD's (AAAI 2024, ResNet-18); the paper reuses SSD's values and the spec marks
-  LFSSD-specific values as unverified. As for SSD, α must be tuned per model (``expunge tune``). The importance is
+* Defaults α = 10, λ = 1 are SSD's (AAAI 2024, ResNet-18); the paper reuses SSD's values (LFSSD-specific
+  values unverified). As for SSD, α must be tuned per model (``expunge tune``). The importance is
   an absolute, not squared, gradient, so the same α is far more selective than SSD's: on digits / mlp, class 3,
   α = 10 selects 236 scalars (forget acc 0.23, retain 0.97) where SSD selects 13.5k (forget 0.0, retain 0.79);
   α = 30 selects nothing.
@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from expunge.data.batches import Batch
+from expunge.methods._shared.gradients import summed_gradients
 from expunge.methods.base import register_method
 from expunge.methods.ssd import SSD, SSDParams
 
@@ -51,21 +52,13 @@ class LFSSDParams(SSDParams):
 def output_sensitivity(model: nn.Module, batches: Iterable[Batch]) -> dict[str, torch.Tensor]:
     """(1/#batches) Σ_b |∇_θ mean_{x∈b} ‖f(x)‖²₂| per parameter, in eval mode; labels in the batches are ignored.
     The caller's train/eval mode is restored."""
-    was = model.training
-    model.eval()
-    params = dict(model.named_parameters())
-    imp = {n: torch.zeros_like(p) for n, p in params.items()}
-    n_batches = 0
-    for batch in batches:
-        out = model(batch[0])  # batch[1] (labels) deliberately unused
-        objective = out.flatten(1).pow(2).sum(dim=1).mean()
-        grads = torch.autograd.grad(objective, list(params.values()), allow_unused=True)
-        for (n, _), g in zip(params.items(), grads, strict=True):
-            if g is not None:
-                imp[n] += g.detach().abs()
-        n_batches += 1
-    model.train(was)
+    imp, n_batches = summed_gradients(model, batches, _squared_output_norm, torch.abs)
     return {n: v / max(1, n_batches) for n, v in imp.items()}
+
+
+def _squared_output_norm(model: nn.Module, batch: Batch) -> torch.Tensor:
+    """mean_{x∈b} ‖f(x)‖²₂; batch[1] (labels) deliberately unused."""
+    return model(batch[0]).flatten(1).pow(2).sum(dim=1).mean()
 
 
 @register_method

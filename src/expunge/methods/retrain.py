@@ -4,7 +4,8 @@ The oracle (:mod:`expunge.train.oracle`) is what every metric compares against; 
 independently seeded* retrain, so its gaps to the oracle show the seed-to-seed noise floor of each metric. With
 ``same_seeds_as_oracle=True`` it reproduces the oracle bit for bit (a test checks this). The model is rebuilt from
 the :class:`~expunge.models.ModelSpec` factory with a fresh seed — never by resetting a live module (the SSD
-reference's ``retrain`` re-initialises only top-level children; see spec/methods.md 1.1).
+reference's ``retrain`` re-initialises only top-level children, so with its Sequential-block ResNet only ``fc`` is
+re-initialised: if-loops/selective-synaptic-dampening issue #1).
 
 Paper: the exact-unlearning definition, e.g. Bourtoule et al., "Machine Unlearning", IEEE S&P 2021.
 Reference: if-loops/selective-synaptic-dampening ``src/forget_full_class_strategies.py:retrain`` (bug not copied).
@@ -43,7 +44,7 @@ class Retrain(UnlearningMethod[RetrainParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         if ctx.model_spec is None or ctx.recipe is None:
-            raise ExpungeError("retrain needs the original's model spec and recipe (RunContext.model_spec/recipe)")
+            raise ExpungeError("retrain needs the original's model spec and recipe (RunContext.model_spec and .recipe)")
         salt = "oracle" if self.params.same_seeds_as_oracle else "retrain-method"
         init_seed, order_seed = derive_seed(ctx.seed, f"{salt}-init"), derive_seed(ctx.seed, f"{salt}-order")
         fresh = ctx.model_spec.build(seed=init_seed)

@@ -172,7 +172,7 @@ class SISA(UnlearningMethod[SISAParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         if ctx.model_spec is None or ctx.recipe is None:
-            raise ExpungeError("sisa needs the original's model spec and recipe (RunContext.model_spec/recipe)")
+            raise ExpungeError("sisa needs the original's model spec and recipe (RunContext.model_spec and .recipe)")
         p = self.params
         if isinstance(model, SISAEnsemble):  # a previous request's result: continue from its state
             ens = model

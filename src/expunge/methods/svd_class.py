@@ -27,14 +27,14 @@ left unchanged and listed in ``ctx.notes["skipped_layers"]``; BatchNorm and othe
 
 Choices and differences from the reference:
 
-* Orientation (deviation from the spec's literal formula): spec/methods.md 4.4 writes W_l ← W_l P; the reference
-  computes ``W @ P.T`` (``project_weights``), i.e. it removes (I − M_r) M_f x — the part of the forget-space component
-  of x that the retain space does not explain, a direction orthogonal-ish to the retain activations. W P instead
-  removes M_f (I − M_r) x, which lies along the forget space's dominant directions; these are largely shared with the
-  retain classes (activations are uncentred, so the top singular vector is the class mean). The two agree when M_f and
-  M_r commute (e.g. orthogonal class subspaces) and differ a lot otherwise: on digits / mlp, class 3, defaults, W Pᵀ
-  gives forget acc 0.007 / retain 0.895 and W P 0.971 / 0.976 (no forgetting). We keep the reference's orientation,
-  which produced the paper's results; ``transpose_projection=False`` gives W P.
+* Orientation: written out, the update reads W_l ← W_l P; the reference computes ``W @ P.T`` (``project_weights``), i.e.
+  it removes (I − M_r) M_f x — the part of the forget-space component of x that the retain space does not explain, a
+  direction orthogonal-ish to the retain activations. W P instead removes M_f (I − M_r) x, which lies along the forget
+  space's dominant directions; these are largely shared with the retain classes (activations are uncentred, so the top
+  singular vector is the class mean). The two agree when M_f and M_r commute (e.g. orthogonal class subspaces) and
+  differ a lot otherwise: on digits / mlp, class 3, defaults, W Pᵀ gives forget acc 0.007 / retain 0.895 and W P 0.971 /
+  0.976 (no forgetting). We keep the reference's orientation, which produced the paper's results;
+  ``transpose_projection=False`` gives W P.
 * Patch sampling: the reference first crops a random 3k × 3k window of every conv input (to save memory) and then
   keeps ``max_patches`` random patches, using the global Python / NumPy RNGs; we sample patches over the whole input
   in chunks (bounded memory) with the run's seeded generator.
@@ -60,6 +60,7 @@ from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.errors import InvalidForgetRequest
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
+from expunge.models.inference import eval_mode
 
 
 class ClassRequestRequired(InvalidForgetRequest):
@@ -113,8 +114,6 @@ def layer_rows(model: nn.Module, x: torch.Tensor, *, max_patches: int, generator
                batch_size: int = 256) -> dict[str, torch.Tensor]:
     """Input activations of every projectable layer as rows (conv: patches), at most ``max_patches`` per layer,
     drawn uniformly at random; one forward pass of ``model`` over ``x`` in chunks, in eval mode."""
-    was = model.training
-    model.eval()
     n = len(x)
     collected: dict[str, list[torch.Tensor]] = {}
     quota = {"chunk": 0}  # size of the current chunk, for the per-chunk patch quota
@@ -130,14 +129,14 @@ def layer_rows(model: nn.Module, x: torch.Tensor, *, max_patches: int, generator
 
     handles = [m.register_forward_hook(hook_for(name)) for name, m in model.named_modules() if _projectable(m)]
     try:
-        for start in range(0, n, batch_size):
-            chunk = x[start:start + batch_size]
-            quota["chunk"] = len(chunk)
-            model(chunk)
+        with eval_mode(model):
+            for start in range(0, n, batch_size):
+                chunk = x[start:start + batch_size]
+                quota["chunk"] = len(chunk)
+                model(chunk)
     finally:
         for h in handles:
             h.remove()
-        model.train(was)
     out = {}
     for name, parts in collected.items():
         rows = torch.cat(parts)

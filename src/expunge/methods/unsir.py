@@ -37,6 +37,7 @@ from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batches
 from expunge.errors import InvalidForgetRequest
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
+from expunge.models.inference import eval_mode
 from expunge.train.loop import cross_entropy_loss, make_optimizer, train_loop
 
 
@@ -70,9 +71,7 @@ def optimise_noise(model: nn.Module, noise: torch.Tensor, label: int, *, steps: 
         -> tuple[torch.Tensor, list[float]]:
     """Error-maximising noise for class ``label``: Adam on −CE(f(N), label) + λ·mean_i‖N_i‖², model in eval mode
     with its parameters frozen (restored afterwards). Returns the noise and the CE after each step's forward."""
-    was_training = model.training
     flags = [p.requires_grad for p in model.parameters()]
-    model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
     noise = noise.detach().clone().requires_grad_(True)
@@ -80,17 +79,17 @@ def optimise_noise(model: nn.Module, noise: torch.Tensor, label: int, *, steps: 
     labels = torch.full((len(noise),), label, dtype=torch.long)
     ces: list[float] = []
     try:
-        for _ in range(steps):
-            ce = F.cross_entropy(model(noise), labels)
-            loss = -ce + lam * noise.pow(2).flatten(1).sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ces.append(float(ce.detach()))
+        with eval_mode(model):
+            for _ in range(steps):
+                ce = F.cross_entropy(model(noise), labels)
+                loss = -ce + lam * noise.pow(2).flatten(1).sum(1).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                ces.append(float(ce.detach()))
     finally:
         for p, f in zip(model.parameters(), flags, strict=True):
             p.requires_grad_(f)
-        model.train(was_training)
     return noise.detach(), ces
 
 

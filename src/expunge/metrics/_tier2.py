@@ -22,8 +22,6 @@ from expunge.errors import ExpungeError, InvalidHyperparameter
 from expunge.metrics.base import EvalContext, Metric, MetricValue, Tier
 
 EXTRAS_KEY = "tier2"
-UNLEARNED_ONLY = ("defined for the unlearning method's distribution of models: computed for the unlearned role "
-                  "only")
 
 
 @dataclass(frozen=True)
@@ -64,18 +62,18 @@ class Tier2Metric(Metric):
     """Base of the tier-2 metrics: opt-in (Tier.GOLD); ``run_needs`` lists the RunInfo fields the pipeline uses
     (shown by ``expunge metrics``).
 
-    :meth:`compute` is shared: a metric defined for the method's distribution of models (``unlearned_only``) has no
-    value for the Original/Retrain roles; a pipeline error (an :class:`ExpungeError`) gives None with the reason.
-    Subclasses implement :meth:`result` (the pipeline output for a role) and :meth:`value_from`."""
+    :meth:`compute` is shared: a pipeline error (an :class:`ExpungeError`) gives None with the reason (a metric defined
+    for the method's distribution of models sets ``unlearned_only``; :meth:`Metric.__call__` then gives the Original and
+    the Retrain None). Subclasses implement :meth:`result` (the pipeline output for a role) and :meth:`value_from`."""
 
     tier = Tier.GOLD
     run_needs: ClassVar[tuple[str, ...]] = ("model_spec", "recipe", "store", "method")
-    unlearned_only: ClassVar[bool] = False
     label: ClassVar[str] = "tier-2 metric"  # in "<label> unavailable: ..." reasons
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
-        if self.unlearned_only and role != "unlearned":
-            return MetricValue(None, reason=UNLEARNED_ONLY)
+        # A collapsed model (NaN outputs; NonFiniteOutputs gives None with the reason): U-LiRA cannot score it, and
+        # for the unlearned-only scores it means the method collapsed, whatever its re-runs give.
+        ctx.logits(role, "forget")
         try:
             key = ("tier2", self.label, Tier2Config.from_ctx(ctx), *method_key(ctx))  # shared by one family
             res = ctx.cached(key, lambda: self.result(ctx, role), role=role, local=True)

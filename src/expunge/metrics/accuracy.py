@@ -1,8 +1,9 @@
 """Accuracy family (tier 0): forget / retain / test accuracy, and for class requests the test accuracy on the
 forgotten and on the kept classes.
 
-acc(S) = (1/|S|) Σ_{x∈S} 1[argmax z(x) = y] (spec/metrics.md 1.1). For random and owner requests ``forget_acc`` is
-measured on the forget *training* examples. Gaps to the retrained model are added to every record by the runner.
+acc(S) = (1/|S|) Σ_{x∈S} 1[argmax z(x) = y] (SalUn's RA/TA; Fan et al., ICLR 2024, arXiv 2310.12508). For random and
+owner requests ``forget_acc`` is measured on the forget *training* examples. Gaps to the retrained model are added to
+every record by the runner.
 """
 
 from __future__ import annotations

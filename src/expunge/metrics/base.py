@@ -38,6 +38,10 @@ SplitName = Literal["forget", "retain", "test"]
 ROLES: tuple[Role, ...] = ("unlearned", "original", "retrain")
 
 
+UNLEARNED_ONLY = ("defined for the unlearning method's distribution of models: computed for the unlearned role "
+                  "only")
+
+
 class MissingInput(ExpungeError):
     """A metric asked its context for an input no provider computes (see :meth:`EvalContext.provided`)."""
 
@@ -243,14 +247,20 @@ class Metric(ABC):
     needs: ClassVar[frozenset[str]] = frozenset()  # roles besides the evaluated one, e.g. {"retrain"}
     run_needs: ClassVar[tuple[str, ...]] = ()  # RunInfo fields it uses (metrics that train or re-run the method)
     tasks: ClassVar[frozenset[str]] = frozenset({"classification"})  # tasks whose models it is defined for
+    # Judges the unlearning method's distribution of models against the oracles' (tier-2 ε-score, KLoM): a value for
+    # the unlearned role only, None with a reason for the Original and the Retrain.
+    unlearned_only: ClassVar[bool] = False
+    # The value an exact unlearner gets where the metric fixes one (KLoM 0, ε-score 1); None: compare with the Retrain.
+    ideal: ClassVar[float | None] = None
 
     @abstractmethod
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
         """Value of the metric for the model in ``role``."""
 
     def __call__(self, ctx: EvalContext, role: str) -> MetricValue:
-        """:meth:`compute` guarded: a missing role, run-info field, task or provided input, or a collapsed model,
-        gives ``MetricValue(None, reason=...)`` — never a number that was not measured, never a crash."""
+        """:meth:`compute` guarded: a missing role, run-info field, task or provided input, a collapsed model, or a
+        role an ``unlearned_only`` metric does not judge, gives ``MetricValue(None, reason=...)`` — never a number that
+        was not measured, never a crash."""
         if ctx.task.name not in self.tasks:
             return MetricValue(None, reason=f"defined for {' / '.join(sorted(self.tasks))} models; this is a "
                                             f"{ctx.task.name} task")
@@ -259,6 +269,8 @@ class Metric(ABC):
             return MetricValue(None, reason=f"no {' / '.join(missing)} model")
         if (reason := ctx.run.missing(*self.run_needs)) is not None:
             return MetricValue(None, reason=reason)
+        if self.unlearned_only and role != "unlearned":
+            return MetricValue(None, reason=UNLEARNED_ONLY)
         try:
             return self.compute(ctx, role)
         except (NonFiniteOutputs, MissingInput) as exc:

@@ -1,9 +1,10 @@
 """Output divergence to the retrained model (tier 0 given the oracle).
 
-``js_to_retrain_<split>``: mean over the split's examples of the Jensen–Shannon divergence, in bits (∈ [0, 1]),
-between the softmax outputs of the evaluated model and of the retrained oracle on the same input (spec/metrics.md 2.1).
-The oracle scores 0 against itself. Unlike the Bad-Teacher/SSD reference ``JSDiv`` this is the true JS divergence
-(that code computes a KL(m‖p)-direction term averaged over N·C elements).
+``js_to_retrain_<split>``: mean over the split's examples of the Jensen–Shannon divergence, in bits (∈ [0, 1]), between
+the softmax outputs of the evaluated model and of the retrained oracle on the same input (Lin, IEEE Trans. Inf. Theory
+1991). The oracle scores 0 against itself. Unlike the Bad-Teacher/SSD reference ``JSDiv``
+(vikram2000b/bad-teaching-unlearning ``metrics.py``) this is the true JS divergence (that code computes a
+KL(m‖p)-direction term averaged over N·C elements).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Efficiency (spec/metrics.md 1.5) — deliberately *not* registered metrics.
+"""Efficiency — deliberately *not* registered metrics.
 
 ``unlearn_time_s``, ``speedup_vs_retrain`` and ``peak_mem_bytes`` cannot be computed from models: they describe the
 unlearning *call*, which an :class:`~expunge.metrics.base.EvalContext` never sees. The runner measures them around the
@@ -9,8 +9,8 @@ method alone (evaluation excluded, unlike SSD's ``MethodTime``) and every run re
 * ``peak_rss_bytes`` / ``peak_delta_bytes`` — peak resident memory of the process and its increase during the call;
 * ``env`` — hardware and library versions.
 
-:func:`efficiency_from_record` maps those fields to the spec's names, with the NeurIPS'23 gate (flag when
-time(U) > 0.2 · time(R)).
+:func:`efficiency_from_record` maps those fields to ``unlearn_time_s`` / ``speedup_vs_retrain`` / ``peak_mem_bytes``,
+with the NeurIPS'23 challenge's gate (Triantafillou et al., arXiv 2406.09073: flag when time(U) > 0.2 · time(R)).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""KLoM — KL divergence of margins between unlearned models and oracles (tier 2; spec/metrics.md 4.4).
+"""KLoM — KL divergence of margins between unlearned models and oracles (tier 2).
 
 Georgiev et al., "Attribute-to-Delete: Machine Unlearning via Datamodel Matching", arXiv 2410.23232, App. E.1;
 easydub/EasyDUB-code ``easydub/eval.py``. The arithmetic is :func:`expunge.metrics.functional.klom.klom` (which
@@ -43,6 +43,7 @@ class _Klom(_tier2.Tier2Metric):
     split: ClassVar[str]
 
     unlearned_only, label = True, "KLoM"
+    ideal = 0.0  # unlearned margins distributed as the oracles' (an exact unlearner): identical histograms
 
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
         return klom_result(ctx)

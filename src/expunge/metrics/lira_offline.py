@@ -1,6 +1,6 @@
 """Offline LiRA with K reference models (tier 1) — Carlini et al., "Membership Inference Attacks From First
 Principles", S&P 2022 (arXiv 2112.03570), reference tensorflow/privacy ``research/mi_lira_2021/plot.py``
-(``generate_ours_offline``); spec/metrics.md 4.1.
+(``generate_ours_offline``).
 
 Reference ("OUT") models: K_OUT = 4 models of the run's architecture (``ctx.run.model_spec``), each trained from a fresh
 seeded initialisation with the original's recipe (``ctx.run.recipe``, through :func:`expunge.train.loop.fit`) on its
@@ -8,7 +8,8 @@ own seeded random half of the retain set. No reference ever sees a forget or tes
 for every example scored. They are cached in ``ctx.run.store`` (kind ``lira_reference``, keyed by dataset, spec,
 recipe, evaluation seed, retain set and index), shared by every method and role evaluated on the same request.
 
-Scores (:func:`expunge.metrics.functional.lira.offline_lr_score`, global variance as the spec requires for K < 64):
+Scores (:func:`expunge.metrics.functional.lira.offline_lr_score`, global variance below K = 64 references,
+LiRA's fixed-variance variant for few shadows):
 φ = z_y − logsumexp_{j≠y} z_j; μ_out = median of the K reference φ per example, σ_out = std of all reference φ pooled;
 score = −log N(φ_target; μ_out, σ_out²) (the reference's two-sided form; the one-sided AUC is in ``details``). One
 query per example (identity): the models here are trained without augmentation, so a flipped query would be
@@ -118,7 +119,7 @@ class _LiraOffline(Tier1Metric):
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
         if not hasattr(ctx.run.model_spec, "to_dict") or not hasattr(ctx.run.recipe, "to_dict"):
-            return MetricValue(None, reason="run info model_spec/recipe of an unsupported type")
+            return MetricValue(None, reason="run info model_spec or recipe of an unsupported type")
         if len(ctx.splits.retain) < 2:
             return MetricValue(None, reason="retain set too small to train reference models on halves")
         res = lira_offline_result(ctx, role)

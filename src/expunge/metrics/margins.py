@@ -1,5 +1,5 @@
 """Margin summaries (tier 0): the distribution of φ = z_y − logsumexp_{j≠y} z_j (logit-scaled confidence, the LiRA
-statistic of spec/metrics.md 4) on the forget and test sets.
+statistic of Carlini et al., S&P 2022, arXiv 2112.03570) on the forget and test sets.
 
 * ``margin_forget_median`` / ``margin_test_median`` — median φ over the split; ``details`` hold the 5/25/50/75/95 %
   quantiles, mean, std and n (:func:`expunge.metrics.functional.margins.margin_summary`).

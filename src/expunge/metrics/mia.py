@@ -3,8 +3,9 @@
 ``mia_loss_auc`` / ``mia_loss_acc``: a logistic-regression attacker on the per-example loss separates the forget set
 (label 1) from the test set (label 0). Sides are balanced by seeded subsampling to the smaller size, then scored with
 10-fold ``StratifiedShuffleSplit`` (test size 0.1, random_state = evaluation seed); we report the mean
-cross-validated ROC-AUC and accuracy (spec/metrics.md 3.1, the NeurIPS'23 starting kit's attack). 0.5 means
-the forget set looks like unseen data; compare with the retrained model's value, not with 0.5.
+cross-validated ROC-AUC and accuracy (the NeurIPS'23 starting kit's attack: unlearning-challenge/starting-kit
+``unlearning-CIFAR10.ipynb``, ``simple_mia``; Triantafillou et al., arXiv 2406.09073). 0.5 means the forget set
+looks like unseen data; compare with the retrained model's value, not with 0.5.
 
 The loss is the task's (:meth:`expunge.tasks.Task.example_losses`): the cross-entropy clipped to [0, 100] for
 classification (bit-identical to the ``ce_loss`` these attacks used before tasks existed), the squared error for
@@ -16,8 +17,8 @@ error, so rank-based scores of either are equal; the LR attack's AUC differs onl
 ``mia_loss_auc_matched``: the same attack with the test side restricted to the forget set's own distribution —
 the test examples of the forgotten classes (``class``/``classes`` requests) or of the forgotten fine class
 (``subclass``); for random, owner and id requests the forget set is a sample of the training distribution and the
-value equals ``mia_loss_auc``. Why (our choice; the spec's pitfall "forget and test must come from the same
-distribution"): against the whole test set the attack also detects the class. For a sub-class of a coarse-label
+value equals ``mia_loss_auc``. Why (our choice; a known pitfall of MUFAC-style attacks: "forget and test must come
+from the same distribution"): against the whole test set the attack also detects the class. For a sub-class of a coarse-label
 model that is worse than a bias: almost every loss is ~0, the forget and test means nearly coincide, and the sign of
 the 1-D logistic-regression coefficient (mean-driven) can disagree with the ranking (what the AUC scores). On
 Fashion-MNIST ``subclass:Sandal`` two retrains of one seed gave 0.29 and 0.70; the rank AUC of the same losses was

@@ -1,7 +1,7 @@
 """Population membership-inference attacks beyond the loss-LR attack of :mod:`expunge.metrics.mia` (tier 0).
 
 Every value is reported for the unlearned model, the Original and the Retrain; the target is the Retrain's value, not
-0.5 (spec/metrics.md section 3). Features come from cached logits; attacker subsampling uses the evaluation seed.
+0.5. Features come from cached logits; attacker subsampling uses the evaluation seed.
 The attacks whose only feature is the loss (``mufac_forgetting_score``, ``indiscernibility``, the two threshold
 attacks) use the task's per-example loss and are defined for classification and regression (squared error; Tarun et
 al., "Deep Regression Unlearning", ICML 2023, attack regression models through their loss); the others read class
@@ -9,16 +9,20 @@ probabilities and are classification-only.
 
 * ``mufac_forgetting_score`` = |acc − 0.5|, ``indiscernibility`` = 1 − |acc − 0.5|/0.5 and
   ``nomus`` = (acc_test + 1 − 2·|acc − 0.5|)/2, with acc the cross-validated accuracy of the loss-LR attack forget vs
-  test (the same attack as ``mia_loss_acc``; spec 3.1; MUFAC/ndb796, xcadet/deepunlearn).
+  test (the same attack as ``mia_loss_acc``; MUFAC: ndb796/MachineUnlearning; DeepUnlearn, arXiv 2410.01276:
+  xcadet/deepunlearn).
 * ``mia_eff_svc_conf_salun`` — SalUn MIA-Efficacy in [0, 1] (×100 in SalUn tables): ``SVC(C=3, gamma='auto')`` on the
   true-class confidence p_y, retain (member) vs test (non-member), share of the forget set predicted *non*-member
-  (spec 3.2; OPTML-Group/Unlearn-Saliency ``evaluation/SVC_MIA.py``).
+  (Fan et al., SalUn, ICLR 2024, arXiv 2310.12508; OPTML-Group/Unlearn-Saliency ``evaluation/SVC_MIA.py``).
 * ``mia_entropy_svc_retain_vs_test_badteacher`` / ``mia_entropy_lr_retain_vs_test_ssd`` — prediction entropy, attacker
-  fit on retain (1) vs test (0), share of the forget set predicted member (spec 3.3; Bad Teacher SVC, SSD/JiT LR).
+  fit on retain (1) vs test (0), share of the forget set predicted member (Bad Teacher SVC:
+  vikram2000b/bad-teaching-unlearning ``metrics.py``; SSD/JiT LR: if-loops/selective-synaptic-dampening
+  ``src/metrics.py``).
 * ``mia_loss_threshold_best`` — best-threshold attack on −loss, balanced accuracy max_τ 1 − (FPR + FNR)/2 on balanced
-  forget vs test; τ is fit on the evaluated sets, so the value is optimistic (labelled in ``details``) (spec 3.5).
-* ``mia_loss_threshold_yeom`` — Yeom et al.: member iff loss ≤ mean retain-set loss of the same model; balanced
-  accuracy forget vs test (spec 3.5).
+  forget vs test; τ is fit on the evaluated sets, so the value is optimistic (labelled in ``details``) (Song & Mittal,
+  USENIX Security 2021, arXiv 2003.10595).
+* ``mia_loss_threshold_yeom`` — Yeom et al. (CSF 2018, arXiv 1709.01604): member iff loss ≤ mean retain-set loss of the
+  same model; balanced accuracy forget vs test.
 
 Deviation for cost: SVC attackers train on at most ``SVC_MAX_PER_SIDE`` = 1000 examples per side (seeded subsample
 before balancing). An RBF SVC is quadratic in n (≈ 40 s at 10 000 per side on 2 busy cores), which would make tier 0
@@ -70,7 +74,7 @@ def _loss(ctx: EvalContext, role: str, split: str) -> np.ndarray:
     return ctx.task.example_losses(ctx.logits(role, split), ctx.labels(split))
 
 
-# ------------------------------------------------------------------------------ loss-LR derived scores (spec 3.1)
+# -------------------------------------------------------------------------- loss-LR derived scores (MUFAC, DeepUnlearn)
 def loss_lr_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """The loss-LR cross-validated attack (forget vs test) for ``role``, computed once per model."""
     def compute() -> dict[str, Any]:
@@ -133,7 +137,7 @@ class NoMUS(_LossLRDerived):
         return MetricValue(nomus(acc_test, acc), se=se, details={**details, "acc_test": acc_test})
 
 
-# ------------------------------------------------------------------------------------ SalUn MIA-Efficacy (spec 3.2)
+# --------------------------------------------------------------------------------- SalUn MIA-Efficacy (Fan et al. 2024)
 def mia_eff_svc_conf(ctx: EvalContext, role: str) -> MetricValue:
     """SalUn MIA-Efficacy of ``role`` in [0, 1], computed once per model (``avg_gap_salun`` reuses it)."""
 
@@ -162,7 +166,7 @@ class MiaEffSvcConfSalun(Metric):
         return mia_eff_svc_conf(ctx, role)
 
 
-# -------------------------------------------------------------------------------------- entropy attacks (spec 3.3)
+# ----------------------------------------------------------------------------------- entropy attacks (Bad Teacher, SSD)
 class _EntropyMia(Metric):
     family = "mia_population"
     classifier: ClassVar[Literal["svc", "lr"]]
@@ -196,7 +200,7 @@ class MiaEntropyLrSsd(_EntropyMia):
                   "retain vs test (SSD/JiT); compare with retrain")
 
 
-# ------------------------------------------------------------------------------------ threshold attacks (spec 3.5)
+# ------------------------------------------------------------------------------ threshold attacks (Yeom; Song & Mittal)
 @register_metric
 class MiaLossThresholdBest(Metric):
     tasks = LOSS_TASKS

@@ -1,4 +1,4 @@
-"""NeurIPS 2023 Machine Unlearning Challenge forget score and final score (tier 2; spec/metrics.md 4.3).
+"""NeurIPS 2023 Machine Unlearning Challenge forget score and final score (tier 2).
 
 Triantafillou et al., "Are we making progress in unlearning? Findings from the first NeurIPS unlearning
 competition", arXiv 2406.09073; google-deepmind/unlearning_evaluation ``metric.py``/``main.py``. The arithmetic is
@@ -49,6 +49,7 @@ class _NeurIPS23(_tier2.Tier2Metric):
     key: ClassVar[str]
 
     unlearned_only, label = True, "NeurIPS'23 score"
+    ideal = 1.0  # ε = 0 for every example (no test tells the groups apart) ⇒ H = 1; equal accuracies ⇒ ratios 1
 
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
         return neurips23_result(ctx)
@@ -57,7 +58,7 @@ class _NeurIPS23(_tier2.Tier2Metric):
         value = res.get(self.key)
         reason = res.get("reason") or (None if value is not None else "no retain/test accuracy ratio")
         details = {k: _tier2.to_list(v) for k, v in res.items() if k not in ("bucket_scores",)}
-        details["neurips23_epsilon"] = details.pop("epsilons")  # per-example ε (spec name)
+        details["neurips23_epsilon"] = details.pop("epsilons")  # per-example ε (the metric's published name)
         se = None
         if value is not None and res.get("n_examples"):
             se = float(np.std(res["bucket_scores"]) / np.sqrt(res["n_examples"]))

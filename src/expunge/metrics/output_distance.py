@@ -1,14 +1,14 @@
 """Output closeness to a reference model on the same inputs (tier 0), beside ``js_to_retrain_<split>``.
 
 For split S ∈ {forget, test}, p = softmax of the evaluated model, q = softmax of the reference, per example then
-averaged over S (spec/metrics.md section 2):
+averaged over S:
 
 * ``symkl_to_retrain_<S>`` — Jeffreys divergence KL(p‖q) + KL(q‖p), nats, probabilities floored at 1e-12.
-* ``activation_distance_l2_<S>`` / ``activation_distance_l1_<S>`` — mean ‖p − q‖₂ (Bad Teacher / SSD ``actv_dist``) and
-  mean ‖p − q‖₁ (SCRUB notebooks) to the Retrain (spec 2.3).
-* ``agreement_top1_<S>`` — share of examples with argmax p = argmax q, q from the Retrain (spec 2.4, SUPREME's
-  "completeness").
-* ``js_to_original_<S>`` — JS divergence in bits to the Original (spec 2.1): how far the model moved on S.
+* ``activation_distance_l2_<S>`` / ``activation_distance_l1_<S>`` — mean ‖p − q‖₂ (Chundawat et al., AAAI 2023:
+  vikram2000b/bad-teaching-unlearning ``metrics.py:actv_dist``, also in SSD) and mean ‖p − q‖₁ (meghdadk/SCRUB
+  notebooks) to the Retrain.
+* ``agreement_top1_<S>`` — share of examples with argmax p = argmax q, q from the Retrain (SUPREME's "completeness").
+* ``js_to_original_<S>`` — JS divergence in bits to the Original (Lin 1991): how far the model moved on S.
 
 The reference scores itself exactly (0 distance, agreement 1). A missing reference gives None ("no retrain model" /
 "no original model"). Standard errors: sample std / √n of the per-example values (binomial for agreement).

@@ -50,9 +50,12 @@ def features(ctx: EvalContext, role: str, split: str, rows: np.ndarray | None = 
 
 def _features_or_reason(ctx: EvalContext, role: str, split: str, rows: np.ndarray | None = None) -> np.ndarray | str:
     try:
-        return features(ctx, role, split, rows)
+        f = features(ctx, role, split, rows)
     except ValueError as exc:
         return f"no penultimate features: {exc}"
+    if not np.isfinite(f).all():  # a probe or CKA on NaN features is no measurement (scikit-learn would raise)
+        return f"the {role} model's penultimate features on the {split} split are not finite: a collapsed model"
+    return f
 
 
 class _Probe(Tier1Metric):

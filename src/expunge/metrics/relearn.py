@@ -1,21 +1,21 @@
 """Relearning (tier 1): how quickly forgotten knowledge comes back.
 
 ``relearn_steps`` and ``ain`` — Anamnesis Index, Chundawat, Tarun, Mandal, Kankanhalli, "Zero-Shot Machine
-Unlearning", IEEE TIFS 2023 (arXiv 2201.05629), spec/metrics.md 5.1. rt(M) = number of mini-batch steps of
+Unlearning", IEEE TIFS 2023 (arXiv 2201.05629). rt(M) = number of mini-batch steps of
 fine-tuning a private copy of M on the forget set F until acc_F ≥ (1 − α)·acc_F(O); AIN = rt(M)/rt(R) (≈ 1 ideal,
-≪ 1 knowledge hidden not removed, ≫ 1 over-damage). Spec defaults: α = 0.05, Adam lr 1e-3, batch min(256, |F|),
+≪ 1 knowledge hidden not removed, ≫ 1 over-damage). Defaults: α = 0.05, Adam lr 1e-3, batch min(256, |F|),
 accuracy checked after every step for the first 200 steps and every 10th step after that (so rt > 200 is rounded up to
 a multiple of 10), shuffled batches seeded from the evaluation seed (the same batches for every role).
-Cap = max(10 epochs, ``MIN_CAP_STEPS`` = 100 steps). Deviation, documented: the spec's "10 epochs" is only 10 steps
+Cap = max(10 epochs, ``MIN_CAP_STEPS`` = 100 steps). Deviation, documented: a cap of "10 epochs" alone is only 10 steps
 when |F| ≤ 256 (one full batch per epoch), too few for any model on small requests (digits: |F| ≈ 135); the 100-step
 floor keeps AIN defined there and changes nothing once |F| > 2 560. A capped run reports the cap as a lower bound
 (``details.capped``, reason "> cap"), never ∞; AIN is then a bound or None (both capped) — see
 :func:`expunge.metrics.functional.relearn.anamnesis_index`.
 
 ``relearn_attack_recovery_k10`` / ``relearn_attack_recovery_k10pct`` — relearning attack, Łucki et al. (arXiv
-2409.18025) and Hu et al. (arXiv 2406.13356), spec 5.2: fine-tune a private copy of M on k examples of F (a seeded
-choice shared by every role; k = 10, or 10 % of |F|) for 50 full-batch Adam steps at lr 1e-4 (the spec leaves the
-optimiser open; Adam as in 5.1), then measure accuracy on the held-out remainder F′:
+2409.18025) and Hu et al. (arXiv 2406.13356): fine-tune a private copy of M on k examples of F (a seeded
+choice shared by every role; k = 10, or 10 % of |F|) for 50 full-batch Adam steps at lr 1e-4 (the papers fine-tune LLMs;
+the optimiser is our choice: Adam, as for ``relearn_steps``), then measure accuracy on the held-out remainder F′:
 recovery = (acc_F′(M_after) − acc_F′(M)) / (acc_F′(O) − acc_F′(M)). The Retrain's value is the floor (generalisation
 from k examples alone); the Original's is undefined (nothing forgotten ⇒ None). ``details`` add the loss-threshold MIA
 AUC on F′ vs test before and after the attack.
@@ -114,7 +114,12 @@ def _forget_target(ctx: EvalContext) -> float:
 
 
 def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
-    """rt of the model in ``role`` (cached in the context and persisted in the store)."""
+    """rt of the model in ``role`` (cached in the context and persisted in the store).
+
+    Raises:
+        NonFiniteOutputs: the model's forget-set outputs are not finite (a collapsed model relearns nothing: the
+            fine-tuning loop would stop on its non-finite steps and report their count as a step count)."""
+    ctx.logits(role, "forget")
     target = _forget_target(ctx)
     mkey = ctx.model_key(role)
     seed = derive_seed(ctx.seed, "relearn-order")
@@ -132,7 +137,8 @@ def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
             with single_threaded():
                 res = relearn_time(ctx.models[role], x, y, target, seed=seed)
             return {"steps": torch.tensor([res["steps"]])}, {"result": res, "settings": settings,
-                                                            "model_spec": _spec_dict(ctx), "recipe": _recipe(ctx)}
+                                                            "model_spec": _provenance(ctx.run.model_spec),
+                                                            "recipe": _provenance(ctx.run.recipe)}
 
         _, manifest, _ = store.get_or_create_tensors("metric_relearn", key, run)
         return dict(manifest["result"])
@@ -140,14 +146,9 @@ def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     return ctx.cached(("relearn_steps", round(target, 12)), compute, role=role)
 
 
-def _spec_dict(ctx: EvalContext) -> Any:
-    spec = ctx.run.model_spec
-    return spec.to_dict() if hasattr(spec, "to_dict") else repr(spec)
-
-
-def _recipe(ctx: EvalContext) -> Any:
-    r = ctx.run.recipe
-    return r.to_dict() if hasattr(r, "to_dict") else repr(r)
+def _provenance(obj: Any) -> Any:
+    """A run-info object (model spec, recipe) as JSON for the stored manifest; its repr if it has no ``to_dict``."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else repr(obj)
 
 
 class _RelearnBase(Tier1Metric):
@@ -191,7 +192,7 @@ class AnamnesisIndex(_RelearnBase):
         return MetricValue(res["ain"], reason=reason, details=res)
 
 
-# ------------------------------------------------------------------------------------ relearning attack (spec 5.2)
+# -------------------------------------------------------------------------- relearning attack (Łucki et al.; Hu et al.)
 def attack_result(ctx: EvalContext, role: str, k: int) -> dict[str, Any]:
     """Accuracy on the held-out forget remainder before/after fine-tuning ``role`` on k forget examples."""
     n = len(ctx.splits.forget)

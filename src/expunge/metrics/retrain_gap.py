@@ -1,10 +1,10 @@
 """Composite gaps to the retrained model (tier 0 given the oracle): SalUn's Avg. Gap and Tug-of-War.
 
 * ``avg_gap_salun`` = ¼ Σ_{k∈{UA, MIA, RA, TA}} |k(M) − k(R)| in percentage points, UA = 100·(1 − acc_forget),
-  MIA = SalUn MIA-Efficacy ×100 (``mia_eff_svc_conf_salun``), RA/TA = 100·retain/test accuracy (spec 1.3; Fan et al.,
-  ICLR 2024, arXiv 2310.12508). Lower is better; the Retrain scores 0.
-* ``tow`` = Π_{S∈{F, D_r, T}} (1 − |acc_S(M) − acc_S(R)|), accuracies in [0, 1] (spec 1.4; Zhao et al., NeurIPS 2024,
-  arXiv 2406.01257). Higher is better; the Retrain scores 1.
+  MIA = SalUn MIA-Efficacy ×100 (``mia_eff_svc_conf_salun``), RA/TA = 100·retain/test accuracy (Fan et al., SalUn,
+  ICLR 2024, arXiv 2310.12508; OPTML-Group/Unlearn-Saliency README). Lower is better; the Retrain scores 0.
+* ``tow`` = Π_{S∈{F, D_r, T}} (1 − |acc_S(M) − acc_S(R)|), accuracies in [0, 1] (Zhao et al., "What makes unlearning
+  hard and what to do about it", NeurIPS 2024, arXiv 2406.01257). Higher is better; the Retrain scores 1.
 
 With no Retrain both return None with reason "no retrain model" (never 0). Standard errors by the delta method,
 treating the model's and the Retrain's per-split estimates as independent binomial proportions (the MIA term uses the

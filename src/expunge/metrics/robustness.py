@@ -1,6 +1,6 @@
 """Robustness of forgetting to compression (tier 1): does quantising or pruning the model bring the forgotten
 accuracy back? Zhang et al., "Catastrophic Failure of LLM Unlearning via Quantization", ICLR 2025 (arXiv
-2410.16454), spec/metrics.md 5.3, adapted to vision models.
+2410.16454), adapted to vision models.
 
 * ``quant_recovery_int8`` — int8 dynamic quantisation of every ``nn.Linear`` of a private copy
   (``torch.ao.quantization.quantize_dynamic``, per-tensor affine weights, float activations; backend recorded).
@@ -9,10 +9,10 @@ accuracy back? Zhang et al., "Catastrophic Failure of LLM Unlearning via Quantiz
   normalisation layers untouched), made permanent with ``prune.remove``.
 
 Value: recovery = (acc_F(M_c) − acc_F(M)) / (acc_F(O) − acc_F(M)) with M_c the compressed model and all accuracies on
-the forget set (the spec 5.2 formula, :func:`expunge.metrics.functional.relearn.relearn_recovery`). 0 = compression
-recovers nothing, 1 = back to the Original; the Retrain's value is the floor; the Original's is undefined (None).
-``details`` add acc_F and test accuracy after compression (its utility cost). Deterministic; no training, so no run
-info is needed.
+the forget set (the recovery formula of the relearning attacks, Łucki et al., arXiv 2409.18025, applied to the
+compressed model: :func:`expunge.metrics.functional.relearn.relearn_recovery`). 0 = compression recovers nothing, 1 =
+back to the Original; the Retrain's value is the floor; the Original's is undefined (None). ``details`` add acc_F and
+test accuracy after compression (its utility cost). Deterministic; no training, so no run info is needed.
 """
 
 from __future__ import annotations

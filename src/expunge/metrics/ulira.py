@@ -1,4 +1,4 @@
-"""U-LiRA, the per-example unlearning membership-inference attack (tier 2; spec/metrics.md 4.2).
+"""U-LiRA, the per-example unlearning membership-inference attack (tier 2).
 
 Hayes, Shumailov, Triantafillou, Khalifa, Papernot, "Inexact unlearning needs more careful evaluations to avoid a
 false sense of privacy", arXiv 2403.01218 (SaTML 2025). Gaussian likelihood ratio of Carlini et al., S&P 2022
@@ -8,7 +8,7 @@ Pipeline (:func:`expunge.metrics._tier2.ulira_inputs`):
 
 1. K shadows, each trained with the original's recipe on a random half of the pool = training set ∪ test set
    (:class:`expunge.shadows.ShadowSet`; each pool example is IN for exactly K/2 shadows). Shadows do not depend on
-   the request or the method, so they are reused by every method and request on the same data, spec and recipe.
+   the request or the method, so they are reused by every method and request on the same data, model spec and recipe.
 2. Targets: the run's forget set F, and held-out test examples H matched to F's classes (as many per class as F
    has, when the test split has them; they were never trained on by the target).
 3. In each shadow, the target examples it trained on (its IN ∩ (F ∪ H): a random subset of its IN data, and every
@@ -47,16 +47,21 @@ from expunge.metrics.functional.stats import auc_se, proportion_se
 NEEDS = ("model_spec", "recipe", "store", "method")
 
 
+def likelihood_ratio(ctx: EvalContext, role: str, train_pos: np.ndarray, heldout_pos: np.ndarray,
+                     shadow_a: np.ndarray, shadow_out: np.ndarray, inputs: Any) -> dict[str, Any]:
+    """The ``role`` model's φ on training targets (positions in dataset.train) and held-out targets (positions in
+    dataset.test), scored against shadow group A (unlearned, or IN) vs OUT: U-LiRA and the privacy onion alike."""
+    tr, te, model = ctx.dataset.train, ctx.dataset.test, ctx.models[role]
+    t_a = phi(model, tr.x[train_pos], tr.y[train_pos], inputs.queries)
+    t_h = phi(model, te.x[heldout_pos], te.y[heldout_pos], inputs.queries)
+    return ulira(t_a, t_h, shadow_a, shadow_out) | {"info": inputs.info, "queries": inputs.queries}
+
+
 def ulira_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """U-LiRA of the model in ``role`` (the shadow pipeline runs once per context)."""
     inputs: _tier2.ULiraInputs = ctx.provided("ulira", Tier2Config.from_ctx(ctx))
-    tr, te = ctx.dataset.train, ctx.dataset.test
-    fp, hp_ = inputs.forget_pos, inputs.heldout_pos
-    model = ctx.models[role]
-    tf = phi(model, tr.x[fp], tr.y[fp], inputs.queries)
-    th = phi(model, te.x[hp_], te.y[hp_], inputs.queries)
-    return ulira(tf, th, inputs.shadow_unlearned, inputs.shadow_out) | {"info": inputs.info,
-                                                                         "queries": inputs.queries}
+    return likelihood_ratio(ctx, role, inputs.forget_pos, inputs.heldout_pos, inputs.shadow_unlearned,
+                            inputs.shadow_out, inputs)
 
 
 class _ULira(_tier2.Tier2Metric):
@@ -92,12 +97,8 @@ class _ULira(_tier2.Tier2Metric):
 def onion_result(ctx: EvalContext, role: str) -> dict[str, Any]:
     """Retain-set LiRA of the model in ``role`` (calibration memoised per context)."""
     inputs: _tier2.OnionInputs = ctx.provided("onion", Tier2Config.from_ctx(ctx))
-    tr, te = ctx.dataset.train, ctx.dataset.test
-    rp, hp_ = inputs.retain_pos, inputs.heldout_pos
-    model = ctx.models[role]
-    t_r = phi(model, tr.x[rp], tr.y[rp], inputs.queries)
-    t_h = phi(model, te.x[hp_], te.y[hp_], inputs.queries)
-    return ulira(t_r, t_h, inputs.shadow_in, inputs.shadow_out) | {"info": inputs.info, "queries": inputs.queries}
+    return likelihood_ratio(ctx, role, inputs.retain_pos, inputs.heldout_pos, inputs.shadow_in, inputs.shadow_out,
+                            inputs)
 
 
 @register_metric

@@ -1,7 +1,7 @@
 """Zero Retrain Forgetting (tier 0) — Chundawat et al., "Can Bad Teaching Induce Forgetting?", AAAI 2023
 (arXiv 2205.08096); reference vikram2000b/bad-teaching-unlearning ``metrics.py`` (``UnLearningScore``, ``JSDiv``).
 
-* ``zrf`` = 1 − (1/|F|) Σ_{x∈F} JS(p_M(x) ‖ p_rand(x)), JS in bits ⇒ ZRF ∈ [0, 1] (spec/metrics.md 2.2). p_rand comes
+* ``zrf`` = 1 − (1/|F|) Σ_{x∈F} JS(p_M(x) ‖ p_rand(x)), JS in bits ⇒ ZRF ∈ [0, 1]. p_rand comes
   from a randomly initialised twin of the same architecture, built from ``ctx.run.model_spec`` with seed 0 (recorded
   in ``details``). There is no absolute target: compare ZRF(M) with ZRF(R) and ZRF(O).
 * ``zrf_legacy_badteacher`` — the number the reference code prints, **legacy, for reproducing old tables only**: its

@@ -2,7 +2,7 @@
 
 * :func:`eval_mode` — the model in eval mode for the block, its previous train/eval mode restored afterwards even when
   the block raises (a method that leaves a teacher or the model it edits in the wrong mode changes BatchNorm and
-  dropout behaviour downstream).
+  dropout behaviour downstream); :func:`model_mode` is the same for either mode (the training loop's train mode).
 * :func:`predict_logits` — outputs over ``x`` in chunks of :data:`INFERENCE_BATCH_SIZE`, in eval mode, without a
   graph. The metrics convert them to float64 NumPy; methods use the tensor.
 * :func:`accuracy` — top-1 accuracy of a model on ``(x, y)``; ``None`` for an empty set (never 0, nan or an
@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 from torch import nn
@@ -25,16 +25,22 @@ INFERENCE_BATCH_SIZE = 256
 
 
 @contextmanager
-def eval_mode(*models: nn.Module) -> Iterator[None]:
-    """Put ``models`` in eval mode for the block; restore each one's previous mode afterwards, also on error."""
+def model_mode(*models: nn.Module, training: bool) -> Iterator[None]:
+    """Put ``models`` in train (``training=True``) or eval mode for the block; restore each one's previous mode
+    afterwards, also on error."""
     before = [m.training for m in models]
     for m in models:
-        m.eval()
+        m.train(training)
     try:
         yield
     finally:
         for m, was in zip(models, before, strict=True):
             m.train(was)
+
+
+def eval_mode(*models: nn.Module) -> AbstractContextManager[None]:
+    """Put ``models`` in eval mode for the block; restore each one's previous mode afterwards, also on error."""
+    return model_mode(*models, training=False)
 
 
 @torch.no_grad()

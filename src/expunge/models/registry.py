@@ -1,8 +1,9 @@
 """Model specs and the model registry.
 
 Models are built from a :class:`ModelSpec` by a registered factory with an explicit seed, so the retrain oracle is a
-true fresh initialisation (never a live module whose top-level children were reset; see the SSD reference's bug in
-``../shared/spec/methods.md`` 1.1). Every built-in architecture exposes ``features(x)`` (penultimate activations)
+true fresh initialisation (never a live module whose top-level children were reset: the SSD reference's ``retrain`` in
+if-loops/selective-synaptic-dampening ``src/forget_full_class_strategies.py`` re-initialises only ``fc`` of its
+ResNet, issue #1). Every built-in architecture exposes ``features(x)`` (penultimate activations)
 and a final ``nn.Linear`` called ``head``; methods must not rely on that, but probes and the analytic head use it.
 """
 

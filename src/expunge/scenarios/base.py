@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from expunge import presets
 from expunge._hparams import Hyperparams
-from expunge._registry import Registry
+from expunge._registry import Registry, doc_summary
 from expunge.data.datasets import Dataset
 from expunge.data.request import REQUEST_KINDS, ForgetRequest, Splits, dataset_for
 from expunge.errors import ArtifactError
@@ -143,7 +143,7 @@ class Scenario(ABC, Generic[P]):
 
     @classmethod
     def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        return doc_summary(cls)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

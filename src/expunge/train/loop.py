@@ -29,6 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from expunge.data.batches import Batch, Batches
+from expunge.models.inference import model_mode
 from expunge.tasks import get_task
 from expunge.train.monitor import Monitor
 
@@ -141,11 +142,9 @@ def train_loop(
     params = [p for p in model.parameters() if p.requires_grad]
     per_epoch = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
     total = per_epoch * epochs if per_epoch is not None else None
-    was_training = model.training
-    model.train(train_mode)
     bar = tqdm(total=total, desc=progress or "", disable=True if progress is None else None, leave=False,
                unit="step")
-    with Monitor() as mon:
+    with model_mode(model, training=train_mode), Monitor() as mon:
         for epoch in range(epochs):
             running, count, done = 0.0, 0, 0
             for batch in batches:
@@ -184,7 +183,6 @@ def train_loop(
                 log.stopped = f"early stop after epoch {epoch + 1}"
                 break
     bar.close()
-    model.train(was_training)
     log.wall_s = mon.result.wall_s
     log.peak_rss_bytes, log.peak_delta_bytes = mon.result.peak_rss_bytes, mon.result.peak_delta_bytes
     log.epoch_losses = [x if math.isfinite(x) else -1.0 for x in log.epoch_losses]

@@ -35,6 +35,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from expunge.data.batches import Batch
+from expunge.models.inference import eval_mode
 
 FisherKind = Literal["true", "empirical"]
 
@@ -173,12 +174,10 @@ def per_example_fisher(model: nn.Module, batches: Iterable[Batch], *, kind: Fish
                        max_chunk_elems: int = 2**24, fast: bool = True) -> dict[str, torch.Tensor]:
     """Mean over examples of the per-example diagonal Fisher (see module docstring), keyed by parameter name. The
     caller's train/eval mode is restored; the model is not modified. ``fast=False`` forces the generic path."""
-    was = model.training
-    model.eval()
     layers = _layer_names(model) if fast else None
     total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     count = 0
-    try:
+    with eval_mode(model):
         for x, y in batches:
             part = _hooked_sq_grads(model, layers, x, y, kind, max_chunk_elems) if layers is not None else None
             if part is None:
@@ -186,6 +185,4 @@ def per_example_fisher(model: nn.Module, batches: Iterable[Batch], *, kind: Fish
             for n, v in part.items():
                 total[n] += v
             count += len(x)
-    finally:
-        model.train(was)
     return {n: v / max(1, count) for n, v in total.items()}

@@ -3,7 +3,7 @@ and the recursive Woodbury downdate that removes rows exactly (used by :mod:`exp
 
 Paper: Tang, Zhuang et al., "ACU: Analytic Continual Unlearning for Efficient and Exact Forgetting with Privacy
 Preservation", arXiv 2505.12239 (2025); Zhuang et al., "ACIL: Analytic Class-Incremental Learning with Absolute
-Memorization and Privacy Protection", NeurIPS 2022. No reference code read (spec/methods.md 1.3).
+Memorization and Privacy Protection", NeurIPS 2022. No public reference code.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from expunge.errors import ExpungeError
+from expunge.models.inference import eval_mode
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -28,13 +29,10 @@ def locate_head(model: nn.Module, probe: torch.Tensor) -> tuple[FeatureFn, nn.Li
     executed: list[nn.Module] = []
     hooks = [m.register_forward_pre_hook(lambda mod, _args: executed.append(mod))
              for m in model.modules() if isinstance(m, nn.Linear)]
-    was = model.training
-    model.eval()  # BatchNorm cannot run a one-example probe in train mode
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():  # BatchNorm cannot run a one-example probe in train mode
             model(probe)
     finally:
-        model.train(was)
         for h in hooks:
             h.remove()
     if not executed:
@@ -61,13 +59,8 @@ def locate_head(model: nn.Module, probe: torch.Tensor) -> tuple[FeatureFn, nn.Li
 def design_rows(features: FeatureFn, model: nn.Module, x: torch.Tensor, *, bias: bool, batch_size: int) \
         -> torch.Tensor:
     """φ(x) in eval mode as float64 rows, augmented with a constant 1 column when the head has a bias."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():  # features only: no autograd graph (3-4x less time and memory than with one)
-            parts = [features(x[i:i + batch_size]).double() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():  # features only: no autograd graph (3-4x less time and memory)
+        parts = [features(x[i:i + batch_size]).double() for i in range(0, len(x), batch_size)]
     rows = torch.cat(parts) if parts else torch.zeros(0, 0, dtype=torch.float64)
     return torch.cat([rows, torch.ones(len(rows), 1, dtype=torch.float64)], dim=1) if bias else rows
 

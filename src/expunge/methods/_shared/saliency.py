@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from expunge.data.batches import Batch
+from expunge.methods._shared.gradients import summed_gradients
 
 
 def saliency_mask(model: nn.Module, batches: Iterable[Batch], k: float) -> dict[str, torch.Tensor]:
@@ -26,18 +27,7 @@ def saliency_mask(model: nn.Module, batches: Iterable[Batch], k: float) -> dict[
     position in ``named_parameters()`` order (stable sort), so the mask is deterministic."""
     if not 0.0 < k <= 1.0:
         raise ValueError(f"k must be in (0, 1], got {k}")
-    was = model.training
-    model.eval()
-    params = dict(model.named_parameters())
-    g = {n: torch.zeros_like(p) for n, p in params.items()}
-    try:
-        for x, y in batches:
-            grads = torch.autograd.grad(-F.cross_entropy(model(x), y), list(params.values()), allow_unused=True)
-            for n, gi in zip(params, grads, strict=True):
-                if gi is not None:
-                    g[n] += gi.detach()
-    finally:
-        model.train(was)
+    g, _ = summed_gradients(model, batches, lambda m, b: -F.cross_entropy(m(b[0]), b[1]))
     scores = torch.cat([v.abs().flatten() for v in g.values()])
     n_keep = int(k * scores.numel())
     keep = torch.zeros(scores.numel(), dtype=torch.bool)

@@ -1,4 +1,4 @@
-"""Accuracy and gap-to-retrain metrics on arrays (spec/metrics.md section 1).
+"""Accuracy and gap-to-retrain metrics on arrays.
 
 Accuracies are in [0, 1]; only the explicitly named SalUn aliases are percentages.
 
@@ -40,7 +40,7 @@ def _predictions(logits_or_preds: ArrayLike, y: ArrayLike) -> tuple[NDArray[Any]
 
 
 def accuracy(logits_or_preds: ArrayLike, y: ArrayLike) -> float | None:
-    """Top-1 accuracy (spec 1.1): acc(S) = (1/|S|) Σ_{x∈S} 1[argmax z(x) = y].
+    """Top-1 accuracy: acc(S) = (1/|S|) Σ_{x∈S} 1[argmax z(x) = y] (SalUn's RA/TA, every paper's forget accuracy).
 
     Args:
         logits_or_preds: Logits/probabilities of shape (n, C) (argmax is taken) or predicted labels of shape (n,).
@@ -79,7 +79,7 @@ def classwise_accuracy(logits: ArrayLike, y: ArrayLike, num_classes: int) -> dic
 
 
 def gap_to_reference(value: float, reference_values: Sequence[float] | ArrayLike | None) -> dict[str, Any]:
-    """Gap of a metric to the retrained reference(s) (spec 1.2).
+    """Gap of a metric to the retrained reference(s), mean ± std over reference seeds as SalUn's tables report it.
 
     gap = |m(U) − m̄(R)|, signed = m(U) − m̄(R), m̄(R) = mean over reference seeds, ref_std = sample std (ddof = 1)
     over seeds (None with a single seed).
@@ -120,11 +120,12 @@ def _salun_values(d: Mapping[str, float | Sequence[float]], which: str) -> dict[
 
 def avg_gap_salun(u: Mapping[str, float | Sequence[float]],
                   r: Mapping[str, float | Sequence[float]] | None) -> float | None:
-    """SalUn "Avg. Gap" (spec 1.3; Fan et al., ICLR 2024, arXiv 2310.12508).
+    """SalUn "Avg. Gap" (Fan et al., ICLR 2024, arXiv 2310.12508; OPTML-Group/Unlearn-Saliency README).
 
     Avg.Gap = ¼ Σ_{k∈{UA, MIA, RA, TA}} |k(U) − k(R)|, all in percentage points (UA = 100 − forget acc, MIA =
-    MIA-Efficacy ×100 per spec 3.2, RA/TA = retain/test acc ×100). Keys are case-insensitive; ``MIA_Efficacy`` is
-    accepted for MIA. A sequence value (several reference seeds) is averaged.
+    MIA-Efficacy ×100 as :func:`~expunge.metrics.functional.mia.mia_efficacy_svc_salun`, RA/TA = retain/test acc ×100).
+    Keys are case-insensitive; ``MIA_Efficacy`` is accepted for MIA. A sequence value (several reference seeds) is
+    averaged.
 
     Returns:
         The average gap, or None (with a DegenerateInputWarning "no reference") when ``r`` is None or empty.
@@ -146,7 +147,8 @@ def _tow_values(a: Mapping[str, float] | Sequence[float], which: str) -> NDArray
 
 def tow(u_accs: Mapping[str, float] | Sequence[float], r_accs: Mapping[str, float] | Sequence[float] | None
         ) -> float | None:
-    """Tug-of-War score (spec 1.4; Zhao et al., NeurIPS 2024, arXiv 2406.01257).
+    """Tug-of-War score (Zhao et al., "What makes unlearning hard and what to do about it", NeurIPS 2024, arXiv
+    2406.01257).
 
     ToW = Π_{S∈{F, D_r, T}} (1 − |acc_S(U) − acc_S(R)|), accuracies in [0, 1]; 1 = identical to retrain.
 
@@ -167,7 +169,7 @@ def tow(u_accs: Mapping[str, float] | Sequence[float], r_accs: Mapping[str, floa
 
 
 def ua_salun_pct(acc_forget: float) -> float:
-    """SalUn "UA" (unlearning accuracy) in percent: 100 · (1 − acc_forget) (spec 1.1; SalUn README).
+    """SalUn "UA" (unlearning accuracy) in percent: 100 · (1 − acc_forget) (OPTML-Group/Unlearn-Saliency README).
 
     Never export this as a bare "UA": other repos use the name for forget accuracy itself.
     """
@@ -176,7 +178,8 @@ def ua_salun_pct(acc_forget: float) -> float:
 
 
 def svd_metric(acc_retain: float, acc_forget: float) -> float:
-    """acc_retain · (1 − acc_forget) (spec 1.1; sangamesh-kodge/class_forgetting ``utils.py``)."""
+    """acc_retain · (1 − acc_forget) (Kodge et al., TMLR 2024, arXiv 2312.00761; sangamesh-kodge/class_forgetting
+    ``utils.py``)."""
     _check_unit(acc_retain, "acc_retain")
     _check_unit(acc_forget, "acc_forget")
     return float(acc_retain) * (1.0 - float(acc_forget))

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from expunge.errors import DegenerateInputWarning
+from expunge.metrics.functional.accuracy import accuracy
 
 
 def attack_success_rate(logits: ArrayLike, target: int) -> float | None:
@@ -25,4 +26,4 @@ def attack_success_rate(logits: ArrayLike, target: int) -> float | None:
     if z.shape[0] == 0:
         warnings.warn("attack_success_rate: no triggered example", DegenerateInputWarning, stacklevel=2)
         return None
-    return float(np.mean(z.argmax(axis=1) == target))
+    return accuracy(z, np.full(z.shape[0], target))  # the share predicted as the target class

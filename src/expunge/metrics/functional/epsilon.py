@@ -1,4 +1,4 @@
-"""NeurIPS 2023 Machine Unlearning Challenge ε-score (spec/metrics.md 4.3).
+"""NeurIPS 2023 Machine Unlearning Challenge ε-score (Triantafillou et al., arXiv 2406.09073).
 
 Per forget example, compare φ (logit-scaled confidence) under N unlearned models with φ under N retrained models:
 estimate the best (ε, δ)-distinguisher over a family of single- and double-threshold tests, turn ε into bucket
@@ -42,7 +42,7 @@ F64 = NDArray[np.float64]
 
 
 def epsilon_from_rates(fpr: ArrayLike, fnr: ArrayLike, delta: float = DELTA) -> F64 | float:
-    """ε of one threshold test from its error rates (spec 4.3 step 5), elementwise.
+    """ε of one threshold test from its error rates (``metric.py:_get_epsilons``), elementwise.
 
     ε_t = max(0, log(1 − δ − FPR) − log FNR, log(1 − δ − FNR) − log FPR); a term whose log argument is ≤ 0 is
     ignored (the reference's ``nanmax``). FPR = FNR = 0 ⇒ +∞ (perfect separation). Exactly one of FPR, FNR zero ⇒
@@ -173,7 +173,8 @@ def _example_epsilon(u: F64, r: F64, delta: float, eps_cap: float) -> tuple[floa
 def epsilon_score(unlearned: ArrayLike, retrained: ArrayLike, *, delta: float = DELTA, eps_cap: float = EPS_CAP,
                   bins_source: BinsSource = "code", ra_ratio: float | None = None,
                   ta_ratio: float | None = None) -> dict[str, Any]:
-    """NeurIPS'23 forget-quality score: mean over forget examples of H(ε) (spec 4.3). Higher is better (max 1).
+    """NeurIPS'23 forget-quality score: mean over forget examples of H(ε) (``compute_forget_score_from_confs``).
+    Higher is better (max 1).
 
     Per example: positive group = larger median φ; if min(range)/max(range) < 0.01 ⇒ ε = cap (two point masses:
     equal ⇒ 0, different ⇒ cap); else ε = clip(max over single and double thresholds of ε_t, 0, cap) with ε_t from

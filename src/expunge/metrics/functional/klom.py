@@ -1,4 +1,4 @@
-"""KLoM — KL divergence of margins between unlearned models and oracles (spec/metrics.md 4.4).
+"""KLoM — KL divergence of margins between unlearned models and oracles (Georgiev et al., arXiv 2410.23232).
 
 Per example, the margins m = z_y − logsumexp_{j≠y} z_j (= φ, see :func:`expunge.metrics.functional.lira.
 logit_scaled_confidence`) under N unlearned models and under N oracles retrained without the forget set are clipped

@@ -1,4 +1,4 @@
-"""Per-example likelihood-ratio membership inference: LiRA and U-LiRA (spec/metrics.md 4.1, 4.2).
+"""Per-example likelihood-ratio membership inference: LiRA (Carlini et al., S&P 2022) and U-LiRA (Hayes et al. 2024).
 
 Pure NumPy/SciPy on logit-scaled confidences φ; every score is "higher = member".
 
@@ -31,7 +31,7 @@ from sklearn.metrics import roc_curve
 from expunge.errors import DegenerateInputWarning
 
 SIGMA_FLOOR = 1e-30  # added to every σ, as in the reference (plot.py: ``std + 1e-30``)
-GLOBAL_VARIANCE_BELOW = 64  # spec 4.1/4.2: one global σ when K < 64
+GLOBAL_VARIANCE_BELOW = 64  # one global σ when K < 64: per-example σ is noise with few shadows (LiRA's fixed variance)
 
 F64 = NDArray[np.float64]
 
@@ -146,7 +146,7 @@ def _require_rows(**arrays: F64) -> None:
 
 def gaussian_lr_score(target: ArrayLike, in_scores: ArrayLike, out_scores: ArrayLike,
                       fixed_variance: bool) -> F64:
-    """Online LiRA score (spec 4.1), higher = member.
+    """Online LiRA score (Carlini et al., S&P 2022, arXiv 2112.03570; tensorflow/privacy ``plot.py``), higher = member.
 
     score = mean_a [log N(φ_t; μ_in, σ_in²) − log N(φ_t; μ_out, σ_out²)], μ = median, σ = std (+1e-30) per example
     and query. ``fixed_variance``: σ_in = std of all IN values, σ_out = std of all OUT values (pooled over examples).
@@ -170,11 +170,11 @@ def gaussian_lr_score(target: ArrayLike, in_scores: ArrayLike, out_scores: Array
 
 def offline_lr_score(target: ArrayLike, out_scores: ArrayLike, fixed_variance: bool = False,
                      one_sided: bool = False) -> F64:
-    """Offline LiRA score (spec 4.1), OUT shadows only, higher = member.
+    """Offline LiRA score (Carlini et al. 2022, ``generate_ours_offline``), OUT shadows only, higher = member.
 
     Two-sided (reference ``generate_ours_offline``, sign flipped): score = −mean_a log N(φ_t; μ_out, σ_out²).
     ``one_sided``: score = −mean_a log(1 − Φ(z)), z = (φ_t − μ_out)/σ_out — a strictly increasing transform of the
-    spec's Φ(z) (same ROC with one query) that, unlike Φ, does not round to 1 for large z (ties at low FPR).
+    one-sided Φ(z) test (same ROC with one query) that, unlike Φ, does not round to 1 for large z (ties at low FPR).
 
     Args:
         target: (n,) or (n, A) φ under the target model.
@@ -195,7 +195,8 @@ def offline_lr_score(target: ArrayLike, out_scores: ArrayLike, fixed_variance: b
 
 
 def global_threshold_score(target: ArrayLike) -> F64:
-    """Global-threshold attack score (spec 4.1): φ_t averaged over queries, higher = member."""
+    """Global-threshold attack score (Carlini et al. 2022, ``generate_global``): φ_t averaged over queries, higher =
+    member."""
     return np.mean(_as_target(target), axis=1)
 
 
@@ -249,7 +250,7 @@ def ulira(target_forget_phi: ArrayLike, target_heldout_phi: ArrayLike, shadow_un
           shadow_out_phi: ArrayLike, *, variance: Literal["auto", "global", "per_example"] = "auto",
           global_variance_below: int = GLOBAL_VARIANCE_BELOW,
           fprs: Sequence[float] = (0.01, 0.001)) -> dict[str, Any]:
-    """U-LiRA (Hayes et al. 2024; spec 4.2): can the unlearned target tell its forget examples from held-out ones?
+    """U-LiRA (Hayes et al., arXiv 2403.01218): can the unlearned target tell its forget examples from held-out ones?
 
     Rows of the shadow arrays are the n_f forget examples followed by the n_h held-out examples; columns are the K
     shadows (each trained on a random half of the pool, then unlearned a random subset of its IN data with the method

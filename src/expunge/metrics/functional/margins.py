@@ -1,4 +1,4 @@
-"""Summaries of per-example margins φ = z_y − logsumexp_{j≠y} z_j (logit-scaled confidence, spec/metrics.md 4).
+"""Summaries of per-example margins φ = z_y − logsumexp_{j≠y} z_j (LiRA's logit-scaled confidence, Carlini et al. 2022).
 
 φ itself is :func:`expunge.metrics.functional.lira.logit_scaled_confidence`; this module summarises its distribution
 over a split. Quantiles use NumPy's default (linear interpolation, ``method="linear"``).

@@ -1,11 +1,12 @@
-"""Population membership-inference attacks on per-example features (spec/metrics.md section 3).
+"""Population membership-inference attacks on per-example features.
 
 Members are labelled 1, non-members 0; every score is oriented "higher = member". Attacker training sets are balanced
 by seeded subsampling to the smaller side (:func:`balanced_subsample`); fewer than ``min_per_side`` (default 20)
 examples per side gives a None-valued result with reason ``"n too small"`` plus a DegenerateInputWarning.
 
 References:
-    - Loss-LR cross-validated attack: NeurIPS'23 unlearning challenge starting kit; MUFAC (ndb796/MachineUnlearning);
+    - Loss-LR cross-validated attack: NeurIPS'23 unlearning challenge starting kit (unlearning-challenge/starting-kit
+      ``unlearning-CIFAR10.ipynb``, ``simple_mia``); MUFAC (ndb796/MachineUnlearning);
       xcadet/deepunlearn; class-matched variant meghdadk/SCRUB ``MIA_experiments.ipynb``.
     - SVC MIA-Efficacy: Fan et al., SalUn, ICLR 2024 (arXiv 2310.12508), OPTML-Group/Unlearn-Saliency
       ``Classification/evaluation/SVC_MIA.py`` (``SVC_MIA_forget_efficacy``). Its ``m_entropy`` uses log p instead of
@@ -54,7 +55,7 @@ def _at_label(a: NDArray[np.float64], y: NDArray[Any]) -> NDArray[np.float64]:
 
 
 def ce_loss(logits: ArrayLike, y: ArrayLike, *, from_probs: bool = False) -> NDArray[np.float64]:
-    """Cross-entropy per example, ℓ = −log p_y, clipped to [−100, 100] (spec 3).
+    """Cross-entropy per example, ℓ = −log p_y, clipped to [−100, 100] (a collapsed softmax would give inf).
 
     Args:
         logits: Shape (n, C); probabilities when ``from_probs`` (then p is floored at 1e-12).
@@ -163,7 +164,8 @@ def mia_auc(member_scores: ArrayLike, nonmember_scores: ArrayLike) -> float | No
 
 def loss_lr_cv(forget_losses: ArrayLike, test_losses: ArrayLike, seed: int = 0, n_splits: int = 10,
                test_size: float = 0.1, *, min_per_side: int = MIN_PER_SIDE) -> dict[str, Any]:
-    """Cross-validated loss-LR attack, forget (1) vs test (0) (spec 3.1; NeurIPS'23 starting kit, MUFAC, DeepUnlearn).
+    """Cross-validated loss-LR attack, forget (1) vs test (0) (NeurIPS'23 starting kit ``simple_mia``, MUFAC,
+    DeepUnlearn).
 
     Sides balanced by seeded subsampling; ``LogisticRegression()`` defaults on the loss;
     ``StratifiedShuffleSplit(n_splits, test_size, random_state=seed)``; mean/std CV accuracy and mean CV ROC-AUC.
@@ -191,12 +193,13 @@ def loss_lr_cv(forget_losses: ArrayLike, test_losses: ArrayLike, seed: int = 0, 
 
 
 def mufac_forgetting_score(acc: float) -> float:
-    """MUFAC forgetting score |acc − 0.5| of the loss-LR attack accuracy (spec 3.1; the MUFAC README "MIA" row)."""
+    """MUFAC forgetting score |acc − 0.5| of the loss-LR attack accuracy (ndb796/MachineUnlearning README, "MIA"
+    row)."""
     return abs(float(acc) - 0.5)
 
 
 def nomus(acc_test: float, mia_acc: float | None = None, *, forgetting_score: float | None = None) -> float:
-    """NoMUS = (acc_test + (1 − 2·|acc − 0.5|))/2 (spec 3.1; ndb796/MachineUnlearning).
+    """NoMUS = (acc_test + (1 − 2·|acc − 0.5|))/2 (MUFAC: ndb796/MachineUnlearning).
 
     Give either the attack accuracy ``mia_acc`` or the already-folded ``forgetting_score`` = |acc − 0.5|.
     MUFAC check: test 0.5951, forgetting score 0.2136 ⇒ 0.58395.
@@ -211,7 +214,8 @@ def nomus(acc_test: float, mia_acc: float | None = None, *, forgetting_score: fl
 
 
 def indiscernibility(acc: float) -> float:
-    """Indiscernibility 1 − |acc − 0.5|/0.5 of the attack accuracy (spec 3.1; xcadet/deepunlearn)."""
+    """Indiscernibility 1 − |acc − 0.5|/0.5 of the attack accuracy (DeepUnlearn, arXiv 2410.01276;
+    xcadet/deepunlearn)."""
     return 1.0 - abs(float(acc) - 0.5) / 0.5
 
 
@@ -231,7 +235,7 @@ def _member_share(clf: Any, members: ArrayLike, nonmembers: ArrayLike, targets: 
 
 def mia_efficacy_svc_salun(retain_conf: ArrayLike, test_conf: ArrayLike, forget_conf: ArrayLike, seed: int = 0, *,
                            min_per_side: int = MIN_PER_SIDE) -> float | None:
-    """SalUn MIA-Efficacy (spec 3.2; OPTML-Group/Unlearn-Saliency ``evaluation/SVC_MIA.py``).
+    """SalUn MIA-Efficacy (Fan et al., ICLR 2024; OPTML-Group/Unlearn-Saliency ``evaluation/SVC_MIA.py``).
 
     ``SVC(C=3, gamma='auto', kernel='rbf')`` fit on the feature (default p_y; also usable with correctness, entropy,
     modified entropy or full probability rows) of |T| retain examples (1; the reference takes the first |T|, ours a
@@ -248,7 +252,8 @@ def mia_efficacy_svc_salun(retain_conf: ArrayLike, test_conf: ArrayLike, forget_
 def entropy_mia(retain_H: ArrayLike, test_H: ArrayLike, forget_H: ArrayLike,
                 classifier: Literal["svc", "lr"] = "svc", seed: int = 0, *,
                 min_per_side: int = MIN_PER_SIDE) -> float | None:
-    """Entropy attack, share of F predicted member (spec 3.3; lower ≈ forgotten; compare with R).
+    """Entropy attack (Bad Teacher ``metrics.py``; SSD ``src/metrics.py``), share of F predicted member (lower ≈
+    forgotten; compare with R).
 
     Attacker fit on H of D_r (1) vs T (0), balanced by seeded subsampling. ``"svc"``: ``SVC(C=3, gamma='auto',
     kernel='rbf')`` (bad-teaching-unlearning ``metrics.py``); ``"lr"``: ``LogisticRegression(class_weight='balanced')``
@@ -265,7 +270,7 @@ def entropy_mia(retain_H: ArrayLike, test_H: ArrayLike, forget_H: ArrayLike,
 
 def threshold_attack_best(member_scores: ArrayLike, nonmember_scores: ArrayLike, seed: int = 0, *,
                           min_per_side: int = MIN_PER_SIDE) -> dict[str, Any]:
-    """Best-threshold attack (spec 3.5 ``_best``; Song & Mittal 2021): predict member if s ≥ τ.
+    """Best-threshold attack (Song & Mittal, USENIX Security 2021, arXiv 2003.10595): predict member if s ≥ τ.
 
     On sides balanced by seeded subsampling: balanced_acc = max_τ [1 − (FPR(τ) + FNR(τ))/2] and ROC-AUC. τ is fit on
     the evaluated sets, so the value is optimistic (``"optimistic": True``). Scores must be "higher = member", e.g.
@@ -292,7 +297,7 @@ def threshold_attack_best(member_scores: ArrayLike, nonmember_scores: ArrayLike,
 
 def threshold_attack_yeom(forget_losses: ArrayLike, test_losses: ArrayLike, mean_train_loss: float, seed: int = 0,
                           *, min_per_side: int = MIN_PER_SIDE) -> dict[str, Any]:
-    """Yeom et al. loss-threshold attack (spec 3.5 ``_yeom``; CSF 2018, arXiv 1709.01604).
+    """Yeom et al. loss-threshold attack (CSF 2018, arXiv 1709.01604).
 
     Score s = −loss, τ = −(mean training loss on D_r): predict member iff loss ≤ mean_train_loss. Accuracy on forget
     (1) vs test (0), balanced by seeded subsampling (so accuracy = balanced accuracy = (TPR + 1 − FPR)/2).

@@ -1,4 +1,4 @@
-"""Relearning formulas: Anamnesis Index and relearning-attack recovery (spec/metrics.md 5.1, 5.2, 5.3).
+"""Relearning formulas: Anamnesis Index and relearning-attack recovery (also after quantisation).
 
 References:
     - Chundawat, Tarun, Mandal, Kankanhalli, "Zero-Shot Machine Unlearning", IEEE TIFS 2023 (arXiv 2201.05629):
@@ -27,7 +27,8 @@ def _finite(name: str, x: float) -> float:
 
 def anamnesis_index(rt_unlearned: float, rt_retrain: float, capped_u: bool = False,
                     capped_r: bool = False) -> dict[str, Any]:
-    """Anamnesis Index AIN = rt(U) / rt(R) (spec 5.1); ≈ 1 ideal, ≪ 1 hidden not removed, ≫ 1 over-damage.
+    """Anamnesis Index AIN = rt(U) / rt(R) (Chundawat et al., IEEE TIFS 2023); ≈ 1 ideal, ≪ 1 hidden not removed, ≫ 1
+    over-damage.
 
     rt(M) is the number of fine-tuning steps on the relearn set until acc_F ≥ (1 − α)·acc_F(O). A run that hit the
     step cap without reaching the target reports its cap with ``capped_* = True``; then the true rt is larger than
@@ -64,7 +65,8 @@ def anamnesis_index(rt_unlearned: float, rt_retrain: float, capped_u: bool = Fal
 
 
 def relearn_recovery(acc_original: float, acc_unlearned: float, acc_after: float) -> dict[str, Any]:
-    """Fraction of the forgotten performance recovered by a relearning attack (or by quantisation) (spec 5.2, 5.3).
+    """Fraction of the forgotten performance recovered by a relearning attack (Łucki et al.; Hu et al.)
+    or by quantisation (Zhang et al., ICLR 2025).
 
     recovery = (acc(U_after) − acc(U)) / (acc(O) − acc(U)), all on the held-out forget remainder F′. 0 = nothing
     recovered, 1 = back to the original; not clipped (negative: the attack hurt; > 1: overshoot). Works for any

@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from expunge.errors import DegenerateInputWarning
+from expunge.metrics.functional.accuracy import accuracy
 from expunge.metrics.functional.mia import MIN_PER_SIDE, balanced_subsample
 
 PROBE_MAX_ITER = 1000
@@ -121,7 +122,7 @@ def label_probe(train_feats: ArrayLike, train_labels: ArrayLike, eval_feats: Arr
     classes = np.unique(yt)
     if classes.size == 1:
         warnings.warn("label_probe: one class in the probe's training set", DegenerateInputWarning, stacklevel=2)
-        out["acc"] = float(np.mean(ye == classes[0]))
+        out["acc"] = accuracy(np.full(len(ye), classes[0]), ye)
         return out
-    out["acc"] = float(_probe().fit(xt, yt).score(xe, ye))
+    out["acc"] = accuracy(_probe().fit(xt, yt).predict(xe), ye)
     return out
