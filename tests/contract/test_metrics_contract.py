@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from fakes_tier01 import TINY, blobs
+from fakes_tier01 import TINY, blobs, regression_blobs
 from torch import nn
 from typer.testing import CliRunner
 
@@ -86,39 +86,10 @@ def toy_metric() -> Iterator[type[Metric]]:
 
 
 # --- problems and contexts ------------------------------------------------------------------------------------------
-def _prepare(tmp_path_factory: pytest.TempPathFactory, request: ForgetRequest, tag: str, *,
-             baseline: bool = True) -> Prepared:
-    """Original and oracle of ``request`` on the blobs; ``baseline``: their tier-0/1 values too (run_step's gaps)."""
-    ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5)
-    store = ArtifactStore(tmp_path_factory.mktemp(f"metric-contract-{tag}"))
-    return prepare_splits(ds, "mlp", request.resolve(ds, seed=0), store=store, recipe=TINY,
-                          metrics=None if baseline else [], tier=1, progress=False, extras=TIER2_SIZES)
-
-
-@pytest.fixture(scope="module")
-def random_prep(toy_metric: type[Metric], tmp_path_factory: pytest.TempPathFactory) -> Prepared:
-    return _prepare(tmp_path_factory, ForgetRequest("random", fraction=0.25), "random")
-
-
-@pytest.fixture(scope="module")
-def class_prep(toy_metric: type[Metric], tmp_path_factory: pytest.TempPathFactory) -> Prepared:
-    return _prepare(tmp_path_factory, ForgetRequest("class", classes=("1",)), "class")
-
-
-@pytest.fixture(scope="module")
-def single_prep(toy_metric: type[Metric], tmp_path_factory: pytest.TempPathFactory) -> Prepared:
-    return _prepare(tmp_path_factory, ForgetRequest("ids", ids=(7,)), "single", baseline=False)
-
-
-def _unlearn(prep: Prepared) -> nn.Module:
-    ctx = RunContext(seed=prep.seed, model_spec=prep.spec, recipe=prep.recipe, store=prep.store)
-    return run_method(get_method(METHOD, METHOD_PARAMS), prep.original.model, prep.dataset, prep.splits, ctx,
-                      original_key=prep.original.key).model
-
-
-@pytest.fixture(scope="module")
-def unlearned(random_prep: Prepared) -> nn.Module:
-    return _unlearn(random_prep)
+def task_of(name: str) -> str:
+    """The task a metric is checked on: classification when it supports it, else its first task."""
+    tasks = METRICS.get(name).tasks
+    return "classification" if "classification" in tasks else sorted(tasks)[0]
 
 
 def run_info(prep: Prepared, store: ArtifactStore | None = None) -> RunInfo:
@@ -137,6 +108,67 @@ def context(prep: Prepared, unlearned_model: nn.Module | None, *, store: Artifac
     if providers:
         return eval_context(ds, prep.splits, models, seed=prep.seed, run=run, extras=copy.deepcopy(TIER2_SIZES))
     return EvalContext(ds, prep.splits, models, seed=prep.seed, run=run, extras=copy.deepcopy(TIER2_SIZES))
+
+
+class Problems:
+    """Tiny problems of each task (classification: 2-D Gaussian blobs; regression: a noisy linear function), their
+    prepared requests, an unlearned model and the contexts the checks share — each built once, on first use."""
+
+    def __init__(self, tmp: pytest.TempPathFactory) -> None:
+        self.tmp, self._made = tmp, {}
+
+    def _once(self, key: tuple[Any, ...], make: Any) -> Any:
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
+
+    def prep(self, task: str, kind: str = "random") -> Prepared:
+        """Original and oracle of a request on ``task``'s problem, with their tier-0/1 values (run_step's gaps);
+        ``kind``: "random" (a quarter), "class" (class 1) or "single" (one example, no baseline)."""
+
+        def make() -> Prepared:
+            ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5) \
+                if task == "classification" else regression_blobs(seed=5)
+            request = {"random": ForgetRequest("random", fraction=0.25),
+                       "class": ForgetRequest("class", classes=("1",)), "single": ForgetRequest("ids", ids=(7,))}[kind]
+            store = ArtifactStore(self.tmp.mktemp(f"metric-contract-{task}-{kind}"))
+            return prepare_splits(ds, "mlp", request.resolve(ds, seed=0), store=store, recipe=TINY,
+                                  metrics=[] if kind == "single" else None, tier=1, progress=False,
+                                  extras=TIER2_SIZES)
+
+        return self._once(("prep", task, kind), make)
+
+    def unlearned(self, task: str, kind: str = "random") -> nn.Module:
+        def make() -> nn.Module:
+            prep = self.prep(task, kind)
+            ctx = RunContext(seed=prep.seed, model_spec=prep.spec, recipe=prep.recipe, store=prep.store)
+            return run_method(get_method(METHOD, METHOD_PARAMS), prep.original.model, prep.dataset, prep.splits, ctx,
+                              original_key=prep.original.key).model
+
+        return self._once(("unlearned", task, kind), make)
+
+    def ctx(self, task: str, what: str) -> Any:
+        """A shared context (or pair, or dict of contexts) of ``task``'s random request, by purpose."""
+        prep, model = self.prep(task), self.unlearned(task)
+        makers = {
+            "twins": lambda: tuple(context(prep, model, store=ArtifactStore(self.tmp.mktemp(f"determinism-{i}")))
+                                   for i in range(2)),
+            "without": lambda: {absent: context(prep, model, roles=tuple(r for r in ROLES if r != absent))
+                                for absent in ("original", "retrain")} | {
+                "alone": context(prep, model, roles=("unlearned",))},
+            "no_run": lambda: context(prep, model, run=RunInfo()),
+            "collapsed": lambda: context(prep, nan_copy(prep.original.model),
+                                         store=ArtifactStore(self.tmp.mktemp("collapsed"))),
+            "no_providers": lambda: context(prep, model, providers=False),
+            "single": lambda: context(self.prep(task, "single"), self.unlearned(task, "single")),
+            "constant": lambda: context(prep, constant_copy(prep.original.model)),
+        }
+        return self._once(("ctx", task, what), makers[what])
+
+
+@pytest.fixture(scope="module")
+def problems(toy_metric: type[Metric], tmp_path_factory: pytest.TempPathFactory) -> Problems:
+    return Problems(tmp_path_factory)
 
 
 def well_defined(v: MetricValue, where: str) -> None:
@@ -189,18 +221,11 @@ def test_metadata(name: str):
 
 
 # --- determinism ----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def twin_contexts(random_prep: Prepared, unlearned: nn.Module,
-                  tmp_path_factory: pytest.TempPathFactory) -> tuple[EvalContext, EvalContext]:
+@pytest.mark.parametrize("name", NAMES)
+def test_same_inputs_give_the_same_values(name: str, problems: Problems):
     """Two fresh contexts over the same models, each with its own empty store: nothing computed by one (relearn runs,
     LiRA references, shadows, seeded models) can reach the other."""
-    return tuple(context(random_prep, unlearned, store=ArtifactStore(tmp_path_factory.mktemp(f"determinism-{i}")))
-                 for i in range(2))  # type: ignore[return-value]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_same_inputs_give_the_same_values(name: str, twin_contexts: tuple[EvalContext, EvalContext]):
-    a, b = (one(ctx, name) for ctx in twin_contexts)
+    a, b = (one(ctx, name) for ctx in problems.ctx(task_of(name), "twins"))
     assert set(a) == set(b) == set(ROLES)
     for role in ROLES:
         well_defined(a[role], f"{name}/{role}")
@@ -209,17 +234,11 @@ def test_same_inputs_give_the_same_values(name: str, twin_contexts: tuple[EvalCo
 
 
 # --- missing inputs -------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def without(random_prep: Prepared, unlearned: nn.Module) -> dict[str, EvalContext]:
-    """Contexts lacking the Original, the Retrain, or both ("alone"), shared by every metric's check."""
-    return {absent: context(random_prep, unlearned, roles=tuple(r for r in ROLES if r != absent))
-            for absent in ("original", "retrain")} | {"alone": context(random_prep, unlearned, roles=("unlearned",))}
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_missing_roles_give_none_with_reason(name: str, without: dict[str, EvalContext]):
+def test_missing_roles_give_none_with_reason(name: str, problems: Problems):
+    """Contexts lacking the Original, the Retrain, or both ("alone")."""
     cls = METRICS.get(name)
-    for absent, ctx in without.items():
+    for absent, ctx in problems.ctx(task_of(name), "without").items():
         v = one(ctx, name, roles=("unlearned",))["unlearned"]
         lacking = set(ROLES) - set(ctx.models)
         if cls.needs & lacking:
@@ -228,15 +247,10 @@ def test_missing_roles_give_none_with_reason(name: str, without: dict[str, EvalC
             well_defined(v, f"{name} without {absent}")
 
 
-@pytest.fixture(scope="module")
-def no_run_ctx(random_prep: Prepared, unlearned: nn.Module) -> EvalContext:
-    return context(random_prep, unlearned, run=RunInfo())
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_missing_run_info_gives_none_with_reason(name: str, no_run_ctx: EvalContext):
+def test_missing_run_info_gives_none_with_reason(name: str, problems: Problems):
     cls = METRICS.get(name)
-    for role, v in one(no_run_ctx, name).items():
+    for role, v in one(problems.ctx(task_of(name), "no_run"), name).items():
         if cls.run_needs:
             none_with_reason(v, f"{name}/{role} without run info", "run info lacks", cls.run_needs[0])
         else:
@@ -274,10 +288,11 @@ def fake_task() -> Iterator[str]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_another_task_gives_none_with_reason(name: str, fake_task: str, random_prep: Prepared, unlearned: nn.Module):
+def test_another_task_gives_none_with_reason(name: str, fake_task: str, problems: Problems):
     assert fake_task not in METRICS.get(name).tasks
-    ds = dataclasses.replace(random_prep.dataset, task=fake_task)
-    ctx = context(random_prep, unlearned, dataset=ds)
+    prep = problems.prep(task_of(name))
+    ds = dataclasses.replace(prep.dataset, task=fake_task)
+    ctx = context(prep, problems.unlearned(task_of(name)), dataset=ds)
     assert ctx.task.name == fake_task
     for role, v in one(ctx, name).items():
         none_with_reason(v, f"{name}/{role} on {fake_task}", fake_task)
@@ -293,29 +308,18 @@ def nan_copy(model: nn.Module) -> nn.Module:
     return m
 
 
-@pytest.fixture(scope="module")
-def collapsed_ctx(random_prep: Prepared, tmp_path_factory: pytest.TempPathFactory) -> EvalContext:
-    return context(random_prep, nan_copy(random_prep.original.model),
-                   store=ArtifactStore(tmp_path_factory.mktemp("collapsed")))
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_collapsed_model_gives_none_with_reason(name: str, collapsed_ctx: EvalContext):
-    res = one(collapsed_ctx, name)
+def test_collapsed_model_gives_none_with_reason(name: str, problems: Problems):
+    res = one(problems.ctx(task_of(name), "collapsed"), name)
     none_with_reason(res["unlearned"], f"{name} of a collapsed model")
     for role in ("original", "retrain"):  # the other roles are unaffected
         well_defined(res[role], f"{name}/{role} beside a collapsed model")
 
 
-@pytest.fixture(scope="module")
-def no_providers_ctx(random_prep: Prepared, unlearned: nn.Module) -> EvalContext:
-    return context(random_prep, unlearned, providers=False)
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_no_tier2_providers_gives_none_with_reason(name: str, no_providers_ctx: EvalContext):
+def test_no_tier2_providers_gives_none_with_reason(name: str, problems: Problems):
     """A context built by hand (no providers) cannot re-run the method: tier-2 metrics say so, others are unaffected."""
-    for role, v in one(no_providers_ctx, name).items():
+    for role, v in one(problems.ctx(task_of(name), "no_providers"), name).items():
         if METRICS.get(name).tier == Tier.GOLD:
             none_with_reason(v, f"{name}/{role} without providers")
         else:
@@ -323,15 +327,11 @@ def test_no_tier2_providers_gives_none_with_reason(name: str, no_providers_ctx: 
 
 
 # --- degenerate inputs ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def single_ctx(single_prep: Prepared) -> EvalContext:
-    assert single_prep.splits.forget.size == 1
-    return context(single_prep, _unlearn(single_prep))
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_one_example_forget_set_is_defined(name: str, single_ctx: EvalContext):
-    for role, v in one(single_ctx, name).items():
+def test_one_example_forget_set_is_defined(name: str, problems: Problems):
+    ctx = problems.ctx(task_of(name), "single")
+    assert ctx.splits.forget.size == 1
+    for role, v in one(ctx, name).items():
         well_defined(v, f"{name}/{role} with a one-example forget set")
 
 
@@ -344,17 +344,12 @@ def constant_copy(model: nn.Module) -> nn.Module:
     return m
 
 
-@pytest.fixture(scope="module")
-def constant_ctx(random_prep: Prepared) -> EvalContext:
-    model = constant_copy(random_prep.original.model)
-    x = random_prep.dataset.test.x[:5]
-    assert torch.equal(model(x), model(x[:1]).expand(5, -1))
-    return context(random_prep, model)
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_constant_output_model_is_defined(name: str, constant_ctx: EvalContext):
-    for role, v in one(constant_ctx, name).items():
+def test_constant_output_model_is_defined(name: str, problems: Problems):
+    ctx = problems.ctx(task_of(name), "constant")
+    x = ctx.dataset.test.x[:5]
+    assert torch.equal(ctx.models["unlearned"](x), ctx.models["unlearned"](x[:1]).expand(5, -1))
+    for role, v in one(ctx, name).items():
         well_defined(v, f"{name}/{role} beside a constant-output model")
 
 
@@ -375,20 +370,17 @@ def _retrain_as_method(prep: Prepared) -> Outcome:
     return record, ctx, evaluate(ctx, tier=1)
 
 
-@pytest.fixture(scope="module")
-def retrain_random(random_prep: Prepared) -> Outcome:
-    return _retrain_as_method(random_prep)
-
-
-@pytest.fixture(scope="module")
-def retrain_class(class_prep: Prepared) -> Outcome:
-    return _retrain_as_method(class_prep)
+def retrain_outcome(problems: Problems, task: str, kind: str) -> Outcome:
+    return problems._once(("retrain", task, kind), lambda: _retrain_as_method(problems.prep(task, kind)))
 
 
 @pytest.mark.parametrize("request_kind", ["random", "class"])
 @pytest.mark.parametrize("name", NAMES)
-def test_retrain_as_method_has_zero_gap(name: str, request_kind: str, request: pytest.FixtureRequest):
-    record, ctx, res = request.getfixturevalue(f"retrain_{request_kind}")
+def test_retrain_as_method_has_zero_gap(name: str, request_kind: str, problems: Problems):
+    task = task_of(name)
+    if request_kind == "class" and task != "classification":
+        pytest.skip(f"{task} has no classes")
+    record, ctx, res = retrain_outcome(problems, task, request_kind)
     cls = METRICS.get(name)
     by_role = res[name] if name in res else one(ctx, name)  # tier 2: computed here
     u, r = by_role["unlearned"], by_role["retrain"]
@@ -407,18 +399,20 @@ def test_retrain_as_method_has_zero_gap(name: str, request_kind: str, request: p
         assert record.gap_to_retrain[name] == pytest.approx(0.0, abs=1e-9), name
 
 
-def test_zero_gap_checks_cover_most_tier01_metrics(retrain_random: Outcome, retrain_class: Outcome):
-    """The zero-gap property is vacuous for a metric undefined on both requests: keep that set small."""
-    defined = {name for _, _, res in (retrain_random, retrain_class) for name, by_role in res.items()
+def test_zero_gap_checks_cover_most_tier01_metrics(problems: Problems):
+    """The zero-gap property is vacuous for a metric undefined on every request: keep that set small."""
+    outcomes = [retrain_outcome(problems, task, kind)
+                for task, kind in (("classification", "random"), ("classification", "class"), ("regression", "random"))]
+    defined = {name for _, _, res in outcomes for name, by_role in res.items()
                if by_role["unlearned"].value is not None and by_role["retrain"].value is not None}
     cheap = {n for n, c in METRICS.items() if c.tier <= Tier.STANDARD}
     assert len(cheap - defined) <= 8, sorted(cheap - defined)
 
 
 # --- adding a metric takes one file ---------------------------------------------------------------------------------
-def test_toy_metric_is_picked_up_by_evaluate_and_the_cli(random_prep: Prepared, unlearned: nn.Module):
+def test_toy_metric_is_picked_up_by_evaluate_and_the_cli(problems: Problems):
     toy = ContractToyMetric.name
-    res = evaluate(context(random_prep, unlearned))  # tier 0 of the context's task: the toy included
+    res = evaluate(context(problems.prep("classification"), problems.unlearned("classification")))  # the toy too
     assert toy in res and set(res[toy]) == set(ROLES)
     for role, v in res[toy].items():
         assert v.value is not None and 1 / 3 <= v.value <= 1.0, (role, v)

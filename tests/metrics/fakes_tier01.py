@@ -107,6 +107,16 @@ def blobs(n_per_class_train: int = 30, n_per_class_test: int = 20, num_classes: 
                        class_names=tuple(str(c) for c in range(num_classes)))
 
 
+def regression_blobs(n_train: int = 90, n_test: int = 60, seed: int = 0, noise: float = 0.3) -> Dataset:
+    """A regression problem: y = x · w + noise on 2-D Gaussian inputs (standardized scale)."""
+    rng = np.random.default_rng(seed)
+    w = np.array([1.0, -0.5])
+    x = rng.standard_normal((n_train + n_test, 2)).astype(np.float32)
+    y = (x @ w + noise * rng.standard_normal(len(x))).astype(np.float32)
+    return from_arrays(f"regression-blobs-{seed}", x_train=x[:n_train], y_train=y[:n_train], x_test=x[n_train:],
+                       y_test=y[n_train:], task="regression")
+
+
 def values(results: Mapping[str, Mapping[str, Any]], role: str) -> dict[str, float | None]:
     return {name: by_role[role].value for name, by_role in results.items() if role in by_role}
 

@@ -14,15 +14,15 @@ regression — Tarun et al., "Deep Regression Unlearning", ICML 2023, attack reg
 regression record reads like a classifier's). For one output the squared error is a monotone transform of the L1
 error, so rank-based scores of either are equal; the LR attack's AUC differs only if its coefficient's sign does.
 
-``mia_loss_auc_matched``: the same attack with the test side restricted to the forget set's own distribution —
-the test examples of the forgotten classes (``class``/``classes`` requests) or of the forgotten fine class
+``mia_loss_auc_matched``: the same attack with the test side restricted to the forget set's own distribution — the
+test examples of the forgotten classes (``class``/``classes`` requests) or of the forgotten fine class
 (``subclass``); for random, owner and id requests the forget set is a sample of the training distribution and the
 value equals ``mia_loss_auc``. Why (our choice; a known pitfall of MUFAC-style attacks: "forget and test must come
-from the same distribution"): against the whole test set the attack also detects the class. For a sub-class of a coarse-label
-model that is worse than a bias: almost every loss is ~0, the forget and test means nearly coincide, and the sign of
-the 1-D logistic-regression coefficient (mean-driven) can disagree with the ranking (what the AUC scores). On
-Fashion-MNIST ``subclass:Sandal`` two retrains of one seed gave 0.29 and 0.70; the rank AUC of the same losses was
-0.31 — the sign flipped. Restricted to the 1,000 test sandals the same retrain gives 0.49.
+from the same distribution"): against the whole test set the attack also detects the class. For a sub-class of a
+coarse-label model that is worse than a bias: almost every loss is ~0, the forget and test means nearly coincide,
+and the sign of the 1-D logistic-regression coefficient (mean-driven) can disagree with the ranking (what the AUC
+scores). On Fashion-MNIST ``subclass:Sandal`` two retrains of one seed gave 0.29 and 0.70; the rank AUC of the same
+losses was 0.31 — the sign flipped. Restricted to the 1,000 test sandals the same retrain gives 0.49.
 """
 
 from __future__ import annotations
