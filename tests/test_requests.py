@@ -117,3 +117,58 @@ def test_bad_request_writes_nothing(tmp_path: Path, spec):
     with pytest.raises(InvalidForgetRequest):
         prepare("digits", "mlp", spec, store=ArtifactStore(root), progress=False)
     assert not root.exists() or not any(root.rglob("*"))
+
+
+# --- bad ids files (issue 23): each a typed error naming the offending ids/lines and the fix, before any training ---
+@pytest.mark.parametrize(("content", "error", "named"), [
+    (b"5\n99999999999999999999\n", MalformedForgetSpec, "99999999999999999999"),  # overflows int64 (was OverflowError)
+    (bytes(range(256)), MalformedForgetSpec, "not a text file"),                  # binary (was UnicodeDecodeError)
+    ("5\n7\n".encode("utf-16"), MalformedForgetSpec, "not a text file"),          # UTF-16: NULs, not ids
+    (b"5\nabc\n2.5\n", MalformedForgetSpec, "line 2: 'abc'"),
+    (b"", EmptyForgetSet, "lists no id"),
+    (b"# nothing\n\n", EmptyForgetSet, "lists no id"),
+])
+def test_bad_ids_file_is_a_typed_error(tmp_path: Path, content: bytes, error: type, named: str):
+    f = tmp_path / "ids.txt"
+    f.write_bytes(content)
+    with pytest.raises(error, match="Fix:") as err:
+        ForgetRequest.parse(f"ids:{f}")
+    assert named in str(err.value) and str(f) in str(err.value)
+
+
+@pytest.mark.parametrize(("ids", "error", "named"), [
+    ([5, -3, -4], UnknownIds, "2 of the requested ids are negative"),
+    ([5, 100000], UnknownIds, "ids span 0..1796"),
+    ([5, 5, 7, 7], DuplicateIds, "[5, 7]"),
+])
+def test_bad_ids_in_a_file_are_named_at_resolve(tmp_path: Path, digits, ids, error, named):
+    f = tmp_path / "ids.txt"
+    f.write_text("\n".join(map(str, ids)) + "\n")
+    with pytest.raises(error, match="Fix:") as err:
+        ForgetRequest.parse(f"ids:{f}").resolve(digits)
+    assert named in str(err.value)
+
+
+@pytest.mark.parametrize("ids", [[2**70], [1.5], [float("nan")], ["3"]])
+def test_bad_ids_given_in_code(digits, ids):
+    from expunge.api import as_request
+
+    with pytest.raises(MalformedForgetSpec, match="Fix:"):
+        as_request(ids)  # 1.5 was silently truncated to the id 1
+    with pytest.raises(MalformedForgetSpec):
+        Splits.from_ids(digits, np.array(ids, dtype=object))
+    assert as_request([3.0, 4]).ids == (3, 4)
+
+
+def test_bad_ids_file_on_the_cli_is_one_line_and_writes_nothing(tmp_path: Path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "ids.txt"
+    f.write_text("99999999999999999999\n")
+    env = {**__import__("os").environ, "EXPUNGE_CACHE": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-m", "expunge.cli.main", "unlearn", "--data", "digits", "--model", "mlp",
+                          "--forget", f"ids:{f}", "--method", "finetune"], capture_output=True, text=True, env=env)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1 and "99999999999999999999" in out.stderr
+    assert not (tmp_path / "cache").exists()
