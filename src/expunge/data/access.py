@@ -103,7 +103,8 @@ class UnlearningData:
             setattr(self.log, counter, getattr(self.log, counter) + n)
 
         return Batches(tr.x[positions], tr.y[positions], batch_size=batch_size, shuffle=shuffle,
-                       seed=self.seed if seed is None else seed, on_batch=count)
+                       seed=self.seed if seed is None else seed, on_batch=count,
+                       role="forget" if counter == "forget_seen" else "retain")
 
     # --- gated ------------------------------------------------------------------------------------------------------
     @property

@@ -20,7 +20,8 @@ class Batches:
     """Re-iterable mini-batches of ``tensors`` (same first dimension), optionally shuffled each epoch."""
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, on_batch: Callable[[int], None] | None = None) -> None:
+                 drop_last: bool = False, on_batch: Callable[[int], None] | None = None, role: str | None = None) \
+            -> None:
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("Batches needs tensors with the same first dimension")
         if batch_size < 1:
@@ -32,6 +33,9 @@ class Batches:
         self.drop_last = drop_last
         self.epoch = 0
         self._on_batch = on_batch
+        # what the rows are ("forget", "retain"; None: unknown or mixed): the training loop keeps BatchNorm running
+        # statistics frozen on forget-only batches (expunge.train.batchnorm)
+        self.role = role
 
     @property
     def n_examples(self) -> int:

@@ -1,0 +1,94 @@
+"""BatchNorm running statistics during unlearning: kept from the Original on forget-only data.
+
+A train-mode forward pass updates every BatchNorm layer's running mean and variance with the batch's statistics
+(momentum 0.1 in PyTorch). An unlearning method that runs train-mode steps on forget-only batches (NegGrad, JiT,
+Boundary Shrink, SCRUB's max steps) thereby replaces the statistics the model normalises with at evaluation by
+forget-set statistics: measured on the ResNet, NegGrad's 5 epochs rewrote all 27 BN buffers. The result is a model
+tuned to the data it should forget and a distribution shift on everything else, which the paper methods do not intend
+(their reference code simply never separates the two).
+
+Policy, decided per data access:
+
+* a step on forget-only data (the method declared no retain access, or the batches come from
+  :meth:`~expunge.data.access.UnlearningData.forget_loader`) runs with the running statistics **frozen**
+  (:func:`frozen_batchnorm`): the layers still normalise each training batch with its own statistics, so the forward
+  pass and the gradients are exactly the reference's, but the buffers (``running_mean``, ``running_var``,
+  ``num_batches_tracked``) stay the Original's, which were estimated on the whole training set D ⊇ D_r;
+* a step on batches holding retained data (fine-tuning, SCRUB's min steps, mixed forget+retain batches) updates them
+  as in plain training: that is how a method with retain access re-estimates them on the retained data. No separate
+  recalibration pass is added: it would cost a pass over D_r for methods that do not declare one.
+
+:func:`recording_batchnorm` collects what the training loop did, for the run's ``notes["batchnorm"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _NormBase
+
+FROZEN_NO_RETAIN = "frozen throughout: the method sees no retained data"
+FROZEN_FORGET = "frozen on forget-only batches"
+UPDATED_OTHER = "updated on batches not from the forget loader (retained or mixed data)"
+
+_EVENTS: ContextVar[set[str] | None] = ContextVar("expunge_batchnorm_events", default=None)
+
+
+def tracking_layers(*models: nn.Module) -> list[_NormBase]:
+    """Normalisation layers (BatchNorm, InstanceNorm with running stats) whose train-mode passes update buffers."""
+    return [m for model in models for m in model.modules()
+            if isinstance(m, _NormBase) and m.track_running_stats and m.running_mean is not None]
+
+
+@contextmanager
+def frozen_batchnorm(*models: nn.Module) -> Iterator[None]:
+    """Running statistics of ``models``' norm layers unchanged in the block (restored on exit, also on error).
+
+    ``track_running_stats=False`` on a layer in train mode makes PyTorch normalise with the batch's statistics and pass
+    no buffer to update (``num_batches_tracked`` is not incremented either); in eval mode the layer still normalises
+    with its running statistics. The flag survives ``model.train()``/``eval()`` calls inside the block."""
+    layers = tracking_layers(*models)
+    for layer in layers:
+        layer.track_running_stats = False
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.track_running_stats = True
+
+
+def note(event: str) -> None:
+    """Record what a training loop did to the running statistics (only inside :func:`recording_batchnorm`)."""
+    events = _EVENTS.get()
+    if events is not None:
+        events.add(event)
+
+
+@contextmanager
+def recording_batchnorm() -> Iterator[set[str]]:
+    """Collect the :func:`note` events of the block into the yielded set."""
+    token = _EVENTS.set(set())
+    try:
+        yield _EVENTS.get()  # type: ignore[misc]
+    finally:
+        _EVENTS.reset(token)
+
+
+def running_stats(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the running-statistics buffers of ``model``'s norm layers, by buffer name."""
+    return {name: buf.detach().clone() for name, buf in model.named_buffers()
+            if name.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked")}
+
+
+def describe(policy: set[str], before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> str:
+    """The run's ``notes["batchnorm"]``: what was done, and whether the buffers changed (compared by name)."""
+    shared = [n for n in before if n in after and before[n].shape == after[n].shape]
+    changed = sum(not torch.equal(before[n], after[n]) for n in shared)
+    done = "; ".join(sorted(policy)) or "no train-mode step of the training loop"
+    outcome = (f"{changed} of {len(shared)} running-statistics buffers changed" if shared
+               else "running statistics not comparable (the model was rebuilt)")
+    return f"{done} ({outcome})"
