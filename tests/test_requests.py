@@ -172,3 +172,37 @@ def test_bad_ids_file_on_the_cli_is_one_line_and_writes_nothing(tmp_path: Path):
     assert out.returncode == 2, out.stderr
     assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1 and "99999999999999999999" in out.stderr
     assert not (tmp_path / "cache").exists()
+
+
+# --- an ids request that covers whole classes is class forgetting (issue 23) ---
+def test_ids_covering_whole_classes_resolve_to_the_class_request(digits):
+    from expunge.scenarios.base import scenario_for_request
+
+    for spec in ("class:3", "classes:3,5"):
+        by_class = ForgetRequest.parse(spec).resolve(digits)
+        ids = digits.train.ids[by_class.forget][::-1]  # any order
+        by_ids = ForgetRequest("ids", ids=tuple(int(i) for i in ids)).resolve(digits)
+        assert by_ids.request == by_class.request and by_ids.describe() == by_class.describe()  # old: kind "ids"
+        assert by_ids.forget_classes == by_class.forget_classes and scenario_for_request(by_ids.request).name == \
+            "full-class"
+    one_short = ForgetRequest.parse("class:3").resolve(digits).forget_ids[1:]
+    partial = ForgetRequest("ids", ids=tuple(int(i) for i in one_short)).resolve(digits)
+    assert partial.request.kind == "ids" and partial.forget_classes == ()
+    assert scenario_for_request(partial.request).name == "random"
+
+
+def test_ids_equal_to_a_class_share_its_record_and_key_and_one_short_does_not(session_store, prepared_class3,
+                                                                              fast_recipe):
+    from expunge.api import prepare, unlearn
+
+    params = {"epochs": 1}
+    rec_class, _ = unlearn(prepared_class3, "finetune", params)
+    ids = prepared_class3.splits.forget_ids
+    prep_ids = prepare("digits", "mlp", ids, seed=0, store=session_store, recipe=fast_recipe, progress=False)
+    rec_ids, _ = unlearn(prep_ids, "finetune", params)
+    assert rec_ids.forget == rec_class.forget == "class:3" and rec_ids.request == rec_class.request
+    assert rec_ids.unlearned_key == rec_class.unlearned_key and rec_ids.params_source == rec_class.params_source
+    prep_short = prepare("digits", "mlp", ids[1:], seed=0, store=session_store, recipe=fast_recipe, progress=False)
+    rec_short, _ = unlearn(prep_short, "finetune", params)
+    assert rec_short.request["kind"] == "ids" and rec_short.unlearned_key != rec_class.unlearned_key
+    assert prep_short.oracle.key != prepared_class3.oracle.key

@@ -64,10 +64,11 @@ def unlearn(
     from expunge import api
 
     ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))  # validates before any training
-    params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=forget,
+    request = api.as_request(forget).resolve(ds, seed=seed).request  # ids covering whole classes: a class request
+    params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=request,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=ds.task)
-    prep = api.prepare(ds, model, forget, seed=seed, store=open_store(store), progress=not as_json)
+    prep = api.prepare(ds, model, request, seed=seed, store=open_store(store), progress=not as_json)
     record, _ = api.unlearn(prep, method, params, params_source=source)
     if as_json:
         emit_json(record.to_json())

@@ -19,7 +19,7 @@ integer id per line, ``#`` comments allowed) is built in. A new kind is one clas
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -151,8 +151,26 @@ class ForgetRequest:
                 "this for you)")
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF0E]))
         forget_ids, forget_classes = handler.select(self, dataset, rng)
-        return Splits.from_ids(dataset, forget_ids, request=self, forget_classes=forget_classes, seed=seed,
-                               retain_subset=retain_subset)
+        splits = Splits.from_ids(dataset, forget_ids, request=self, forget_classes=forget_classes, seed=seed,
+                                 retain_subset=retain_subset)
+        if self.kind == "ids" and (classes := whole_classes(dataset, splits.forget)):
+            # the same examples as class:3 / classes:3,5: the same request (scenario, presets, judgement, records)
+            splits = replace(splits, request=ForgetRequest("class", classes=tuple(str(c) for c in classes)),
+                             forget_classes=classes)
+        return splits
+
+
+def whole_classes(dataset: Dataset, forget: np.ndarray) -> tuple[int, ...]:
+    """The classes whose training examples are exactly the ones at positions ``forget`` (every example of each, no
+    other example), or ``()`` when they are not whole classes, the dataset is not a classification dataset, or no
+    ``class`` request kind is registered."""
+    if dataset.task != "classification" or "class" not in REQUEST_KINDS or forget.size == 0:
+        return ()
+    labels = dataset.train.y.numpy()
+    classes = np.unique(labels[forget])
+    if int(np.isin(labels, classes).sum()) != forget.size:  # forget ⊆ those classes, so equal counts mean equal sets
+        return ()
+    return tuple(int(c) for c in classes)
 
 
 def _rebuild_request(kind: str, args: tuple[tuple[str, Any], ...]) -> ForgetRequest:
