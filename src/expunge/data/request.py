@@ -28,6 +28,7 @@ import numpy as np
 from expunge._io import stable_hash
 from expunge._registry import Registry
 from expunge.data.datasets import Dataset, LabelSet, load_dataset
+from expunge.data.request_checks import request_checks
 from expunge.errors import (
     DuplicateIds,
     EmptyForgetSet,
@@ -297,6 +298,7 @@ class Splits:
     retain_subset: np.ndarray | None = None
     seed: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    checks: dict[str, object] = field(default_factory=dict)  # request_checks(): forget fraction, duplicate content
 
     @classmethod
     def from_ids(
@@ -355,9 +357,10 @@ class Splits:
                 raise InvalidForgetRequest(f"retain_subset must be a fraction in (0, 1], got {retain_subset}")
             k = max(1, round(retain_subset * retain_pos.size))
             subset = np.sort(rng.choice(retain_pos, size=k, replace=False))
+        forget_pos = np.sort(train.positions_of(uniq))
         return cls(
             dataset_fingerprint=dataset.fingerprint,
-            forget=np.sort(train.positions_of(uniq)),
+            forget=forget_pos,
             retain=retain_pos,
             test=np.arange(len(test), dtype=np.int64),
             request=request or ForgetRequest("ids", ids=tuple(int(i) for i in uniq)),
@@ -365,6 +368,7 @@ class Splits:
             forget_classes=forget_classes,
             retain_subset=subset,
             seed=seed,
+            checks=request_checks(dataset, forget_pos, retain_pos),
         )
 
     def fingerprint(self) -> str:
@@ -381,4 +385,5 @@ class Splits:
             "forget_classes": list(self.forget_classes),
             "fingerprint": self.fingerprint(),
             "seed": self.seed,
+            **self.checks,
         }
