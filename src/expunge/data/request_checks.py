@@ -23,11 +23,11 @@ def request_checks(dataset: Dataset, forget: np.ndarray, retain: np.ndarray) -> 
     """Facts about valid splits that can mislead, for the record (``describe()``), each also issued as a warning.
 
     * ``forget_fraction`` = |F| / |D|; above :data:`LARGE_FORGET_FRACTION` (30%) a :class:`LargeForgetFraction`
-      warning: approximate methods are designed and evaluated for small forget sets (SCRUB's authors study large forget
-      sets separately and find methods that do well on small ones degrade: Kurmanji et al., "Towards Unbounded Machine
-      Unlearning", NeurIPS 2023; gradient-ascent methods "already struggle with forgetting 10% of training data",
-      Zhang et al., "Negative Preference Optimization", 2024), while retraining on the remaining ≤ 70% costs
-      proportionally less. Not an error: the run is valid, its gap to the Retrain says how it went.
+      warning: approximate methods rest on assumptions such as a small forget set, which large requests violate
+      (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023, §1-2; Zhang et al., "Negative Preference
+      Optimization", 2024: gradient-ascent methods "already struggle with forgetting 10% of training data" on TOFU),
+      while retraining on what remains costs proportionally less. The 30% line is the issue's (23), not a paper's.
+      Not an error: the run is valid, and its gap to the Retrain says how it went.
     * ``duplicates``: exact-duplicate content between forget and retain and between test and train
       (:mod:`expunge.data.duplicates`), with a :class:`DuplicateContentWarning` when any is found.
     * ``warnings``: the warning messages, so a stored record carries them."""
