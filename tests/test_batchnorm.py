@@ -20,7 +20,7 @@ from expunge.train.loop import cross_entropy_loss, make_optimizer, train_loop
 class BNNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 3))
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -29,15 +29,16 @@ class BNNet(nn.Module):
 @pytest.fixture(scope="module")
 def bn_setup():
     rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(3), 40)
-    x = (rng.normal(size=(120, 1, 2, 4)) + 3.0 * y[:, None, None, None]).astype(np.float32)
-    ds = from_arrays("bn-toy", x_train=x, y_train=y, x_test=x[:30], y_test=y[:30], class_names=("a", "b", "c"))
+    y, y_test = np.repeat(np.arange(4), 40), np.repeat(np.arange(4), 10)
+    x = (rng.normal(size=(160, 1, 2, 4)) + 3.0 * y[:, None, None, None]).astype(np.float32)
+    x_test = (rng.normal(size=(40, 1, 2, 4)) + 3.0 * y_test[:, None, None, None]).astype(np.float32)
+    ds = from_arrays("bn-toy", x_train=x, y_train=y, x_test=x_test, y_test=y_test, class_names=("a", "b", "c", "d"))
     torch.manual_seed(0)
     model = BNNet()
     train_loop(model, [(ds.train.x, ds.train.y)] * 20, cross_entropy_loss, make_optimizer(model.parameters(), "adam",
                                                                                           lr=1e-2))
     model.eval()
-    splits = Splits.from_ids(ds, ds.train.ids[ds.train.y.numpy() == 2])  # a whole class: far from the rest
+    splits = Splits.from_ids(ds, ds.train.ids[ds.train.y.numpy() == 3])  # a whole class: far from the rest
     return ds, model, splits
 
 
@@ -88,3 +89,32 @@ def test_train_loop_freezes_on_forget_batches_and_keeps_batch_statistics_in_the_
     for p, q in zip(frozen.parameters(), free.parameters(), strict=True):
         assert torch.allclose(p, q)
     assert frozen.body[2].track_running_stats  # restored after the loop
+
+
+def test_forwards_of_forget_inputs_are_frozen_whatever_the_batching(bn_setup):
+    import copy
+
+    from expunge.data.access import DataAccess, UnlearningData
+
+    ds, model, splits = bn_setup
+    data = UnlearningData(ds, splits, DataAccess.FORGET | DataAccess.RETAIN)
+    xf, _ = data.forget_tensors()
+    xr, _ = data.retain_tensors()
+    net = copy.deepcopy(model).train()
+    before = batchnorm.running_stats(net)
+    with batchnorm.recording_batchnorm() as events, batchnorm.frozen_on_forget_inputs(net):
+        net(xf)                                       # a forget forward (NegGrad+'s second forward): frozen
+        assert _changed(before, net) == [] and events == {batchnorm.FROZEN_FORGET}
+        inner = copy.deepcopy(net)                    # a copy the method makes inside: its hooks see its own layers
+        inner(next(iter(data.forget_loader(16)))[0])
+        assert _changed(before, inner) == []
+        net(xr)                                       # a retain forward: updated
+        assert len(_changed(before, net)) == 3
+    assert net.body[2].track_running_stats and not net._forward_pre_hooks  # hooks removed, flags restored
+
+
+def test_neggrad_plus_notes_its_forget_forwards_frozen(bn_setup):
+    ds, model, splits = bn_setup
+    res = run_method(get_method("neggrad_plus", {"epochs": "1", "batch_size": "16"}), model, ds, splits,
+                     RunContext())
+    assert batchnorm.FROZEN_FORGET in res.notes["batchnorm"] and batchnorm.UPDATED_OTHER in res.notes["batchnorm"]

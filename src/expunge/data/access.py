@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from expunge.data.batches import Batches
+from expunge.data.batches import FORGET_TAG, Batches
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import UndeclaredDataAccess
@@ -121,7 +121,9 @@ class UnlearningData:
         self._require(DataAccess.FORGET, "the forget set")
         tr, pos = self._dataset.train, self._splits.forget
         self.log.forget_seen += int(pos.size)
-        return tr.x[pos], tr.y[pos]
+        x = tr.x[pos]
+        setattr(x, FORGET_TAG, True)  # forwards of it keep BatchNorm running statistics frozen (train.batchnorm)
+        return x, tr.y[pos]
 
     def forget_positions(self) -> np.ndarray:
         """Sorted positions of the forget examples in the training partition (a copy): *which* examples are

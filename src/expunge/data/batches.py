@@ -14,6 +14,9 @@ import numpy as np
 import torch
 
 Batch = tuple[torch.Tensor, ...]
+# attribute set on the inputs of forget-set batches: the training layer keeps BatchNorm running statistics frozen on
+# forwards of such inputs (expunge.train.batchnorm)
+FORGET_TAG = "_expunge_forget_rows"
 
 
 class Batches:
@@ -59,7 +62,10 @@ class Batches:
                 break
             if self._on_batch is not None:
                 self._on_batch(len(idx))
-            yield tuple(t[idx] for t in self.tensors)
+            batch = tuple(t[idx] for t in self.tensors)
+            if self.role == "forget":
+                setattr(batch[0], FORGET_TAG, True)
+            yield batch
 
 
 def cycle(batches: Batches) -> Iterator[Batch]:

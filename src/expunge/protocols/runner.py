@@ -11,7 +11,6 @@ statistics (reported as ``access["precompute_s"]``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +55,7 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     # Original's throughout; otherwise the training loop freezes them on forget-only batches
     bn_before = batchnorm.running_stats(original) if batchnorm.tracking_layers(original) else None
     retain_access = bool(method.access & (DataAccess.RETAIN | DataAccess.RETAIN_SUBSET))
-    frozen = batchnorm.frozen_batchnorm(working) if not retain_access else contextlib.nullcontext()
+    frozen = batchnorm.frozen_batchnorm(working) if not retain_access else batchnorm.frozen_on_forget_inputs(working)
     with torch.random.fork_rng(devices=[]), Monitor() as mon, batchnorm.recording_batchnorm() as bn_events, frozen:
         torch.manual_seed(ctx.seed)
         unlearned = method.unlearn(working, data, ctx)

@@ -7,16 +7,21 @@ forget-set statistics: measured on the ResNet, NegGrad's 5 epochs rewrote all 27
 tuned to the data it should forget and a distribution shift on everything else, which the paper methods do not intend
 (their reference code simply never separates the two).
 
-Policy, decided per data access:
+Policy, decided per data access (the runner, :func:`expunge.protocols.runner.run_method`, applies it):
 
-* a step on forget-only data (the method declared no retain access, or the batches come from
-  :meth:`~expunge.data.access.UnlearningData.forget_loader`) runs with the running statistics **frozen**
-  (:func:`frozen_batchnorm`): the layers still normalise each training batch with its own statistics, so the forward
-  pass and the gradients are exactly the reference's, but the buffers (``running_mean``, ``running_var``,
-  ``num_batches_tracked``) stay the Original's, which were estimated on the whole training set D ⊇ D_r;
-* a step on batches holding retained data (fine-tuning, SCRUB's min steps, mixed forget+retain batches) updates them
+* a method that declared no retain access runs with the running statistics **frozen** throughout
+  (:func:`frozen_batchnorm`): every train-mode step it can take is on forget data or data derived from it;
+* for other methods, every train-mode forward whose input came from the forget set — a forget-loader batch or
+  ``forget_tensors()``, which the data gate tags (:data:`~expunge.data.batches.FORGET_TAG`) — runs with them frozen
+  (:func:`frozen_on_forget_inputs`; the training loop also freezes them for a whole loop over forget-loader batches);
+  this covers NegGrad+'s paired step (a retain forward then a forget forward) and SCRUB's max steps;
+* frozen layers still normalise each training batch with its own statistics, so the forward pass and the gradients
+  are exactly the reference's; only the buffers (``running_mean``, ``running_var``, ``num_batches_tracked``) stay the
+  Original's, which were estimated on the whole training set D ⊇ D_r;
+* forwards of retained or mixed data (fine-tuning, SCRUB's min steps, a concatenated forget+retain batch) update them
   as in plain training: that is how a method with retain access re-estimates them on the retained data. No separate
-  recalibration pass is added: it would cost a pass over D_r for methods that do not declare one.
+  recalibration pass is added: it would cost a pass over D_r for methods that do not declare one. A forget tensor the
+  method transforms before the forward (concatenation, augmentation) is no longer recognised.
 
 :func:`recording_batchnorm` collects what the training loop did, for the run's ``notes["batchnorm"]``.
 """
@@ -30,6 +35,8 @@ from contextvars import ContextVar
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
+
+from expunge.data.batches import FORGET_TAG
 
 FROZEN_NO_RETAIN = "frozen throughout: the method sees no retained data"
 FROZEN_FORGET = "frozen on forget-only batches"
@@ -59,6 +66,39 @@ def frozen_batchnorm(*models: nn.Module) -> Iterator[None]:
     finally:
         for layer in layers:
             layer.track_running_stats = True
+
+
+def _is_forget(args: tuple[object, ...]) -> bool:
+    return bool(args) and getattr(args[0], FORGET_TAG, False)
+
+
+def _freeze_on_forget_input(module: nn.Module, args: tuple[object, ...]) -> None:
+    if module.training and _is_forget(args) and (layers := tracking_layers(module)):
+        note(FROZEN_FORGET)
+        for layer in layers:
+            layer.track_running_stats = False
+        module.__dict__["_expunge_frozen_layers"] = layers
+
+
+def _unfreeze(module: nn.Module, args: tuple[object, ...], output: object) -> None:
+    for layer in module.__dict__.pop("_expunge_frozen_layers", ()):
+        layer.track_running_stats = True
+
+
+@contextmanager
+def frozen_on_forget_inputs(model: nn.Module) -> Iterator[None]:
+    """In the block, every train-mode forward of ``model`` whose input is a forget tensor (tagged by the data
+    gate: :data:`~expunge.data.batches.FORGET_TAG`)
+    runs with the running statistics frozen, whatever batches the method builds around it (NegGrad+ feeds paired
+    retain and forget batches through two forwards in one step; LAF alternates them). The hooks read the layers
+    of the module they are called on, so a copy the method makes inside the block is handled the same way."""
+    handles = [model.register_forward_pre_hook(_freeze_on_forget_input),
+               model.register_forward_hook(_unfreeze, always_call=True)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def note(event: str) -> None:
