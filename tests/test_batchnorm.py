@@ -118,3 +118,14 @@ def test_neggrad_plus_notes_its_forget_forwards_frozen(bn_setup):
     res = run_method(get_method("neggrad_plus", {"epochs": "1", "batch_size": "16"}), model, ds, splits,
                      RunContext())
     assert batchnorm.FROZEN_FORGET in res.notes["batchnorm"] and batchnorm.UPDATED_OTHER in res.notes["batchnorm"]
+
+
+def test_a_copy_returned_by_a_forget_only_method_tracks_statistics_again(bn_setup, monkeypatch):
+    import copy
+
+    from expunge.methods.neggrad import NegGrad
+
+    ds, model, splits = bn_setup
+    monkeypatch.setattr(NegGrad, "unlearn", lambda self, m, data, ctx: copy.deepcopy(m))  # copied while frozen
+    res = run_method(get_method("neggrad"), model, ds, splits, RunContext())
+    assert all(m.track_running_stats for m in res.model.modules() if isinstance(m, nn.BatchNorm1d))

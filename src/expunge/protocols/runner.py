@@ -62,6 +62,7 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     if state_hash(original) != before:
         raise InputModelModified(f"method {method.name!r} modified the original model it was given")
     unlearned.eval()
+    batchnorm.restore_tracking(unlearned)
     if bn_before is not None:
         policy = {batchnorm.FROZEN_NO_RETAIN} if not retain_access else bn_events
         ctx.notes["batchnorm"] = batchnorm.describe(policy, bn_before, batchnorm.running_stats(unlearned))

@@ -68,6 +68,14 @@ def frozen_batchnorm(*models: nn.Module) -> Iterator[None]:
             layer.track_running_stats = True
 
 
+def restore_tracking(model: nn.Module) -> None:
+    """Turn running-statistics tracking back on in every norm layer of ``model`` that has the buffers: a copy a
+    method made of a model inside :func:`frozen_batchnorm` (and returned) inherited the frozen flag."""
+    for m in model.modules():
+        if isinstance(m, _NormBase) and m.running_mean is not None:
+            m.track_running_stats = True
+
+
 def _is_forget(args: tuple[object, ...]) -> bool:
     return bool(args) and getattr(args[0], FORGET_TAG, False)
 
