@@ -206,3 +206,23 @@ def test_ids_equal_to_a_class_share_its_record_and_key_and_one_short_does_not(se
     rec_short, _ = unlearn(prep_short, "finetune", params)
     assert rec_short.request["kind"] == "ids" and rec_short.unlearned_key != rec_class.unlearned_key
     assert prep_short.oracle.key != prepared_class3.oracle.key
+
+
+def test_cli_takes_presets_from_the_resolved_request(tmp_path: Path, digits, monkeypatch):
+    """`--forget ids:FILE` naming all of class 3 is tuned as class:3 (full-class presets), not as a random sample."""
+    from expunge import api
+    from expunge.cli.main import unlearn as unlearn_cmd
+
+    seen: dict = {}
+
+    def stop(method, **kw):
+        seen.update(kw)
+        raise RuntimeError("stop before training")
+
+    monkeypatch.setattr(api, "resolve_params", stop)
+    f = tmp_path / "ids.txt"
+    f.write_text("\n".join(map(str, ForgetRequest.parse("class:3").resolve(digits).forget_ids)) + "\n")
+    with pytest.raises(RuntimeError, match="stop"):
+        unlearn_cmd(data="digits", model="mlp", forget=f"ids:{f}", method="finetune", param=None, preset=None,
+                    paper_defaults=False, task=None, seed=0, store=None, data_dir=None, as_json=False)
+    assert seen["forget"] == ForgetRequest.parse("class:3")  # old: the ids request, so presets from "random"
