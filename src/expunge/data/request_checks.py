@@ -31,6 +31,8 @@ def request_checks(dataset: Dataset, forget: np.ndarray, retain: np.ndarray) -> 
     * ``duplicates``: exact-duplicate content between forget and retain and between test and train
       (:mod:`expunge.data.duplicates`), with a :class:`DuplicateContentWarning` when any is found.
     * ``warnings``: the warning messages, so a stored record carries them."""
+    # warnings come from one fixed location (stacklevel=2: Splits.from_ids), so Python's default filter shows each
+    # message once per process although the CLI and prepare() both resolve the request
     n_train = forget.size + retain.size
     fraction = forget.size / n_train if n_train else 0.0
     messages: list[str] = []
@@ -38,17 +40,17 @@ def request_checks(dataset: Dataset, forget: np.ndarray, retain: np.ndarray) -> 
         messages.append(f"the request forgets {forget.size} of {n_train} training examples ({fraction:.0%}): "
                         f"approximate unlearning methods are unreliable past {LARGE_FORGET_FRACTION:.0%}; compare "
                         "with the Retrain (`retrain`), which is cheaper the more is forgotten")
-        warnings.warn(LargeForgetFraction(messages[-1]), stacklevel=4)
+        warnings.warn(LargeForgetFraction(messages[-1]), stacklevel=2)
     dups = duplicate_report(dataset, forget, retain)
     if (fr := dups["forget_retain"])["count"]:
         messages.append(f"{fr['count']} forget example(s) have exact copies in the retain set (forget ids "
                         f"{fr['forget_ids']}, retain ids {fr['retain_ids']}, first few): retraining relearns that "
                         "content, so the Retrain still knows it. Fix: add the copies to the request to delete the "
                         "content")
-        warnings.warn(DuplicateContentWarning(messages[-1]), stacklevel=4)
+        warnings.warn(DuplicateContentWarning(messages[-1]), stacklevel=2)
     if (tt := dups.get("test_train", {})).get("count"):
         messages.append(f"{tt['count']} test example(s) have exact copies in the training set (test ids "
                         f"{tt['test_ids']}, train ids {tt['train_ids']}, first few): they are members, not "
                         "non-members, for membership-inference metrics. Fix: deduplicate the dataset")
-        warnings.warn(DuplicateContentWarning(messages[-1]), stacklevel=4)
+        warnings.warn(DuplicateContentWarning(messages[-1]), stacklevel=2)
     return {"forget_fraction": round(fraction, 6), "duplicates": dups, "warnings": messages}
