@@ -52,7 +52,7 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     working = copy.deepcopy(original)
     ctx.notes = {}
     # BatchNorm running statistics (expunge.train.batchnorm): a method that never sees retained data keeps the
-    # Original's throughout; otherwise the training loop freezes them on forget-only batches
+    # Original's throughout; otherwise every train-mode forward of forget-set inputs leaves them as they were
     bn_before = batchnorm.running_stats(original) if batchnorm.tracking_layers(original) else None
     retain_access = bool(method.access & (DataAccess.RETAIN | DataAccess.RETAIN_SUBSET))
     frozen = batchnorm.frozen_batchnorm(working) if not retain_access else batchnorm.frozen_on_forget_inputs(working)
