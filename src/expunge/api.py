@@ -22,7 +22,7 @@ from torch import nn
 from expunge import presets
 from expunge._hparams import Hyperparams
 from expunge.data.datasets import Dataset
-from expunge.data.request import ForgetRequest, dataset_for
+from expunge.data.request import ForgetRequest, dataset_for, ids_request
 from expunge.evaluation import evaluate_run
 from expunge.methods.base import METHODS
 from expunge.metrics.base import METRICS
@@ -48,7 +48,7 @@ def as_request(forget: Forget) -> ForgetRequest:
         return forget
     if isinstance(forget, str):
         return ForgetRequest.parse(forget)
-    return ForgetRequest("ids", ids=tuple(int(i) for i in np.asarray(forget).reshape(-1)))
+    return ids_request(forget)  # refuses non-integers (1.5 was truncated to 1) and ids beyond int64
 
 
 def load(dataset: str | Dataset, *, forget: Forget | None = None, task: str | None = None,

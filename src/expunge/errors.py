@@ -119,3 +119,16 @@ class FingerprintMismatch(InvalidForgetRequest):
 
 class DegenerateInputWarning(UserWarning):
     """A metric got inputs where it is undefined (one class, zero variance, tiny sets) and returned a defined value."""
+
+
+class ExpungeWarning(UserWarning):
+    """Base class of the warnings expunge issues about a request or a run that is valid but may mislead; the CLI prints
+    each as one ``warning: ...`` line on stderr, and the record holds the same facts."""
+
+
+class LargeForgetFraction(ExpungeWarning):
+    """The request forgets a large share of the training set, where approximate unlearning methods are unreliable."""
+
+
+class DuplicateContentWarning(ExpungeWarning):
+    """Examples with identical content sit on both sides of a split (forget/retain or test/train)."""

@@ -8,6 +8,7 @@ exit with status 2 — no traceback. ``--json`` prints exactly one JSON document
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,7 +33,7 @@ from expunge.cli.options import (
     parse_params,
 )
 from expunge.cli.tune import register as register_scenario_commands
-from expunge.errors import ExpungeError
+from expunge.errors import ExpungeError, ExpungeWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Machine unlearning with a retrain oracle and side-by-side metrics.")
@@ -64,10 +65,11 @@ def unlearn(
     from expunge import api
 
     ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))  # validates before any training
-    params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=forget,
+    request = api.as_request(forget).resolve(ds, seed=seed).request  # ids covering whole classes: a class request
+    params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=request,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=ds.task)
-    prep = api.prepare(ds, model, forget, seed=seed, store=open_store(store), progress=not as_json)
+    prep = api.prepare(ds, model, request, seed=seed, store=open_store(store), progress=not as_json)
     record, _ = api.unlearn(prep, method, params, params_source=source)
     if as_json:
         emit_json(record.to_json())
@@ -232,7 +234,20 @@ def demo(
 register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.cli.tune)
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """expunge's own warnings (a large forget set, duplicate content) as one ``warning: ...`` line on stderr."""
+    if issubclass(category, ExpungeWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main() -> None:
+    warnings.showwarning = _show_warning
     try:
         app(standalone_mode=False)
     except ExpungeError as exc:

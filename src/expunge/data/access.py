@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from expunge.data.batches import Batches
+from expunge.data.batches import FORGET_TAG, Batches
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import UndeclaredDataAccess
@@ -103,7 +103,8 @@ class UnlearningData:
             setattr(self.log, counter, getattr(self.log, counter) + n)
 
         return Batches(tr.x[positions], tr.y[positions], batch_size=batch_size, shuffle=shuffle,
-                       seed=self.seed if seed is None else seed, on_batch=count)
+                       seed=self.seed if seed is None else seed, on_batch=count,
+                       role="forget" if counter == "forget_seen" else "retain")
 
     # --- gated ------------------------------------------------------------------------------------------------------
     @property
@@ -120,7 +121,9 @@ class UnlearningData:
         self._require(DataAccess.FORGET, "the forget set")
         tr, pos = self._dataset.train, self._splits.forget
         self.log.forget_seen += int(pos.size)
-        return tr.x[pos], tr.y[pos]
+        x = tr.x[pos]
+        setattr(x, FORGET_TAG, True)  # forwards of it keep BatchNorm running statistics frozen (train.batchnorm)
+        return x, tr.y[pos]
 
     def forget_positions(self) -> np.ndarray:
         """Sorted positions of the forget examples in the training partition (a copy): *which* examples are

@@ -14,13 +14,17 @@ import numpy as np
 import torch
 
 Batch = tuple[torch.Tensor, ...]
+# attribute set on the inputs of forget-set batches: the training layer keeps BatchNorm running statistics frozen on
+# forwards of such inputs (expunge.train.batchnorm)
+FORGET_TAG = "_expunge_forget_rows"
 
 
 class Batches:
     """Re-iterable mini-batches of ``tensors`` (same first dimension), optionally shuffled each epoch."""
 
     def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, on_batch: Callable[[int], None] | None = None) -> None:
+                 drop_last: bool = False, on_batch: Callable[[int], None] | None = None, role: str | None = None) \
+            -> None:
         if not tensors or any(len(t) != len(tensors[0]) for t in tensors):
             raise ValueError("Batches needs tensors with the same first dimension")
         if batch_size < 1:
@@ -32,6 +36,9 @@ class Batches:
         self.drop_last = drop_last
         self.epoch = 0
         self._on_batch = on_batch
+        # what the rows are ("forget", "retain"; None: unknown or mixed): the training loop keeps BatchNorm running
+        # statistics frozen on forget-only batches (expunge.train.batchnorm)
+        self.role = role
 
     @property
     def n_examples(self) -> int:
@@ -55,7 +62,10 @@ class Batches:
                 break
             if self._on_batch is not None:
                 self._on_batch(len(idx))
-            yield tuple(t[idx] for t in self.tensors)
+            batch = tuple(t[idx] for t in self.tensors)
+            if self.role == "forget":
+                setattr(batch[0], FORGET_TAG, True)
+            yield batch
 
 
 def cycle(batches: Batches) -> Iterator[Batch]:

@@ -19,7 +19,7 @@ integer id per line, ``#`` comments allowed) is built in. A new kind is one clas
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ import numpy as np
 from expunge._io import stable_hash
 from expunge._registry import Registry
 from expunge.data.datasets import Dataset, LabelSet, load_dataset
+from expunge.data.request_checks import request_checks
 from expunge.errors import (
     DuplicateIds,
     EmptyForgetSet,
@@ -36,6 +37,7 @@ from expunge.errors import (
     MalformedForgetSpec,
     SplitOverlap,
     UnknownIds,
+    _preview,
 )
 
 REQUEST_KINDS: Registry[RequestKind] = Registry("request kind", package="expunge.scenarios",
@@ -150,8 +152,26 @@ class ForgetRequest:
                 "this for you)")
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF0E]))
         forget_ids, forget_classes = handler.select(self, dataset, rng)
-        return Splits.from_ids(dataset, forget_ids, request=self, forget_classes=forget_classes, seed=seed,
-                               retain_subset=retain_subset)
+        splits = Splits.from_ids(dataset, forget_ids, request=self, forget_classes=forget_classes, seed=seed,
+                                 retain_subset=retain_subset)
+        if self.kind == "ids" and (classes := whole_classes(dataset, splits.forget)):
+            # the same examples as class:3 / classes:3,5: the same request (scenario, presets, judgement, records)
+            splits = replace(splits, request=ForgetRequest("class", classes=tuple(str(c) for c in classes)),
+                             forget_classes=classes)
+        return splits
+
+
+def whole_classes(dataset: Dataset, forget: np.ndarray) -> tuple[int, ...]:
+    """The classes whose training examples are exactly the ones at positions ``forget`` (every example of each, no
+    other example), or ``()`` when they are not whole classes, the dataset is not a classification dataset, or no
+    ``class`` request kind is registered."""
+    if dataset.task != "classification" or "class" not in REQUEST_KINDS or forget.size == 0:
+        return ()
+    labels = dataset.train.y.numpy()
+    classes = np.unique(labels[forget])
+    if int(np.isin(labels, classes).sum()) != forget.size:  # forget ⊆ those classes, so equal counts mean equal sets
+        return ()
+    return tuple(int(c) for c in classes)
 
 
 def _rebuild_request(kind: str, args: tuple[tuple[str, Any], ...]) -> ForgetRequest:
@@ -174,7 +194,7 @@ class IdsKind(RequestKind):
 
     def select(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
             -> tuple[np.ndarray, tuple[int, ...]]:
-        return np.asarray(request.ids, dtype=np.int64), ()
+        return ids_request(request.ids).ids, ()  # validated again: a request built in code skipped the parser
 
 
 def dataset_for(dataset: str | Dataset, kind: str, *, data_dir: str | None = None) -> Dataset:
@@ -185,19 +205,82 @@ def dataset_for(dataset: str | Dataset, kind: str, *, data_dir: str | None = Non
     return dataset
 
 
+INT64 = np.iinfo(np.int64)
+
+
+def ids_request(values: Any) -> ForgetRequest:
+    """An ``ids`` request from integer ids given in code (a sequence or an array).
+
+    Raises:
+        MalformedForgetSpec: a value is not an integer (``1.5``, ``"a"``) or does not fit an int64 id."""
+    ids: list[int] = []
+    bad: list[object] = []
+    for v in np.asarray(values).reshape(-1).tolist():  # Python scalars; ints beyond int64 stay exact (object arrays)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)  # 3.0 is the id 3; 3.5 is refused
+        (ids if isinstance(v, int) and not isinstance(v, bool) else bad).append(v)
+    if bad:
+        raise MalformedForgetSpec(f"forget ids must be integers; got {len(bad)} other value(s): {_preview(bad, 3)}. "
+                                  "Fix: pass training-example ids (`expunge.load_dataset(...).train.ids`)")
+    _check_int64(ids, where="the forget ids")
+    return ForgetRequest("ids", ids=tuple(ids))
+
+
+def _check_int64(ids: list[int], *, where: str) -> None:
+    if too_big := [i for i in ids if not INT64.min <= i <= INT64.max]:
+        raise MalformedForgetSpec(f"{where}: {len(too_big)} id(s) do not fit a 64-bit integer: "
+                                  f"{_preview(too_big, 3)}. Fix: use the dataset's training-example ids "
+                                  "(`expunge.load_dataset(...).train.ids`)")
+
+
 def read_ids_file(path: Path) -> tuple[int, ...]:
+    """The ids of an ids file: UTF-8 (or ASCII) text, one integer id per line, ``#`` comments and blank lines allowed.
+
+    Raises (each naming the file, the offending lines and the fix, before anything is trained):
+        MalformedForgetSpec: the file is missing, not text (binary, UTF-16), has a line that is not one integer, or an
+            id that does not fit an int64.
+        EmptyForgetSet: it lists no id."""
     if not path.is_file():
-        raise MalformedForgetSpec(f"ids file {path} does not exist. Fix: one integer example id per line.")
+        raise MalformedForgetSpec(f"ids file {path} does not exist or is not a file. Fix: one integer example id per "
+                                  "line.")
+    raw = path.read_bytes()
+    try:
+        if b"\0" in raw:  # UTF-16 and most binary formats; utf-8 would accept NULs
+            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL byte")
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start:exc.start + 1]
+        raise MalformedForgetSpec(f"ids file {path} is not a text file (byte {exc.start} is {byte!r}). "
+                                  "Fix: write it as UTF-8/ASCII text, one integer example id per line") from None
     out: list[int] = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
+    bad: list[str] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        value = line.split("#", 1)[0].strip()
+        if not value:
             continue
         try:
-            out.append(int(text))
+            out.append(int(value))
         except ValueError:
-            raise MalformedForgetSpec(f"{path}:{lineno}: {text!r} is not an integer example id") from None
+            bad.append(f"line {lineno}: {value[:40]!r}")
+    if bad:
+        raise MalformedForgetSpec(f"ids file {path}: {len(bad)} line(s) are not one integer example id: "
+                                  f"{_preview(bad, 3)}. Fix: one integer id per line (`#` starts a comment)")
+    _check_int64(out, where=f"ids file {path}")
+    if not out:
+        raise EmptyForgetSet(f"ids file {path} lists no id (only blank or comment lines). Fix: one integer training-"
+                             "example id per line; an empty request has nothing to unlearn")
     return tuple(out)
+
+
+def _unknown_where(unknown: np.ndarray, dataset: Dataset) -> str:
+    """Where ids were looked for, with what explains the misses: the id range, negatives, test ids."""
+    ids = dataset.train.ids
+    notes = [f"its ids span {ids.min()}..{ids.max()}" if ids.size else "it is empty"]
+    if (neg := int((unknown < 0).sum())) and ids.size and ids.min() >= 0:
+        notes.append(f"{neg} of the requested ids are negative")
+    if (in_test := np.intersect1d(unknown, dataset.test.ids).size):
+        notes.append(f"{in_test} of them are test ids")
+    return f"training set of {dataset.name} ({'; '.join(notes)})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,6 +298,7 @@ class Splits:
     retain_subset: np.ndarray | None = None
     seed: int = 0
     extra: dict[str, object] = field(default_factory=dict)
+    checks: dict[str, object] = field(default_factory=dict)  # request_checks(): forget fraction, duplicate content
 
     @classmethod
     def from_ids(
@@ -230,7 +314,7 @@ class Splits:
     ) -> Splits:
         """Validate id sets and build splits. ``retain_ids`` defaults to every training id not forgotten."""
         train, test = dataset.train, dataset.test
-        forget_ids = np.asarray(forget_ids, dtype=np.int64)
+        forget_ids = np.asarray(ids_request(forget_ids).ids, dtype=np.int64)
         if forget_ids.size == 0:
             raise EmptyForgetSet(
                 f"the forget request {request.spec if request else ''} selects no training example of "
@@ -241,13 +325,11 @@ class Splits:
             raise DuplicateIds(uniq[counts > 1])
         unknown = train.unknown_ids(uniq)
         if unknown.size:
-            in_test = np.intersect1d(unknown, test.ids)
-            raise UnknownIds(unknown, where="training set" + (f" ({in_test.size} of them are test ids)" if in_test.size
-                                                                else ""))
+            raise UnknownIds(unknown, where=_unknown_where(unknown, dataset))
         if retain_ids is None:
             retain_ids = np.setdiff1d(train.ids, uniq)
         else:
-            retain_ids = np.asarray(retain_ids, dtype=np.int64)
+            retain_ids = np.asarray(ids_request(retain_ids).ids, dtype=np.int64)
             r_uniq, r_counts = np.unique(retain_ids, return_counts=True)
             if (r_counts > 1).any():
                 raise DuplicateIds(r_uniq[r_counts > 1])
@@ -275,9 +357,10 @@ class Splits:
                 raise InvalidForgetRequest(f"retain_subset must be a fraction in (0, 1], got {retain_subset}")
             k = max(1, round(retain_subset * retain_pos.size))
             subset = np.sort(rng.choice(retain_pos, size=k, replace=False))
+        forget_pos = np.sort(train.positions_of(uniq))
         return cls(
             dataset_fingerprint=dataset.fingerprint,
-            forget=np.sort(train.positions_of(uniq)),
+            forget=forget_pos,
             retain=retain_pos,
             test=np.arange(len(test), dtype=np.int64),
             request=request or ForgetRequest("ids", ids=tuple(int(i) for i in uniq)),
@@ -285,6 +368,7 @@ class Splits:
             forget_classes=forget_classes,
             retain_subset=subset,
             seed=seed,
+            checks=request_checks(dataset, forget_pos, retain_pos),
         )
 
     def fingerprint(self) -> str:
@@ -301,4 +385,5 @@ class Splits:
             "forget_classes": list(self.forget_classes),
             "fingerprint": self.fingerprint(),
             "seed": self.seed,
+            **self.checks,
         }

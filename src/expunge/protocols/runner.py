@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from expunge.data.access import UnlearningData
+from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import CorruptArtifact, ExpungeError
@@ -26,6 +26,7 @@ from expunge.methods.base import RunContext, UnlearningMethod
 from expunge.models import ModelSpec
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import state_hash
+from expunge.train import batchnorm
 from expunge.train.monitor import Monitor
 
 
@@ -50,12 +51,21 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     before = state_hash(original)
     working = copy.deepcopy(original)
     ctx.notes = {}
-    with torch.random.fork_rng(devices=[]), Monitor() as mon:
+    # BatchNorm running statistics (expunge.train.batchnorm): a method that never sees retained data keeps the
+    # Original's throughout; otherwise every train-mode forward of forget-set inputs leaves them as they were
+    bn_before = batchnorm.running_stats(original) if batchnorm.tracking_layers(original) else None
+    retain_access = bool(method.access & (DataAccess.RETAIN | DataAccess.RETAIN_SUBSET))
+    frozen = batchnorm.frozen_batchnorm(working) if not retain_access else batchnorm.frozen_on_forget_inputs(working)
+    with torch.random.fork_rng(devices=[]), Monitor() as mon, batchnorm.recording_batchnorm() as bn_events, frozen:
         torch.manual_seed(ctx.seed)
         unlearned = method.unlearn(working, data, ctx)
     if state_hash(original) != before:
         raise InputModelModified(f"method {method.name!r} modified the original model it was given")
     unlearned.eval()
+    batchnorm.restore_tracking(unlearned)
+    if bn_before is not None:
+        policy = {batchnorm.FROZEN_NO_RETAIN} if not retain_access else bn_events
+        ctx.notes["batchnorm"] = batchnorm.describe(policy, bn_before, batchnorm.running_stats(unlearned))
     # One-off training-set statistics (cached per original) are reported apart: a request's time is what it costs
     # once they exist; ``access["precompute_s"]`` says what the first request paid on top.
     per_request = max(0.0, mon.result.wall_s - data.log.precompute_s)

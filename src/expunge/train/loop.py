@@ -19,6 +19,7 @@ stay comparable with earlier runs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ from tqdm.auto import tqdm
 from expunge.data.batches import Batch, Batches
 from expunge.models.inference import model_mode
 from expunge.tasks import get_task
+from expunge.train import batchnorm
 from expunge.train.monitor import Monitor
 
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
@@ -137,14 +139,20 @@ def train_loop(
 ) -> TrainLog:
     """Run ``epochs`` passes of ``batches`` minimising ``loss_fn``; return the log. ``on_epoch_end(epoch)`` returning
     True stops training (early stopping). ``guard_updates`` adds the gradient-norm and post-step checks of the
-    non-finite guard (module docstring)."""
+    non-finite guard (module docstring). On ``batches`` from the forget loader (``role == "forget"``) BatchNorm running
+    statistics stay frozen (:mod:`expunge.train.batchnorm`)."""
     log = TrainLog()
     params = [p for p in model.parameters() if p.requires_grad]
     per_epoch = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
     total = per_epoch * epochs if per_epoch is not None else None
     bar = tqdm(total=total, desc=progress or "", disable=True if progress is None else None, leave=False,
                unit="step")
-    with model_mode(model, training=train_mode), Monitor() as mon:
+    # BatchNorm running statistics: frozen on forget-only batches, updated on others (expunge.train.batchnorm)
+    forget_only = getattr(batches, "role", None) == "forget"
+    if train_mode and batchnorm.tracking_layers(model):
+        batchnorm.note(batchnorm.FROZEN_FORGET if forget_only else batchnorm.UPDATED_OTHER)
+    frozen = batchnorm.frozen_batchnorm(model) if train_mode and forget_only else contextlib.nullcontext()
+    with model_mode(model, training=train_mode), frozen, Monitor() as mon:
         for epoch in range(epochs):
             running, count, done = 0.0, 0, 0
             for batch in batches:
