@@ -20,7 +20,9 @@ TINY = TrainRecipe(epochs=2, batch_size=64, optimizer="adam", lr=3e-3)
 # The tier-2 metrics that re-run the method (the privacy onion, ulira_retain_auc, does not: tested on its own below).
 TIER2 = [n for n, c in METRICS.items() if c.tier == Tier.GOLD and "method" in c.run_needs]
 ULIRA = [n for n in TIER2 if METRICS.get(n).family == "ulira"]
-DO_NOTHING = ("finetune", {"epochs": 0})  # zero epochs of fine-tuning returns the original unchanged
+# SSD dampens only parameters whose forget importance exceeds alpha x their full-set importance: none at alpha=1e30,
+# so it returns the original unchanged (0 epochs of fine-tuning, the old stand-in, is refused since epochs >= 1)
+DO_NOTHING = ("ssd", {"alpha": 1e30})
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,12 @@ from expunge.train.loop import train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class NegGradParams(GradientParams):
-    epochs: int = hp(5, "passes over the forget set", low=0, search=(1, 10))
+    epochs: int = hp(5, "passes over the forget set", low=1, search=(1, 10))
     lr: float = hp(1e-4, "learning rate", low=0.0, low_open=True, search=(1e-5, 1e-2), log=True)
     batch_size: int = hp(256, "mini-batch size", low=1)
-    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)")
-    stop_at_forget_acc: float | None = hp(None, "stop after an epoch once forget accuracy <= this (None = never)")
+    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)", low=0.0, low_open=True)
+    stop_at_forget_acc: float | None = hp(None, "stop after an epoch once forget accuracy <= this (None = never)",
+                                          low=0.0, high=1.0)
 
 
 @register_method
