@@ -68,7 +68,7 @@ class Hyperparams:
             items = value if isinstance(value, tuple) else () if value is None else (value,)
             numbers = [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
             if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
-                self._fail(f.name, value, "a finite number (not nan or ±inf)")
+                self._fail(f.name, value, "a finite number")
             low, high = meta.get("low"), meta.get("high")
             if low is not None and any(v < low or (meta.get("low_open") and v == low) for v in numbers):
                 self._fail(f.name, value, f"a number {'>' if meta.get('low_open') else '>='} {low}")

@@ -6,7 +6,9 @@ alone (evaluation is a separate stage), refuses a task the method does not suppo
 (:meth:`~expunge.methods.base.UnlearningMethod.check_task`; the public API refuses it earlier, before any
 training), records peak memory and the examples served, and checks afterwards that the
 caller's model is bit-identical to before. ``time_s`` excludes the one-off computation of cached training-set
-statistics (reported as ``access["precompute_s"]``).
+statistics (reported as ``access["precompute_s"]``). It also records what :attr:`RunRecord.status
+<expunge.record.RunRecord.status>` is judged on: whether the returned weights are bit-identical to the input's
+(``unchanged``) and the steps every training loop of the call took and the non-finite guard skipped (``steps``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from expunge.methods.base import RunContext, UnlearningMethod
 from expunge.models import ModelSpec
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import state_hash
+from expunge.train.loop import StepTally, count_steps
 from expunge.train.monitor import Monitor
 
 
@@ -41,6 +44,8 @@ class UnlearnResult:
     peak_delta_bytes: int
     access: dict[str, Any]
     notes: dict[str, Any] = field(default_factory=dict)
+    unchanged: bool = False          # the returned weights are bit-identical to the input model's
+    steps: StepTally = field(default_factory=StepTally)  # training-loop steps of the call, skipped ones counted
 
 
 def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Dataset, splits: Splits,
@@ -50,17 +55,18 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     before = state_hash(original)
     working = copy.deepcopy(original)
     ctx.notes = {}
-    with torch.random.fork_rng(devices=[]), Monitor() as mon:
+    with torch.random.fork_rng(devices=[]), count_steps() as steps, Monitor() as mon:
         torch.manual_seed(ctx.seed)
         unlearned = method.unlearn(working, data, ctx)
     if state_hash(original) != before:
         raise InputModelModified(f"method {method.name!r} modified the original model it was given")
+    unchanged = type(unlearned) is type(original) and state_hash(unlearned) == before
     unlearned.eval()
     # One-off training-set statistics (cached per original) are reported apart: a request's time is what it costs
     # once they exist; ``access["precompute_s"]`` says what the first request paid on top.
     per_request = max(0.0, mon.result.wall_s - data.log.precompute_s)
     return UnlearnResult(unlearned, per_request, mon.result.peak_rss_bytes, mon.result.peak_delta_bytes,
-                         data.log.to_dict(), dict(ctx.notes))
+                         data.log.to_dict(), dict(ctx.notes), unchanged, steps)
 
 
 def load_result(store: ArtifactStore, kind: str, key: str, method: UnlearningMethod[Any],
