@@ -24,7 +24,7 @@ from torch import nn
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batch
-from expunge.errors import InvalidHyperparameter
+from expunge.errors import InvalidHyperparameter, NonFiniteOutputs
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models.inference import accuracy
@@ -74,7 +74,10 @@ class NegGrad(UnlearningMethod[NegGradParams]):
             target = p.stop_at_forget_acc
 
             def stop(_: int) -> bool:
-                return accuracy(model, xf, yf) <= target
+                try:
+                    return accuracy(model, xf, yf) <= target  # type: ignore[operator]  # the forget set is not empty
+                except NonFiniteOutputs:  # outputs overflowed with finite weights: stop; the run reports "diverged"
+                    return True
 
         log = train_loop(model, data.forget_loader(p.batch_size), ascent, optimizer_for(model, p), epochs=p.epochs,
                          clip_grad_norm=p.clip_grad_norm, on_epoch_end=stop,
