@@ -130,3 +130,24 @@ def test_scenario_exits_3_when_a_request_unlearned_nothing(cli_cache):
                cli_cache)
     assert out.returncode == 3, out.stderr
     assert [r["status"] for r in _strict(out.stdout)] == ["no change"]
+
+
+def test_non_finite_method_notes_reach_the_store_as_null(prepared_class3, monkeypatch):
+    """Notes go into store manifests (the tier-2 caches write them raw): the strict writer must never see a NaN."""
+    from expunge.methods.base import METHODS, RunContext, get_method
+    from expunge.protocols.runner import run_method
+
+    cls = METHODS.get("finetune")
+    plain = cls.unlearn
+
+    def noisy(self, model, data, ctx):
+        out = plain(self, model, data, ctx)
+        ctx.notes.update(noise_ce=float("nan"), per_step=[1.0, float("inf")])
+        return out
+
+    monkeypatch.setattr(cls, "unlearn", noisy)
+    prep = prepared_class3
+    res = run_method(get_method("finetune", {"epochs": 1}), prep.original.model, prep.dataset, prep.splits,
+                     RunContext(store=prep.store))
+    assert res.notes["noise_ce"] is None and res.notes["per_step"] == [1.0, None]
+    prep.store.save_model("unlearned", "status-notes", res.model, {"notes": res.notes})  # strict JSON: no raise

@@ -118,7 +118,7 @@ class RunRecord:
         if clash:
             raise RecordSchemaError(f"record extra keys {sorted(clash)} collide with record fields")
         out["speed_up"] = self.speed_up
-        return _finite({**out, **dict(self.extra)})
+        return finite_json({**out, **dict(self.extra)})
 
     def dumps(self) -> str:
         return to_json_bytes(self.to_json()).decode()
@@ -151,14 +151,15 @@ class RunRecord:
         return cls.from_json(json.loads(text))
 
 
-def _finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float (nested in dicts, lists, tuples) replaced by None: strict JSON."""
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (nested in dicts, lists, tuples) replaced by None: what the strict
+    :func:`expunge._io.to_json_bytes` accepts (records, and method notes in store manifests)."""
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, Mapping):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: finite_json(v) for k, v in obj.items()}
     if isinstance(obj, tuple):
-        return tuple(_finite(v) for v in obj)
+        return tuple(finite_json(v) for v in obj)
     if isinstance(obj, list):
-        return [_finite(v) for v in obj]
+        return [finite_json(v) for v in obj]
     return obj

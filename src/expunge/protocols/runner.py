@@ -26,6 +26,7 @@ from expunge.data.request import Splits
 from expunge.errors import CorruptArtifact, ExpungeError
 from expunge.methods.base import RunContext, UnlearningMethod
 from expunge.models import ModelSpec
+from expunge.record import finite_json
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import state_hash
 from expunge.train.loop import StepTally, count_steps
@@ -66,7 +67,7 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     # once they exist; ``access["precompute_s"]`` says what the first request paid on top.
     per_request = max(0.0, mon.result.wall_s - data.log.precompute_s)
     return UnlearnResult(unlearned, per_request, mon.result.peak_rss_bytes, mon.result.peak_delta_bytes,
-                         data.log.to_dict(), dict(ctx.notes), unchanged, steps)
+                         data.log.to_dict(), finite_json(dict(ctx.notes)), unchanged, steps)  # notes: strict JSON
 
 
 def load_result(store: ArtifactStore, kind: str, key: str, method: UnlearningMethod[Any],
