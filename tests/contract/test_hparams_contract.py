@@ -104,3 +104,19 @@ def test_the_reported_clip_and_nan_invocations_are_refused():
         with pytest.raises(InvalidHyperparameter, match=rf"'{field}'.*finite.*Fix: set {field} to"):
             METHODS.get(name).Params.from_overrides({field: "nan"})
     assert neggrad.from_overrides({"clip_grad_norm": "none"}).clip_grad_norm is None  # None = no clipping: allowed
+
+
+def test_the_training_loop_refuses_a_non_positive_clip_norm():
+    """Defence in depth for code that calls the loop directly: torch's clip_grad_norm_ scales the gradient by
+    max_norm / norm, so a negative max_norm silently turns descent into ascent (and ascent into descent)."""
+    import torch
+    from torch import nn
+
+    from expunge.train.loop import train_loop
+
+    model = nn.Linear(2, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    batches = [(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long))]
+    for bad in (-1.0, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="clip_grad_norm"):
+            train_loop(model, batches, lambda m, b: m(b[0]).sum(), opt, clip_grad_norm=bad)

@@ -52,7 +52,8 @@ class ScrubParams(GradientParams):
     alpha: float = hp(0.001, "weight α of the KL term in the min-step", low=0.0, search=(1e-3, 1.0), log=True)
     gamma: float = hp(0.99, "weight γ of the CE term in the min-step", low=0.0, search=(0.1, 1.0))
     lr_decay_epochs: tuple[int, ...] = hp((3, 5, 9), "decay the lr after these epochs (step schedule)", low=1)
-    lr_decay_rate: float = hp(0.1, "multiplicative lr decay at each listed epoch", low=0.0, high=1.0)
+    lr_decay_rate: float = hp(0.1, "multiplicative lr decay at each listed epoch", low=0.0, low_open=True,
+                                high=1.0)  # 0 would zero the lr after the first listed epoch
     clip_grad_norm: float | None = hp(1.0, "gradient-norm clip of the max-steps (ascent guard; none = reference)",
                                       low=0.0, low_open=True)
 

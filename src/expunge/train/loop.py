@@ -166,6 +166,8 @@ def train_loop(
     """Run ``epochs`` passes of ``batches`` minimising ``loss_fn``; return the log. ``on_epoch_end(epoch)`` returning
     True stops training (early stopping). ``guard_updates`` adds the gradient-norm and post-step checks of the
     non-finite guard (module docstring)."""
+    if clip_grad_norm is not None and not clip_grad_norm > 0:  # torch would scale by a negative factor: ascent flips
+        raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm}")
     log = TrainLog()
     params = [p for p in model.parameters() if p.requires_grad]
     per_epoch = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
