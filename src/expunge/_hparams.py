@@ -70,10 +70,11 @@ class Hyperparams:
             if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
                 self._fail(f.name, value, "a finite number")
             low, high = meta.get("low"), meta.get("high")
+            or_none = " (or none)" if type(None) in typing.get_args(expected) else ""
             if low is not None and any(v < low or (meta.get("low_open") and v == low) for v in numbers):
-                self._fail(f.name, value, f"a number {'>' if meta.get('low_open') else '>='} {low}")
+                self._fail(f.name, value, f"a number {'>' if meta.get('low_open') else '>='} {low}{or_none}")
             if high is not None and any(v > high for v in numbers):
-                self._fail(f.name, value, f"a number <= {high}")
+                self._fail(f.name, value, f"a number <= {high}{or_none}")
             if meta.get("choices") is not None and value not in meta["choices"]:
                 self._fail(f.name, value, f"one of {list(meta['choices'])}")
         self.validate()
