@@ -3,12 +3,19 @@
 Declare a field with :func:`hp` — default, help text, bounds, choices and an optional search space for tuning —
 and :class:`Hyperparams` validates every instance from that metadata, parses ``NAME=VALUE`` overrides by the field's
 type and describes itself for ``expunge methods``.
+
+Validation promises: every float (a float field, an optional float that is set, each element of a tuple) is finite —
+NaN and ±inf are refused whatever the bounds, because a NaN compares False with every bound and ``lr=nan`` would
+otherwise reach the optimiser and leave the model unchanged (or NaN); ``low``/``high`` apply to a set optional value
+and to each element of a tuple; a ``None`` optional value is not bounded. A refusal is an
+:class:`~expunge.errors.InvalidHyperparameter` naming the owner, the field, the value and the fix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -58,11 +65,16 @@ class Hyperparams:
                 self._fail(f.name, value, f"a {expected.__name__}")
             if expected is int and isinstance(value, float):
                 self._fail(f.name, value, "an int")
+            items = value if isinstance(value, tuple) else () if value is None else (value,)
+            numbers = [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                self._fail(f.name, value, "a finite number")
             low, high = meta.get("low"), meta.get("high")
-            if low is not None and (value < low or (meta.get("low_open") and value == low)):
-                self._fail(f.name, value, f"a number {'>' if meta.get('low_open') else '>='} {low}")
-            if high is not None and value > high:
-                self._fail(f.name, value, f"a number <= {high}")
+            or_none = " (or none)" if type(None) in typing.get_args(expected) else ""
+            if low is not None and any(v < low or (meta.get("low_open") and v == low) for v in numbers):
+                self._fail(f.name, value, f"a number {'>' if meta.get('low_open') else '>='} {low}{or_none}")
+            if high is not None and any(v > high for v in numbers):
+                self._fail(f.name, value, f"a number <= {high}{or_none}")
             if meta.get("choices") is not None and value not in meta["choices"]:
                 self._fail(f.name, value, f"one of {list(meta['choices'])}")
         self.validate()
@@ -71,7 +83,10 @@ class Hyperparams:
         """Cross-field checks; override in subclasses."""
 
     def _fail(self, name: str, value: Any, what: str) -> None:
-        raise InvalidHyperparameter(f"the {name!r} parameter of {self.owner} must be {what}; got {value!r}")
+        default = next((f.default for f in dataclasses.fields(self) if f.name == name), dataclasses.MISSING)
+        example = "" if default is dataclasses.MISSING else f" (the default is {name}={default!r})"
+        raise InvalidHyperparameter(f"the {name!r} parameter of {self.owner} must be {what}; got {value!r}. "
+                                    f"Fix: set {name} to {what}{example}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -48,7 +48,10 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def to_json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode()
+    """Strict JSON (``allow_nan=False``): a NaN or ±inf raises ``ValueError`` instead of printing the bare ``NaN``
+    that Python's json writes by default and no other JSON parser reads. Records replace non-finite values by None
+    with a reason before they get here (:class:`expunge.record.RunRecord`)."""
+    return (json.dumps(obj, indent=2, sort_keys=True, default=_json_default, allow_nan=False) + "\n").encode()
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

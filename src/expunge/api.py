@@ -29,10 +29,20 @@ from expunge.metrics.base import METRICS
 from expunge.metrics.base import evaluate as evaluate_metrics
 from expunge.models import ModelSpec
 from expunge.models.registry import spec_for_factory
-from expunge.protocols.pipeline import Prepared, gaps, power_of, prepare_splits, reasons_of, run_step, values_of
+from expunge.protocols.pipeline import (
+    Prepared,
+    gaps,
+    power_of,
+    prepare_splits,
+    reasons_of,
+    run_status,
+    run_step,
+    values_of,
+)
 from expunge.record import PAPER_DEFAULTS, RunRecord
 from expunge.scenarios.base import SCENARIOS, scenario_for_request
 from expunge.store import ArtifactStore
+from expunge.store.artifacts import state_hash
 from expunge.tasks import UnsupportedTask, get_task
 from expunge.train.loop import TrainRecipe
 from expunge.train.oracle import adopt_original, model_spec_for
@@ -176,7 +186,10 @@ def evaluate(target: str | RunRecord | Prepared, model: nn.Module | None = None,
         results = evaluate_metrics(ctx, metrics, tier=tier, roles=("unlearned",))
         merged = {name: {**target.baseline.get(name, {}), **by_role} for name, by_role in results.items()}
         unlearned, retrain = values_of(merged, "unlearned"), values_of(merged, "retrain")
-        return RunRecord(method="external", params={}, params_source="user", task=target.dataset.task,
+        same = type(model) is type(target.original.model) and state_hash(model) == state_hash(target.original.model)
+        status, why = run_status(ctx, unchanged=same)
+        return RunRecord(status=status, status_reason=why,  # type: ignore[arg-type]
+                         method="external", params={}, params_source="user", task=target.dataset.task,
                          dataset=target.dataset.name, dataset_fingerprint=target.dataset.fingerprint,
                          model=target.spec.name, forget=target.splits.request.spec,
                          request=target.splits.describe(), seed=target.seed, metrics=unlearned,

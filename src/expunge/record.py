@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Literal, Self, get_args
 
 from expunge._io import to_json_bytes
 from expunge.errors import ExpungeError
 
 SCHEMA_VERSION = 1
 PAPER_DEFAULTS = "paper defaults"
+Status = Literal["ok", "no change", "diverged", "unknown"]
+STATUSES: tuple[str, ...] = get_args(Status)
+FAILED_STATUSES = ("no change", "diverged")   # nothing was unlearned: never at parity, exit status 3
+# metric section -> the role its reasons are filed under
+_SECTION_ROLES = {"metrics": "unlearned", "original": "original", "retrain": "retrain", "gap_to_retrain": "gap"}
 
 
 class RecordSchemaError(ExpungeError, ValueError):
@@ -66,11 +72,30 @@ class RunRecord:
     env: Mapping[str, Any] = field(default_factory=dict)     # versions, platform, threads
     created_at: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)   # scenario fields, written at the top level of the JSON
+    status: Status = "unknown"                    # "ok" / "no change" / "diverged" / "unknown" (module docstring)
+    status_reason: str = ""                       # why, when the status is not "ok"
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
         if not self.label:
             object.__setattr__(self, "label", self.method)
+        if self.status not in STATUSES:
+            raise RecordSchemaError(f"run record status {self.status!r} is not one of {list(STATUSES)}")
+        reasons = {k: dict(v) for k, v in self.reasons.items()}
+        for section, role in _SECTION_ROLES.items():
+            values = getattr(self, section)
+            bad = {k: v for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)}
+            if bad:
+                object.__setattr__(self, section, {k: None if k in bad else v for k, v in values.items()})
+                for k, v in bad.items():
+                    reasons.setdefault(k, {}).setdefault(role, f"non-finite value ({v}) recorded as no value")
+        if reasons != {k: dict(v) for k, v in self.reasons.items()}:
+            object.__setattr__(self, "reasons", reasons)
+
+    @property
+    def failed(self) -> bool:
+        """True when the run unlearned nothing ("no change") or diverged: never at parity, CLI exit status 3."""
+        return self.status in FAILED_STATUSES
 
     @property
     def speed_up(self) -> float | None:
@@ -93,7 +118,7 @@ class RunRecord:
         if clash:
             raise RecordSchemaError(f"record extra keys {sorted(clash)} collide with record fields")
         out["speed_up"] = self.speed_up
-        return {**out, **dict(self.extra)}
+        return finite_json({**out, **dict(self.extra)})
 
     def dumps(self) -> str:
         return to_json_bytes(self.to_json()).decode()
@@ -101,7 +126,8 @@ class RunRecord:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunRecord:
         """Rebuild a record from :meth:`to_json`'s form. Records written before schema versions existed (no
-        ``schema_version``) are version 1 with the same keys.
+        ``schema_version``) are version 1 with the same keys; version-1 records written before ``status`` existed
+        read as status "unknown" (judged on their metrics alone, as when they were written).
 
         Raises:
             RecordSchemaError: unknown schema version, or a required field is missing."""
@@ -123,3 +149,17 @@ class RunRecord:
     @classmethod
     def loads(cls, text: str) -> RunRecord:
         return cls.from_json(json.loads(text))
+
+
+def finite_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (nested in dicts, lists, tuples) replaced by None: what the strict
+    :func:`expunge._io.to_json_bytes` accepts (records, and method notes in store manifests)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return tuple(finite_json(v) for v in obj)
+    if isinstance(obj, list):
+        return [finite_json(v) for v in obj]
+    return obj

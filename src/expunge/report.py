@@ -1,7 +1,9 @@
 """Side-by-side tables of run records: markdown for files, rich for the terminal.
 
 Rows: Original, Retrain, then each run; columns: the task's headline metrics (each run's cell followed by its gap to
-Retrain), the parity verdict (:mod:`expunge.verdict`), unlearning time and the speed-up over retraining (×).
+Retrain), the parity verdict (:mod:`expunge.verdict`), unlearning time and the speed-up over retraining (×). A run
+whose status is "no change" or "diverged" (:mod:`expunge.record`) shows the status as its verdict, in upper case,
+and :func:`status_lines` says why under the table.
 """
 
 from __future__ import annotations
@@ -41,8 +43,28 @@ def table_rows(records: Sequence[RunRecord], metrics: Sequence[str] | None = Non
         for m in metrics:
             v, g = r.metrics.get(m), r.gap_to_retrain.get(m)
             cells.append(_fmt(v) if g is None else f"{_fmt(v)} (Δ{g:.3f})")
-        rows.append([r.label, *cells, judge(r).label, _fmt(r.time_s, 2), speed_up_text(r.speed_up)])
+        verdict = judge(r).label.upper() if r.failed else judge(r).label
+        rows.append([r.label, *cells, verdict, _fmt(r.time_s, 2), speed_up_text(r.speed_up)])
     return header, rows
+
+
+EXIT_NOT_UNLEARNED = 3  # `expunge unlearn` / `scenario`: some run's status is "no change" or "diverged"
+
+
+def failed_exit_code(records: Sequence[RunRecord], *, to_stderr: bool = False) -> int:
+    """:data:`EXIT_NOT_UNLEARNED` when any run unlearned nothing or diverged (its :func:`status_lines` also go to
+    stderr with ``to_stderr``: a ``--json`` caller gets them beside the JSON), else 0."""
+    lines = status_lines(records)
+    if lines and to_stderr:
+        import sys
+
+        sys.stderr.write("".join(f"{line}\n" for line in lines))
+    return EXIT_NOT_UNLEARNED if lines else 0
+
+
+def status_lines(records: Sequence[RunRecord]) -> list[str]:
+    """One line per run that unlearned nothing ("no change") or diverged, saying why; empty when every run is ok."""
+    return [f"{r.label}: {r.status.upper()} — {r.status_reason or 'no reason recorded'}" for r in records if r.failed]
 
 
 def fastest_at_parity(records: Sequence[RunRecord]) -> RunRecord | None:
@@ -64,7 +86,8 @@ def markdown_table(records: Sequence[RunRecord], metrics: Sequence[str] | None =
     header, rows = table_rows(records, metrics)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    notes = [f"\n**{line}**" for line in status_lines(records)]
+    return "\n".join(lines) + "\n" + "".join(f"{n}\n" for n in notes)
 
 
 def print_table(records: Sequence[RunRecord], title: str, metrics: Sequence[str] | None = None) -> None:
@@ -83,3 +106,5 @@ def print_table(records: Sequence[RunRecord], title: str, metrics: Sequence[str]
     if not console.is_terminal or console.width < 140:
         console = Console(width=170)  # the table is wide; do not squeeze it into 80 columns in logs
     console.print(table)
+    for line in status_lines(records):
+        console.print(escape(line), style="bold red")

@@ -11,6 +11,11 @@ breaks test accuracy misses, even when the Original and the Retrain agree on it)
 criterion is missed, every criterion with power is met and at least one has power; when none has power the verdict
 is "no power", not "parity". One record = one seed: parity over seeds is judged per seed ("2/3 seeds"), never on a
 mean.
+
+A run that unlearned nothing — ``RunRecord.status`` "no change" (weights bit-identical to its input) or "diverged"
+(non-finite outputs, or every step rolled back by the non-finite guard) — is never at parity, whatever its metrics:
+its label is the status ("diverged", "no change"); the criteria are still judged, for information. Records of
+status "unknown" (written before statuses existed) are judged on their metrics, as when they were written.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ def judge(record: RunRecord, criteria: Mapping[str, float] | None = None) -> Ver
         else:
             status = "met"
         judged.append(Criterion(metric, tol, gap, o_gap, status))
+    if record.failed:  # nothing was unlearned: the metrics may still look fine (a no-power request), never parity
+        return Verdict(False, record.status, tuple(judged))
     missed = [c for c in judged if c.status == "missed"]
     if missed:
         signed = ", ".join(f"{c.metric} {_signed(record, c.metric)}" for c in missed)

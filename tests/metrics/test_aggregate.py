@@ -51,9 +51,22 @@ def test_efficiency_from_record():
 def test_format_mean_ci_known_answers():
     # two seeds 0 and 1: mean 0.5, s/√n = 0.5, t_{0.975, 1} = 12.706 -> half-width 6.353
     assert format_mean_ci([0.0, 1.0]) == "0.500 ± 6.353"
-    assert format_mean_ci([0.25, None], digits=2) == "0.25"  # one value: no interval; None is left out
+    assert format_mean_ci([0.25, None], digits=2) == "0.25 (n=1/2)"  # one value: no interval; None counted
     assert format_mean_ci([0.7, 0.7, 0.7]) == "0.700"  # zero spread: the interval collapses to the mean
-    assert format_mean_ci([None]) == format_mean_ci([]) == "—"
+    assert format_mean_ci([]) == "—" and format_mean_ci([None]) == "— (n=0/1)"
+
+
+def test_a_metric_one_seed_lacks_is_shown_as_missing_with_its_n():
+    """Regression: the aggregate table showed a metric one seed lacks like one every seed has (a mean over fewer
+    seeds read as over all of them)."""
+    from expunge.metrics.aggregate import aggregate_groups, format_interval
+
+    recs = [rec(0, forget_acc=0.9, zrf=0.5), rec(1, forget_acc=0.92), rec(2, forget_acc=0.94, zrf=None)]
+    g = aggregate_groups(recs)[0]
+    assert format_interval(g["metrics"]["zrf"]) == "0.500 (n=1/3)"
+    assert format_interval(g["metrics"]["forget_acc"]).endswith("± 0.050")  # every seed has it: no n
+    assert format_interval(aggregate_groups([rec(0, zrf=None), rec(1, zrf=None)])[0]["metrics"]["zrf"]) == \
+        "— (n=0/2)"
 
 
 def test_format_mean_ci_silences_only_the_degenerate_input_warning():

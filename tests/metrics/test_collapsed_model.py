@@ -26,3 +26,17 @@ def test_nan_model_gives_none_with_reason_not_a_crash(prepared_class3):
     assert results["forget_acc"]["unlearned"].value is None
     assert "not finite" in results["forget_acc"]["unlearned"].reason
     assert "not finite" in results["js_to_retrain_forget"]["unlearned"].reason
+
+
+def test_a_metric_that_computes_nan_gives_none_with_a_reason(prepared_class3):
+    """The metric layer's last guard: whatever a metric's compute returns, nan/inf is never reported as a value."""
+    from expunge.metrics.base import Metric, MetricValue
+
+    class Broken(Metric):
+        name, family, definition = "broken", "test", "returns nan"
+
+        def compute(self, ctx, role):
+            return MetricValue(float("nan"), details={"why": "test"})
+
+    v = Broken()(prepared_class3.eval_ctx, "original")
+    assert v.value is None and "non-finite (nan)" in v.reason and v.details == {"why": "test"}

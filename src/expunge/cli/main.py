@@ -61,8 +61,13 @@ def unlearn(
 
     Hyperparameters: a shipped preset tuned for this dataset, model and request (see `expunge tune`) when one
     exists, else the paper's defaults; the record's `params_source` says which. --paper-defaults always uses the
-    paper's values; --param NAME=VALUE overrides either."""
+    paper's values; --param NAME=VALUE overrides either.
+
+    Exit status: 0 when the run changed the model; 3 (after printing the record) when its status is "no change"
+    (weights bit-identical to the Original) or "diverged" (non-finite outputs, or every step rolled back by the
+    non-finite guard); 2 for bad input."""
     from expunge import api
+    from expunge.report import failed_exit_code
 
     ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))  # validates before any training
     request = api.as_request(forget).resolve(ds, seed=seed).request  # ids covering whole classes: a class request
@@ -78,6 +83,8 @@ def unlearn(
 
         print_table([record], f"{method} on {data}/{model}, forget {forget}, seed {seed} ({source})")
         typer.echo(summary_line([record]))
+    if code := failed_exit_code([record], to_stderr=as_json):
+        sys.exit(code)
 
 
 @app.command("evaluate")

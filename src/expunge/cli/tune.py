@@ -75,9 +75,12 @@ def scenario(
     --base random:0.02` or `expunge scenario corrective --poison 0.05 --identified 0.5`; `expunge scenarios` lists
     each scenario's parameters. Hyperparameters: the shipped preset tuned for this scenario (or its fallback) when
     one exists, else the paper's defaults; --paper-defaults, --preset and --param as for `expunge unlearn`.
+
+    Exit status: 3 (after printing every record) when any request's run has status "no change" or "diverged"; 2 for
+    bad input.
     """
     from expunge import api
-    from expunge.report import print_table, summary_line
+    from expunge.report import failed_exit_code, print_table, summary_line
     from expunge.scenarios.base import get_scenario
 
     sc = get_scenario(name, scenario_params(sets, ctx.args))  # validated before any training
@@ -91,6 +94,8 @@ def scenario(
     records = sc.run(setting, method, params, params_source=source)
     if as_json:
         emit_json([r.to_json() for r in records])
+        if code := failed_exit_code(records, to_stderr=True):
+            raise SystemExit(code)
         return
     has_asr = any(r.metrics.get("backdoor_asr") is not None for r in records)
     for r in records:
@@ -105,6 +110,8 @@ def scenario(
                 f"{m} {r.extra['clean'].get(m):.3f}" for m in ("backdoor_asr", "test_acc")
                 if r.extra["clean"].get(m) is not None))
     typer.echo(summary_line(records))
+    if code := failed_exit_code(records):
+        raise SystemExit(code)
 
 
 def list_scenarios(as_json: JsonOpt = False) -> None:

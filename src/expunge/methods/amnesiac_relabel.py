@@ -29,7 +29,7 @@ from expunge.methods.random_label import RandomLabel
 
 @dataclass(frozen=True, kw_only=True)
 class AmnesiacRelabelParams(GradientParams):
-    epochs: int = hp(3, "joint passes over relabelled D_f ∪ D_r", low=0, search=(1, 10))
+    epochs: int = hp(3, "joint passes over relabelled D_f ∪ D_r", low=1, search=(1, 10))
     lr: float = hp(1e-4, "learning rate", low=0.0, low_open=True, search=(1e-5, 1e-2), log=True)
     optimizer: Literal["sgd", "adam", "adamw"] = hp("adam", "optimiser", choices=("sgd", "adam", "adamw"))
     weight_decay: float = hp(0.0, "weight decay (the harness's Adam has none)", low=0.0)

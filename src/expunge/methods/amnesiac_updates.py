@@ -65,7 +65,8 @@ class ReplayMismatch(ExpungeError, RuntimeError):
 @dataclass(frozen=True, kw_only=True)
 class AmnesiacUpdatesParams(Hyperparams):
     finetune_epochs: int = hp(1, "fine-tune epochs on D_r after the subtraction (0 = none)", low=0, search=(0, 5))
-    finetune_lr: float | None = hp(None, "fine-tune learning rate (none = the original recipe's)")
+    finetune_lr: float | None = hp(None, "fine-tune learning rate (none = the original recipe's)", low=0.0,
+                                   low_open=True)
 
     def validate(self) -> None:
         if self.finetune_lr is not None and not self.finetune_lr > 0:

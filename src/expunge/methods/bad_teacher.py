@@ -42,7 +42,7 @@ from expunge.train.loop import train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class BadTeacherParams(GradientParams):
-    epochs: int = hp(1, "passes over D_f ∪ D_r′", low=0, search=(1, 5))
+    epochs: int = hp(1, "passes over D_f ∪ D_r′", low=1, search=(1, 5))
     lr: float = hp(1e-4, "learning rate", low=0.0, low_open=True, search=(1e-5, 1e-2), log=True)
     optimizer: Literal["sgd", "adam", "adamw"] = hp("adam", "optimiser", choices=("sgd", "adam", "adamw"))
     weight_decay: float = hp(0.0, "weight decay (the reference's Adam has none)", low=0.0)

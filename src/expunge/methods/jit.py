@@ -50,7 +50,7 @@ from expunge.train.loop import train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class JiTParams(GradientParams):
-    epochs: int = hp(1, "passes over the forget set (paper: one)", low=0, search=(1, 3))
+    epochs: int = hp(1, "passes over the forget set (paper: one)", low=1, search=(1, 3))
     lr: float = hp(3e-4, "SGD learning rate (eta)", low=0.0, low_open=True, search=(1e-5, 1.0), log=True)
     momentum: float = hp(0.0, "SGD momentum (reference: plain SGD)", low=0.0, high=1.0)
     weight_decay: float = hp(0.0, "weight decay (reference: none)", low=0.0)

@@ -69,7 +69,7 @@ from expunge.train.loop import make_optimizer, train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class LAFParams(Hyperparams):
-    epochs: int = hp(20, "passes of alternating extractor-unlearning / alignment steps", low=0, search=(1, 40))
+    epochs: int = hp(20, "passes of alternating extractor-unlearning / alignment steps", low=1, search=(1, 40))
     lr_ue: float = hp(5e-5, "Adam lr of the extractor-unlearning step", low=0.0, low_open=True, search=(1e-6, 1e-3),
                       log=True)
     lr_ra: float = hp(1e-4, "Adam lr of the representation-alignment step", low=0.0, low_open=True,
@@ -78,8 +78,8 @@ class LAFParams(Hyperparams):
                             search=(1.0, 50.0), log=True)
     batch_size: int = hp(32, "batch size (forget and retain batches; VAE training)", low=1)
     latent_dims: int = hp(8, "VAE latent dimension", low=1)
-    vae_hidden: tuple[int, ...] = hp((128, 32), "VAE encoder hidden widths (decoder mirrors them)")
-    vae_epochs: int = hp(10, "VAE training epochs", low=0)
+    vae_hidden: tuple[int, ...] = hp((128, 32), "VAE encoder hidden widths (decoder mirrors them)", low=1)
+    vae_epochs: int = hp(10, "VAE training epochs", low=1)
     vae_lr: float = hp(1e-3, "VAE Adam learning rate", low=0.0, low_open=True)
     kld_weight: float = hp(0.025, "weight of the VAE's KL term", low=0.0)
     s_vae_data: Literal["train", "retain"] = hp("train", "data of the remaining VAE: D (paper) or D_r",

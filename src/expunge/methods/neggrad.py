@@ -24,7 +24,7 @@ from torch import nn
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batch
-from expunge.errors import InvalidHyperparameter
+from expunge.errors import InvalidHyperparameter, NonFiniteOutputs
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models.inference import accuracy
@@ -33,11 +33,12 @@ from expunge.train.loop import train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class NegGradParams(GradientParams):
-    epochs: int = hp(5, "passes over the forget set", low=0, search=(1, 10))
+    epochs: int = hp(5, "passes over the forget set", low=1, search=(1, 10))
     lr: float = hp(1e-4, "learning rate", low=0.0, low_open=True, search=(1e-5, 1e-2), log=True)
     batch_size: int = hp(256, "mini-batch size", low=1)
-    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)")
-    stop_at_forget_acc: float | None = hp(None, "stop after an epoch once forget accuracy <= this (None = never)")
+    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)", low=0.0, low_open=True)
+    stop_at_forget_acc: float | None = hp(None, "stop after an epoch once forget accuracy <= this (None = never)",
+                                          low=0.0, high=1.0)
 
 
 @register_method
@@ -73,7 +74,10 @@ class NegGrad(UnlearningMethod[NegGradParams]):
             target = p.stop_at_forget_acc
 
             def stop(_: int) -> bool:
-                return accuracy(model, xf, yf) <= target
+                try:
+                    return accuracy(model, xf, yf) <= target  # type: ignore[operator]  # the forget set is not empty
+                except NonFiniteOutputs:  # outputs overflowed with finite weights: stop; the run reports "diverged"
+                    return True
 
         log = train_loop(model, data.forget_loader(p.batch_size), ascent, optimizer_for(model, p), epochs=p.epochs,
                          clip_grad_norm=p.clip_grad_norm, on_epoch_end=stop,

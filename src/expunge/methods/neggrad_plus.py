@@ -29,7 +29,7 @@ class NegGradPlusParams(GradientParams):
     beta: float = hp(0.95, "weight of the retain loss (1 - beta on the forget ascent)", low=0.0, high=1.0,
                      search=(0.5, 0.999))
     batch_size: int = hp(128, "mini-batch size (retain and forget)", low=1)
-    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)")
+    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)", low=0.0, low_open=True)
 
 
 class _Paired:

@@ -42,7 +42,7 @@ from expunge.train.loop import train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class ScrubParams(GradientParams):
-    epochs: int = hp(3, "epochs E (each: an optional max-step pass, then a min-step pass)", low=0, search=(1, 10))
+    epochs: int = hp(3, "epochs E (each: an optional max-step pass, then a min-step pass)", low=1, search=(1, 10))
     msteps: int = hp(2, "epochs (the first ones) that start with a max-step pass over D_f", low=0, search=(0, 5))
     lr: float = hp(5e-4, "SGD learning rate", low=0.0, low_open=True, search=(1e-4, 5e-2), log=True)
     weight_decay: float = hp(5e-4, "weight decay", low=0.0)
@@ -51,9 +51,11 @@ class ScrubParams(GradientParams):
     temperature: float = hp(4.0, "distillation temperature τ", low=0.0, low_open=True, search=(1.0, 8.0))
     alpha: float = hp(0.001, "weight α of the KL term in the min-step", low=0.0, search=(1e-3, 1.0), log=True)
     gamma: float = hp(0.99, "weight γ of the CE term in the min-step", low=0.0, search=(0.1, 1.0))
-    lr_decay_epochs: tuple[int, ...] = hp((3, 5, 9), "decay the lr after these epochs (step schedule)")
-    lr_decay_rate: float = hp(0.1, "multiplicative lr decay at each listed epoch", low=0.0, high=1.0)
-    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip of the max-steps (ascent guard; none = reference)")
+    lr_decay_epochs: tuple[int, ...] = hp((3, 5, 9), "decay the lr after these epochs (step schedule)", low=1)
+    lr_decay_rate: float = hp(0.1, "multiplicative lr decay at each listed epoch", low=0.0, low_open=True,
+                                high=1.0)  # 0 would zero the lr after the first listed epoch
+    clip_grad_norm: float | None = hp(1.0, "gradient-norm clip of the max-steps (ascent guard; none = reference)",
+                                      low=0.0, low_open=True)
 
 
 SMALL_SCALE = {"epochs": 10, "msteps": 3, "temperature": 2.0, "alpha": 0.5, "gamma": 1.0}  # small-scale notebook

@@ -48,7 +48,7 @@ class ClassForgettingOnly(InvalidForgetRequest):
 @dataclass(frozen=True, kw_only=True)
 class UnsirParams(Hyperparams):
     noise_batch: int = hp(256, "noise images B per forgotten class", low=1)
-    noise_steps: int = hp(25, "Adam steps K optimising the noise", low=0, search=(5, 100))
+    noise_steps: int = hp(25, "Adam steps K optimising the noise", low=1, search=(5, 100))
     noise_lr: float = hp(0.1, "Adam learning rate of the noise", low=0.0, low_open=True)
     noise_lambda: float = hp(0.1, "λ of the noise's L2 penalty", low=0.0, search=(0.01, 1.0), log=True)
     noise_batches: int = hp(80, "copies of each class's noise batch in the impair set", low=1, search=(5, 100))
@@ -57,8 +57,8 @@ class UnsirParams(Hyperparams):
                           search=(1e-5, 5e-2), log=True)
     repair_lr: float = hp(1e-4, "Adam learning rate of the repair pass", low=0.0, low_open=True,
                           search=(1e-5, 5e-2), log=True)
-    impair_epochs: int = hp(1, "impair passes", low=0)
-    repair_epochs: int = hp(1, "repair passes", low=0)
+    impair_epochs: int = hp(1, "impair passes", low=1)
+    repair_epochs: int = hp(1, "repair passes", low=1)
     impair_batch_size: int = hp(256, "impair mini-batch size", low=1)
     repair_batch_size: int = hp(256, "repair mini-batch size", low=1)
 

@@ -3,7 +3,8 @@
 * :func:`penultimate_features` — built-in models expose ``features(x)``; any other model falls back to the input of
   its last ``nn.Linear`` (captured by a forward hook).
 * :func:`phi` — the logit-scaled confidence of a model on each example under each query (identity, horizontal
-  flip), the per-example score of the LiRA-family attacks (U-LiRA, the privacy onion, the NeurIPS'23 ε-score, KLoM).
+  flip), the per-example score of the LiRA-family attacks (U-LiRA, the privacy onion, the NeurIPS'23 ε-score, KLoM);
+  :func:`training_queries` — the queries that match how the models were trained.
 * :func:`single_threaded` — one BLAS/OpenMP and one torch intra-op thread around the small scikit-learn fits and
   fine-tunes of the attacks, probes and tier-1 metrics: models and batches this small gain nothing from threads, and
   on a busy 2-core machine thread contention cost 15–20× (a 60×128 logistic regression 1.1 s instead of 0.07 s; 50
@@ -92,9 +93,13 @@ def query_views(x: torch.Tensor, queries: Sequence[str]) -> list[torch.Tensor]:
     return out
 
 
-def default_queries(x: torch.Tensor) -> tuple[str, ...]:
-    """identity + flip for images (as LiRA's reference augments CIFAR), identity only otherwise."""
-    return QUERIES if x.dim() >= 4 else ("identity",)
+def training_queries(x: torch.Tensor, recipe: object) -> tuple[str, ...]:
+    """The queries that match how the models were trained: identity, plus the horizontal flip only for images whose
+    training recipe augments with flips (``"hflip" in recipe.augment``). LiRA (Carlini et al. 2022) queries the
+    augmentations the models saw in training; expunge's :class:`~expunge.train.loop.TrainRecipe` trains without
+    augmentation, so a flipped query would be off-distribution (a digit or garment mirrored) and blur the attack."""
+    augment = getattr(recipe, "augment", None) or ()
+    return QUERIES if x.dim() >= 4 and "hflip" in augment else ("identity",)
 
 
 def phi(model: nn.Module, x: torch.Tensor, y: torch.Tensor, queries: Sequence[str]) -> np.ndarray:

@@ -31,7 +31,7 @@ class Tier2Config:
     shadows: int = 16               # U-LiRA K (Hayes et al.: 64; 128/256 for publication)
     models: int = 8                 # ε-score / KLoM N (NeurIPS'23: 512; KLoM paper: 100)
     heldout: int | None = None      # cap on U-LiRA held-out targets (default: class-matched, as many as forget)
-    queries: tuple[str, ...] | None = None  # U-LiRA queries (default identity + flip for images)
+    queries: tuple[str, ...] | None = None  # LiRA queries (default: as trained, metrics._common.training_queries)
     batched: bool | None = None     # shadows with torch.func: True, False, None = auto (prefer_batched)
     group_size: int = 8             # shadows trained (and saved) per group
 

@@ -113,17 +113,25 @@ def aggregate_groups(records: Sequence[Mapping[str, Any]], *, confidence: float 
 
 
 def format_interval(agg: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """"mean ± half-width" (just the mean when the interval collapsed, "—" when there is no value)."""
-    if not agg or agg.get("mean") is None:
+    """"mean ± half-width" (just the mean when the interval collapsed, "—" when there is no value). When some seeds
+    lack the value (``n_missing`` > 0) the cell says over how many it was taken — ``0.600 ± 0.248 (n=2/3)``, ``—
+    (n=0/3)`` — so a mean over fewer seeds never reads as one over all of them."""
+    if not agg:
         return "—"
-    mean, low, high = agg["mean"], agg.get("low"), agg.get("high")
+    missing = int(agg.get("n_missing") or 0)
+    n = int(agg.get("n") or 0)
+    suffix = f" (n={n}/{n + missing})" if missing else ""
+    mean, low, high = agg.get("mean"), agg.get("low"), agg.get("high")
+    if mean is None:
+        return "—" + suffix
     if low is None or high is None or high == low:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}"
+        return f"{mean:.{digits}f}{suffix}"
+    return f"{mean:.{digits}f} ± {(high - low) / 2:.{digits}f}{suffix}"
 
 
 def format_mean_ci(values: Sequence[float | None], digits: int = 3) -> str:
-    """``format_interval`` of the 95% t interval of ``values`` (Nones left out): the per-seed cell of a results table.
+    """``format_interval`` of the 95% t interval of ``values`` (Nones left out and counted: ``0.250 (n=1/2)``): the
+    per-seed cell of a results table.
 
     One value or zero spread shows just the mean (the interval collapsed); no value shows "—". The degenerate-input
     warnings (:class:`~expunge.errors.DegenerateInputWarning`) of :func:`mean_ci` are silenced here because the
@@ -131,8 +139,9 @@ def format_mean_ci(values: Sequence[float | None], digits: int = 3) -> str:
     """
     vals = [float(v) for v in values if v is not None]
     if not vals:
-        return "—"
-    return format_interval(_mean_ci_quietly(vals), digits)
+        return "—" if not values else f"— (n=0/{len(values)})"
+    agg = _mean_ci_quietly(vals)
+    return format_interval({**agg, "n": len(vals), "n_missing": len(values) - len(vals)}, digits)
 
 
 def _mean_ci_quietly(values: Sequence[float], **kw: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -272,9 +273,13 @@ class Metric(ABC):
         if self.unlearned_only and role != "unlearned":
             return MetricValue(None, reason=UNLEARNED_ONLY)
         try:
-            return self.compute(ctx, role)
+            value = self.compute(ctx, role)
         except (NonFiniteOutputs, MissingInput) as exc:
             return MetricValue(None, reason=str(exc))
+        if value.value is not None and not math.isfinite(value.value):  # never report nan/inf as a measurement
+            return MetricValue(None, reason=f"{self.name} came out non-finite ({value.value}) for the {role} model"
+                                            f"{'; ' + value.reason if value.reason else ''}", details=value.details)
+        return value
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -15,7 +15,8 @@ Pipeline (:func:`expunge.metrics._tier2.ulira_inputs`):
    target is in it for exactly K/2 shadows) are unlearned with the method under test and the run's hyperparameters
    (``expunge.unlearn.run_method``, the shadow as the original, a seed per shadow). Cached per method + params.
 4. For every target x: IN_u = φ(x) under the unlearned shadows that trained on x, OUT = φ(x) under the unlearned
-   shadows that never saw it; queries identity + horizontal flip for images. Gaussian fits with one global σ per
+   shadows that never saw it; queried as the models were trained (identity; the horizontal flip too only when the
+   recipe augments with flips, which expunge's recipes do not). Gaussian fits with one global σ per
    group when K < 64; score = log N(φ_t; IN_u) − log N(φ_t; OUT), forget = positive, held-out = negative.
 
 Values: ``ulira_balanced_acc`` (ideal 0.5), ``ulira_auc`` (ideal 0.5), ``ulira_tpr_at_1pct_fpr`` and

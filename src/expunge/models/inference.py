@@ -6,7 +6,8 @@
 * :func:`predict_logits` — outputs over ``x`` in chunks of :data:`INFERENCE_BATCH_SIZE`, in eval mode, without a
   graph. The metrics convert them to float64 NumPy; methods use the tensor.
 * :func:`accuracy` — top-1 accuracy of a model on ``(x, y)``; ``None`` for an empty set (never 0, nan or an
-  exception), like :func:`expunge.metrics.functional.accuracy.accuracy` on arrays.
+  exception), like :func:`expunge.metrics.functional.accuracy.accuracy` on arrays; a model with a NaN/±inf output
+  raises :class:`~expunge.errors.NonFiniteOutputs` (argmax would score all-NaN outputs as class 0).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from contextlib import AbstractContextManager, contextmanager
 
 import torch
 from torch import nn
+
+from expunge.errors import NonFiniteOutputs
 
 # Chunk size of inference-only passes (evaluation logits, features, teacher outputs). Measured at 2 threads
 # (benchmarks/results/inference_batch.md): on the Fashion-MNIST CNN and ResNet, 1024-row chunks take 2.2-2.5x as long
@@ -56,7 +59,16 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = INFERENC
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = INFERENCE_BATCH_SIZE) \
         -> float | None:
-    """Top-1 accuracy of ``model`` on ``(x, y)`` in eval mode; ``None`` when the set is empty."""
+    """Top-1 accuracy of ``model`` on ``(x, y)`` in eval mode; ``None`` when the set is empty.
+
+    Raises:
+        NonFiniteOutputs: Some output is NaN/±inf (a collapsed model has no accuracy; the metric layer reports the
+            reason instead of a value)."""
     if len(x) == 0:
         return None
-    return float((predict_logits(model, x, batch_size).argmax(1) == y).float().mean())
+    logits = predict_logits(model, x, batch_size)
+    if not bool(torch.isfinite(logits).all()):
+        bad = int((~torch.isfinite(logits.reshape(len(logits), -1)).all(dim=1)).sum())
+        raise NonFiniteOutputs(f"the model's outputs on {bad} of {len(x)} examples are not finite: a collapsed model "
+                               "has no accuracy")
+    return float((logits.argmax(1) == y).float().mean())

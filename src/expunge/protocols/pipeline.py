@@ -5,7 +5,8 @@
 a miss) and evaluates both; :func:`run_step` runs one method on the prepared request through
 :func:`~expunge.protocols.runner.run_method`, evaluates it beside them, stores the unlearned weights and returns the
 record. Scenarios, the public API and the harness build on these two; :func:`eval_context` is the one place an
-:class:`~expunge.metrics.base.EvalContext` is built with the providers of the tier-2 pipelines.
+:class:`~expunge.metrics.base.EvalContext` is built with the providers of the tier-2 pipelines. :func:`run_status`
+sets the record's ``status`` ("ok", "no change", "diverged"; :mod:`expunge.record`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from expunge._hparams import Hyperparams
 from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
+from expunge.errors import NonFiniteOutputs
 from expunge.methods.base import RunContext, get_method
 from expunge.metrics.base import EvalContext, MetricValue, RunInfo, evaluate
 from expunge.metrics.functional.stats import separable
@@ -29,7 +31,7 @@ from expunge.protocols.tier2 import PROVIDERS
 from expunge.record import PAPER_DEFAULTS, RunRecord
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import environment_info
-from expunge.train.loop import TrainRecipe
+from expunge.train.loop import StepTally, TrainRecipe
 from expunge.train.oracle import TrainedModel, default_recipe, model_spec_for, retrain_oracle, train_original
 
 Results = Mapping[str, Mapping[str, MetricValue]]
@@ -115,6 +117,27 @@ def gaps(values: Mapping[str, float | None], reference: Mapping[str, float | Non
             for k, v in values.items()}
 
 
+def run_status(ctx: EvalContext, *, unchanged: bool, steps: StepTally | None = None) -> tuple[str, str]:
+    """The record's ``(status, status_reason)`` for the ``unlearned`` model of ``ctx``: "diverged" when its outputs on
+    the forget or test split are non-finite, when the non-finite guard stopped a training loop of the call or skipped
+    every one of its steps; else "no change" when the weights are bit-identical to the method's input (``unchanged``);
+    else "ok". The outputs come from the evaluation cache the metrics use, so the check costs nothing extra."""
+    for split in ("forget", "test"):
+        try:
+            ctx.logits("unlearned", split)
+        except NonFiniteOutputs as exc:
+            return "diverged", str(exc)
+    if steps is not None and steps.guard_stops:
+        return "diverged", (f"the non-finite guard stopped training ({steps.skipped_nonfinite} of {steps.steps} steps "
+                            "skipped): the model is the last finite one; lower the learning rate")
+    if steps is not None and steps.steps and steps.skipped_nonfinite >= steps.steps:
+        return "diverged", (f"all {steps.steps} training steps were non-finite and rolled back: the model is the one "
+                            "the method was given; lower the learning rate")
+    if unchanged:
+        return "no change", "the unlearned weights are bit-identical to the model the method was given"
+    return "ok", ""
+
+
 def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any] | None = None, *,
              model: nn.Module | None = None, splits: Splits | None = None, key_extra: Mapping[str, Any] | None = None,
              metrics: Iterable[str] | None = None, tier: int = 0, progress: bool = False, save: bool = True,
@@ -136,6 +159,7 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
     results = evaluate(ectx, metrics, tier=tier, roles=("unlearned",))
     merged = {name: {**prep.baseline.get(name, {}), **by_role} for name, by_role in results.items()}
     unlearned, retrain = values_of(merged, "unlearned"), values_of(merged, "retrain")
+    status, status_reason = run_status(ectx, unchanged=res.unchanged, steps=res.steps)
     retrain_time = prep.oracle.train_time_s
     if params_source is None:
         params_source = PAPER_DEFAULTS if not params else "user"
@@ -152,6 +176,7 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
         oracle_key=prep.oracle.key, cache={"original_hit": prep.original.cache_hit,
                                            "oracle_hit": prep.oracle.cache_hit},
         env=environment_info(), created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        status=status, status_reason=status_reason,  # type: ignore[arg-type]
     )
     if save:
         key = prep.store.key({"original": prep.original.key, "method": m.name, "params": m.params.to_dict(),

@@ -27,7 +27,6 @@ from expunge.train.loop import TrainRecipe
 log = logging.getLogger("expunge.shadows")
 TIER2_UNLEARNED_KIND = "tier2_unlearned"
 SHADOW_UNLEARNED_KIND = "shadow_unlearned"
-QUERIES = ("identity", "flip")
 
 
 class Tier2Unavailable(ExpungeError):

@@ -6,7 +6,9 @@ alone (evaluation is a separate stage), refuses a task the method does not suppo
 (:meth:`~expunge.methods.base.UnlearningMethod.check_task`; the public API refuses it earlier, before any
 training), records peak memory and the examples served, and checks afterwards that the
 caller's model is bit-identical to before. ``time_s`` excludes the one-off computation of cached training-set
-statistics (reported as ``access["precompute_s"]``).
+statistics (reported as ``access["precompute_s"]``). It also records what :attr:`RunRecord.status
+<expunge.record.RunRecord.status>` is judged on: whether the returned weights are bit-identical to the input's
+(``unchanged``) and the steps every training loop of the call took and the non-finite guard skipped (``steps``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from expunge.data.request import Splits
 from expunge.errors import CorruptArtifact, ExpungeError
 from expunge.methods.base import RunContext, UnlearningMethod
 from expunge.models import ModelSpec
+from expunge.record import finite_json
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import state_hash
 from expunge.train import batchnorm
+from expunge.train.loop import StepTally, count_steps
 from expunge.train.monitor import Monitor
 
 
@@ -42,6 +46,8 @@ class UnlearnResult:
     peak_delta_bytes: int
     access: dict[str, Any]
     notes: dict[str, Any] = field(default_factory=dict)
+    unchanged: bool = False          # the returned weights are bit-identical to the input model's
+    steps: StepTally = field(default_factory=StepTally)  # training-loop steps of the call, skipped ones counted
 
 
 def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Dataset, splits: Splits,
@@ -56,11 +62,13 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     bn_before = batchnorm.running_stats(original) if batchnorm.tracking_layers(original) else None
     retain_access = bool(method.access & (DataAccess.RETAIN | DataAccess.RETAIN_SUBSET))
     frozen = batchnorm.frozen_batchnorm(working) if not retain_access else batchnorm.frozen_on_forget_inputs(working)
-    with torch.random.fork_rng(devices=[]), Monitor() as mon, batchnorm.recording_batchnorm() as bn_events, frozen:
+    with (torch.random.fork_rng(devices=[]), count_steps() as steps, Monitor() as mon,
+          batchnorm.recording_batchnorm() as bn_events, frozen):
         torch.manual_seed(ctx.seed)
         unlearned = method.unlearn(working, data, ctx)
     if state_hash(original) != before:
         raise InputModelModified(f"method {method.name!r} modified the original model it was given")
+    unchanged = type(unlearned) is type(original) and state_hash(unlearned) == before
     unlearned.eval()
     batchnorm.restore_tracking(unlearned)
     if bn_before is not None:
@@ -70,7 +78,7 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
     # once they exist; ``access["precompute_s"]`` says what the first request paid on top.
     per_request = max(0.0, mon.result.wall_s - data.log.precompute_s)
     return UnlearnResult(unlearned, per_request, mon.result.peak_rss_bytes, mon.result.peak_delta_bytes,
-                         data.log.to_dict(), dict(ctx.notes))
+                         data.log.to_dict(), finite_json(dict(ctx.notes)), unchanged, steps)  # notes: strict JSON
 
 
 def load_result(store: ArtifactStore, kind: str, key: str, method: UnlearningMethod[Any],

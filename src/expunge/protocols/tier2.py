@@ -24,7 +24,7 @@ from expunge._io import stable_hash
 from expunge._seeds import derive_seed
 from expunge.data.request import Splits
 from expunge.methods.base import UnlearningMethod, get_method
-from expunge.metrics._common import default_queries, phi
+from expunge.metrics._common import phi, training_queries
 from expunge.metrics._tier2 import OnionInputs, SeededOutputs, Tier2Config, ULiraInputs
 from expunge.metrics.base import EvalContext
 from expunge.models.inference import accuracy
@@ -85,7 +85,7 @@ def ulira_inputs(ctx: EvalContext, cfg: Tier2Config) -> ULiraInputs:
     targets = np.concatenate([forget_pos, pool.rows_of_test(heldout_pos)])
     member = shadows.membership[:, targets]  # (K, n_targets)
     x, y = pool.x[torch.as_tensor(targets)], pool.y[torch.as_tensor(targets)]
-    queries = tuple(cfg.queries) if cfg.queries else default_queries(x)
+    queries = tuple(cfg.queries) if cfg.queries else training_queries(x, run.recipe)
 
     plans = []  # (shadow, its target rows, the unlearning run's seed and cache key)
     for k in range(cfg.shadows):
@@ -135,7 +135,7 @@ def onion_inputs(ctx: EvalContext, cfg: Tier2Config) -> OnionInputs:
     heldout_pos = class_matched_test(ctx, ds.train.y.numpy()[retain_pos], None, ctx.seed)
     targets = np.concatenate([retain_pos, pool.rows_of_test(heldout_pos)])
     x, y = pool.x[torch.as_tensor(targets)], pool.y[torch.as_tensor(targets)]
-    queries = tuple(cfg.queries) if cfg.queries else default_queries(x)
+    queries = tuple(cfg.queries) if cfg.queries else training_queries(x, run.recipe)
     info = {"cost": announce("privacy onion", ctx, train_examples=[shadows.in_rows(k).size
                                                                    for k in shadows.missing()],
                              n_unlearn=0, method="none"),

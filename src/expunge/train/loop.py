@@ -20,8 +20,9 @@ stay comparable with earlier runs.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -70,6 +71,32 @@ class TrainLog:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass
+class StepTally:
+    """Steps of every :func:`train_loop` run inside :func:`count_steps`: how many were taken, how many the non-finite
+    guard skipped, and which loops it stopped. The runner reads it to tell a run whose every step was rolled back
+    (or that stopped on the guard) from an unlearning (``RunRecord.status``), whatever the method writes in its
+    notes."""
+
+    steps: int = 0
+    skipped_nonfinite: int = 0
+    guard_stops: int = 0
+
+
+_TALLY: contextvars.ContextVar[StepTally | None] = contextvars.ContextVar("expunge_step_tally", default=None)
+
+
+@contextlib.contextmanager
+def count_steps() -> Iterator[StepTally]:
+    """Count the steps of the training loops run inside (the innermost ``count_steps`` gets them)."""
+    tally = StepTally()
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
 
 
 def make_optimizer(params: Iterable[torch.nn.Parameter], name: OptimizerName, *, lr: float, momentum: float = 0.9,
@@ -141,6 +168,8 @@ def train_loop(
     True stops training (early stopping). ``guard_updates`` adds the gradient-norm and post-step checks of the
     non-finite guard (module docstring). On ``batches`` from the forget loader (``role == "forget"``) BatchNorm running
     statistics stay frozen (:mod:`expunge.train.batchnorm`)."""
+    if clip_grad_norm is not None and not clip_grad_norm > 0:  # torch would scale by a negative factor: ascent flips
+        raise ValueError(f"clip_grad_norm must be > 0 or None, got {clip_grad_norm}")
     log = TrainLog()
     params = [p for p in model.parameters() if p.requires_grad]
     per_epoch = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
@@ -191,6 +220,10 @@ def train_loop(
                 log.stopped = f"early stop after epoch {epoch + 1}"
                 break
     bar.close()
+    if (tally := _TALLY.get()) is not None:
+        tally.steps += log.steps
+        tally.skipped_nonfinite += log.skipped_nonfinite
+        tally.guard_stops += log.skipped_nonfinite >= max_nonfinite  # the guard stopped this loop
     log.wall_s = mon.result.wall_s
     log.peak_rss_bytes, log.peak_delta_bytes = mon.result.peak_rss_bytes, mon.result.peak_delta_bytes
     log.epoch_losses = [x if math.isfinite(x) else -1.0 for x in log.epoch_losses]

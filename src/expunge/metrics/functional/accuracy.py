@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from expunge.errors import DegenerateInputWarning
+from expunge.errors import DegenerateInputWarning, NonFiniteOutputs
 
 SALUN_KEYS: tuple[str, ...] = ("UA", "MIA", "RA", "TA")
 _SALUN_ALIASES = {"MIA_EFFICACY": "MIA", "MIA-EFFICACY": "MIA", "MIA_EFF": "MIA"}
@@ -36,6 +36,11 @@ def _predictions(logits_or_preds: ArrayLike, y: ArrayLike) -> tuple[NDArray[Any]
         raise ValueError(f"logits_or_preds must be 1-D predictions or 2-D logits, got shape {a.shape}")
     if preds.shape[0] != labels.shape[0]:
         raise ValueError(f"{preds.shape[0]} predictions but {labels.shape[0]} labels")
+    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+        # argmax of a NaN row is its first NaN's index: all-NaN logits would score 1.0 on class 0
+        bad = int(np.sum(~np.isfinite(a).reshape(len(a), -1).all(axis=1)))
+        raise NonFiniteOutputs(f"{bad} of {len(a)} rows of logits/predictions are not finite: a collapsed model has "
+                               "no accuracy")
     return preds, labels
 
 
@@ -51,6 +56,7 @@ def accuracy(logits_or_preds: ArrayLike, y: ArrayLike) -> float | None:
 
     Raises:
         ValueError: Lengths differ or the input is not 1-D/2-D.
+        NonFiniteOutputs: Some logit is NaN/±inf (a ValueError; the metric layer turns it into None with the reason).
     """
     preds, labels = _predictions(logits_or_preds, y)
     if labels.size == 0:

@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from expunge.errors import DegenerateInputWarning
+from expunge.errors import DegenerateInputWarning, NonFiniteOutputs
 from expunge.metrics.functional.accuracy import accuracy
 
 EPS = 1e-12
@@ -176,11 +176,17 @@ def top1_agreement(p: ArrayLike, q: ArrayLike) -> float | None:
 
     Returns:
         Agreement in [0, 1], or None (with a DegenerateInputWarning) when n = 0.
+
+    Raises:
+        NonFiniteOutputs: A value of ``p`` or ``q`` is NaN/±inf (two collapsed models "agree" on class 0 otherwise).
     """
     a, b = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
     a, b = (x.reshape(1, -1) if x.ndim == 1 else x for x in (a, b))
     if a.shape != b.shape or a.ndim != 2:
         raise ValueError(f"p and q must be 2-D arrays of the same shape, got {a.shape} and {b.shape}")
+    for name, x in (("p", a), ("q", b)):
+        if not np.all(np.isfinite(x)):
+            raise NonFiniteOutputs(f"top1_agreement: {name} holds NaN/±inf values: a collapsed model has no top-1")
     if _empty_warn(a.shape[0], "top1_agreement"):
         return None
     return accuracy(a, np.argmax(b, axis=1))  # a's accuracy against b's predictions

@@ -192,8 +192,10 @@ def epsilon_score(unlearned: ArrayLike, retrained: ArrayLike, *, delta: float = 
 
     Returns:
         dict(score, epsilons, bucket_scores, n_models, n_examples, reduced, bins, bins_source, delta, eps_cap,
-        n_peaky, n_point_masses, n_no_threshold[, final_score, final_score_capped]); score None with "reason" when
-        there is no example or no model.
+        n_peaky, n_point_masses, n_no_threshold, n_deterministic[, final_score, final_score_capped]); score None
+        with "reason" when there is no example or no model; a score with a "reason" (and a DegenerateInputWarning)
+        when the unlearned φ is constant across the N runs for some example while the retrains' is not (a
+        deterministic method: ε = cap there, whatever it forgot).
     """
     u, r = np.asarray(unlearned, dtype=np.float64), np.asarray(retrained, dtype=np.float64)
     if u.ndim != 2 or u.shape != r.shape:
@@ -231,10 +233,20 @@ def epsilon_score(unlearned: ArrayLike, retrained: ArrayLike, *, delta: float = 
     if counts["no_threshold"]:
         warnings.warn(f"{counts['no_threshold']} example(s) have no usable threshold (groups separated within one "
                       "grid step): ε = cap", DegenerateInputWarning, stacklevel=2)
+    # A deterministic method (identical φ under every unlearning seed) against spread oracles is "peaky": ε = cap and
+    # H = 0 for those examples. That measures the method's determinism rather than its forgetting, so say so.
+    deterministic = int(np.sum((u[:, -1] == u[:, 0]) & (r[:, -1] != r[:, 0])))
+    if deterministic:
+        out["reason"] = (f"φ is identical under all {n_models} unlearning runs for {deterministic} of {n_ex} forget "
+                         "example(s) (a deterministic method, or one that ignores its seed) while the retrains vary: "
+                         "a point mass against a spread gives ε = cap, so the score reflects determinism, not "
+                         "forgetting")
+        warnings.warn(f"epsilon_score: {out['reason']}", DegenerateInputWarning, stacklevel=2)
     h = bucket_score(eps, n_models, bins_source)
     score = float(np.mean(h))
     out.update(score=score, epsilons=eps, bucket_scores=h, n_peaky=counts["peaky"],
-               n_point_masses=counts["point_masses"], n_no_threshold=counts["no_threshold"])
+               n_point_masses=counts["point_masses"], n_no_threshold=counts["no_threshold"],
+               n_deterministic=deterministic)
     if ra_ratio is not None and ta_ratio is not None:
         out.update(final_score=score * ra * ta, final_score_capped=score * min(ra, 1.0) * min(ta, 1.0))
     return out

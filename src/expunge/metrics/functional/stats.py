@@ -104,7 +104,8 @@ def auc_se(auc: float, n_pos: int, n_neg: int) -> float | None:
 
 
 def separable(a: float, se_a: float | None, b: float, se_b: float | None, z: float = 2.0) -> bool | None:
-    """True when |a − b| exceeds z combined standard errors; None when either error is unknown."""
-    if se_a is None or se_b is None:
+    """True when |a − b| exceeds z combined standard errors; None when either error is unknown or any input is not
+    finite (a NaN compares False with everything, which read as "not separable": "no power")."""
+    if se_a is None or se_b is None or not all(math.isfinite(v) for v in (a, b, se_a, se_b)):
         return None
     return abs(a - b) > z * math.sqrt(se_a**2 + se_b**2)
