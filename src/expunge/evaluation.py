@@ -51,9 +51,10 @@ def resolve_run(run: str, store: ArtifactStore) -> tuple[ArtifactStore, str]:
         if real.parent.name == "unlearned" and _KEY.fullmatch(real.name) and (real / "manifest.json").is_file():
             return ArtifactStore(real.parent.parent), real.name
     if not _KEY.fullmatch(run):
-        raise InvalidArtifactKey(f"{run!r} is neither an unlearned run key (32 hex characters) nor a run's store "
-                                 "folder (ROOT/unlearned/<key>). Fix: pass the `unlearned_key` of a record from "
-                                 "`expunge unlearn --json` (and the same --store), or the run's folder")
+        raise InvalidArtifactKey(f"no unlearned run {run!r} in {store.root}: it is neither a run key (32 hex "
+                                 "characters) nor a run's store folder (ROOT/unlearned/<key>). Fix: pass the "
+                                 "`unlearned_key` of a record from `expunge unlearn --json` (and the same --store), "
+                                 "or the run's folder")
     raise ArtifactError(f"no unlearned run {run!r} in {store.root}. Fix: pass the `unlearned_key` of a record "
                         "from `expunge unlearn --json` (and the same --store), or the run's folder")
 
