@@ -200,3 +200,18 @@ def test_cached_models_record_the_thread_count_that_trained_them(digits, store):
     assert again.cache_hit and info["threads"] == {"run": threads + 1, "original": threads, "oracle": threads}
     assert info["thread_mismatch"] == ["original", "oracle"]
     assert cache_info(first, first)["thread_mismatch"] == []  # trained now: no mismatch
+
+
+def test_cleaning_a_folder_that_is_not_a_store_touches_nothing(tmp_path: Path):
+    """`--store .` by mistake: only store-shaped leftovers may go, never a user's files."""
+    files = [tmp_path / "proj" / "src" / "main.py", tmp_path / ".notes.ab12.tmp", tmp_path / "proj" / ".x.ab12.tmp",
+             tmp_path / "proj" / "src" / ".main.py.ab12.tmp", tmp_path / ".expunge-trash" / "mine.txt"]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("keep")
+    (tmp_path / "proj" / "empty").mkdir()
+    old = time.time() - _io.STALE_TEMP_S - 60
+    for p in [*files, tmp_path / "proj" / "empty"]:
+        os.utime(p, (old, old))
+    assert ArtifactStore(tmp_path).clean() == []
+    assert all(f.read_text() == "keep" for f in files) and (tmp_path / "proj" / "empty").is_dir()

@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,23 +50,28 @@ def is_temp_name(name: str) -> bool:
     return TEMP_NAME.fullmatch(name) is not None
 
 
-def remove_stale_temp_files(root: str | os.PathLike[str], max_age_s: float = STALE_TEMP_S) -> list[Path]:
-    """Delete the temp files under ``root`` that a killed writer left behind: names of :func:`atomic_write_bytes`'
-    temp files, last modified more than ``max_age_s`` ago. Fresher ones may belong to a writer still running and are
-    kept. Returns the removed paths; files that vanish meanwhile (another process cleaning) are skipped."""
+def remove_stale_temp_files(directory: str | os.PathLike[str], max_age_s: float = STALE_TEMP_S,
+                            targets: Iterable[str] | None = None) -> list[Path]:
+    """Delete the temp files in ``directory`` (not below it) that a killed writer left behind: names of
+    :func:`atomic_write_bytes`' temp files (of the ``targets`` file names only, when given), last modified more than
+    ``max_age_s`` ago. Fresher ones may belong to a writer still running and are kept. Returns the removed paths;
+    files that vanish meanwhile (another process cleaning) are skipped."""
     removed: list[Path] = []
     cutoff = time.time() - max_age_s
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            if not is_temp_name(name):
-                continue
-            path = Path(dirpath) / name
-            try:
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
-                    removed.append(path)
-            except FileNotFoundError:
-                continue
+    names = None if targets is None else tuple(f".{t}." for t in targets)
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if not is_temp_name(entry.name) or (names is not None and not entry.name.startswith(names)):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:
+            continue
     return removed
 
 

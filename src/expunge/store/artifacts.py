@@ -48,8 +48,9 @@ from expunge.store import lineage
 log = logging.getLogger(__name__)
 TENSORS, MANIFEST = "tensors.safetensors", "manifest.json"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
-TRASH = ".trash"  # where a purge moves an artifact folder (atomically) before deleting it
+TRASH = ".expunge-trash"  # where a purge moves an artifact folder (atomically) before deleting it
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_TRASHED = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[0-9]+\.[0-9a-f]{8}")  # purge's <kind>.<key>.<pid>.<random>
 _cleaned: set[Path] = set()  # roots cleaned by this process (once each: cleaning walks the whole tree)
 
 
@@ -91,7 +92,10 @@ class ArtifactStore:
         resolved = self.root.resolve()
         if resolved not in _cleaned and self.root.is_dir():
             _cleaned.add(resolved)
-            self.clean()
+            try:
+                self.clean()
+            except OSError as exc:  # best effort: a store we cannot tidy is still usable
+                log.warning("could not clean %s: %s", self.root, exc)
 
     @staticmethod
     def key(parts: Mapping[str, Any]) -> str:
@@ -122,28 +126,29 @@ class ArtifactStore:
                     yield kind_dir.name, folder.name, folder
 
     def clean(self, max_age_s: float = STALE_TEMP_S) -> list[Path]:
-        """Remove what killed processes left behind; returns the removed paths. Temp files of ``_io``'s atomic
-        writes and artifact folders without a manifest (killed between the tensors and the manifest) are removed
-        once untouched for ``max_age_s`` (a live writer's are fresher and kept); folders a purge moved to
-        ``.trash`` always (they are never read)."""
-        removed = remove_stale_temp_files(self.root, max_age_s)
+        """Remove what killed processes left behind; returns the removed paths. In each ``ROOT/<kind>/<key>/``
+        folder: temp files of the tensors' and the manifest's atomic writes, and the folder itself when it holds
+        nothing else but a tensor file — killed between the tensors and the manifest —, once untouched for
+        ``max_age_s`` (a live writer's are fresher and kept). Folders a purge moved to its trash always (they are
+        never read). Nothing else is touched, even when ``ROOT`` is not a store."""
+        removed: list[Path] = []
         trash = self.root / TRASH
         if trash.is_dir():
             for entry in trash.iterdir():
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
+                if _TRASHED.fullmatch(entry.name):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry)
         cutoff = time.time() - max_age_s
-        for kind_dir in (d for d in self.root.iterdir() if d.is_dir() and _NAME.fullmatch(d.name)):
-            for folder in kind_dir.iterdir():
-                if not folder.is_dir() or (folder / MANIFEST).exists():
-                    continue
+        for kind_dir in (d for d in self.root.iterdir() if _NAME.fullmatch(d.name) and d.is_dir()):
+            for folder in (f for f in kind_dir.iterdir() if _NAME.fullmatch(f.name) and f.is_dir()):
+                removed += remove_stale_temp_files(folder, max_age_s, targets=(TENSORS, MANIFEST))
                 try:
-                    newest = max((f.stat().st_mtime for f in folder.iterdir()), default=folder.stat().st_mtime)
+                    entries = list(folder.iterdir())
+                    if {e.name for e in entries} == {TENSORS} and entries[0].stat().st_mtime < cutoff:
+                        shutil.rmtree(folder, ignore_errors=True)
+                        removed.append(folder)
                 except FileNotFoundError:
                     continue
-                if newest < cutoff:
-                    shutil.rmtree(folder, ignore_errors=True)
-                    removed.append(folder)
         if removed:
             log.info("store %s: removed %d leftover(s) of killed writes", self.root, len(removed))
         return removed

@@ -13,9 +13,9 @@ What a purge removes (each artifact's ``forget_derived`` mark, :mod:`expunge.sto
 * **unlinked** artifacts (:func:`plan_unlinked`): forget-derived artifacts that name no request and no parent —
   U-LiRA shadows and their unlearned copies, relearn-time results, manifests written before the marks existed.
 
-Deleting is two steps per artifact: its folder is renamed out of the tree (``ROOT/.trash/``, atomic on one file
+Deleting is two steps per artifact: its folder is renamed out of the tree (``ROOT/.expunge-trash/``, atomic on one file
 system), then removed. A kill between the steps leaves no half-deleted artifact that loads: the folder is either
-whole in place or gone from it (the next opening of the store empties ``.trash``). Re-running a purge finishes one
+whole in place or gone from it (the next opening of the store empties the trash). Re-running a purge finishes one
 that was interrupted.
 """
 
