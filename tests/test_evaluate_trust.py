@@ -59,7 +59,7 @@ def test_edited_forget_ids_are_refused_naming_the_key_and_the_fingerprints(run):
     store, record = run
     _edit(store, "unlearned", record.unlearned_key, lambda m: m["forget_ids"].__setitem__(0, _other_train_id(m)))
     with pytest.raises(ForgetSetMismatch, match=record.unlearned_key) as err:
-        evaluate_run(record.unlearned_key, store=store, metrics=["forget_acc"])
+        expunge.evaluate(record, store=store, metrics=["forget_acc"])  # the public API's path
     msg = str(err.value)
     assert "request.fingerprint" in msg and f"oracle {record.oracle_key}" in msg and "re-run the unlearning" in msg
 

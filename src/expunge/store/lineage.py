@@ -94,8 +94,12 @@ def why(kind: str, lineage: Mapping[str, Any], recorded: bool = True) -> str:
     if lineage.get("lists_forget_ids") and recorded:
         parts.append("manifest lists every forget id")
     if lineage.get("trained_on_forget") and recorded:
-        parts.append("computed from the forget examples" if lineage.get("parent") is None
-                     else f"derives from model {str(lineage['parent'])[:12]}, trained on the forget set")
+        if kind == "original":
+            parts.append("trained on every training example, so on every forget set")
+        elif lineage.get("parent") is None:
+            parts.append("computed from the forget examples")
+        else:
+            parts.append(f"derives from model {str(lineage['parent'])[:12]}, trained on the forget set")
     elif lineage.get("parent"):
         parts.append(f"derives from model {str(lineage['parent'])[:12]}")
     if lineage.get("request"):
