@@ -44,7 +44,7 @@ def test_unlearn_json_contract(cache: Path):
     # second call: original and oracle come from the cache
     again = json.loads(run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method",
                                 "finetune", "--param", "epochs=1", "--json"], cache).stdout)
-    assert again["cache"] == {"original_hit": True, "oracle_hit": True}
+    assert again["cache"]["original_hit"] and again["cache"]["oracle_hit"]
 
 
 @pytest.mark.parametrize(

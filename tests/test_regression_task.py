@@ -66,7 +66,7 @@ def test_cli_retrain_with_the_oracle_s_seeds_has_zero_gap_on_every_metric(cache:
     out = run_cli([*BASE, "--method", "retrain", "--param", "same_seeds_as_oracle=true", "--json"], cache)
     assert out.returncode == 0, out.stderr
     rec = json.loads(out.stdout)
-    assert rec["cache"] == {"original_hit": True, "oracle_hit": True}  # trained by the test above
+    assert rec["cache"]["original_hit"] and rec["cache"]["oracle_hit"]  # trained by the test above
     gaps = {k: v for k, v in rec["gap_to_retrain"].items() if v is not None}
     assert set(get_task("regression").headline_metrics) <= set(gaps)
     assert gaps == dict.fromkeys(gaps, 0.0)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,83 @@ def test_read_manifest_without_tensors(tmp_path: Path):
     assert store.read_manifest("stats", "missing") is None
     (store.path("stats", "k1") / MANIFEST).write_text("{broken")
     assert store.read_manifest("stats", "k1") is None
+
+
+def _leave_temp_file_like_a_kill(target: Path) -> Path:
+    """Run atomic_write_bytes in a child that dies (os._exit, like kill -9) between writing the temp file and the
+    rename: what a killed writer really leaves behind."""
+    code = ("import os, sys\nfrom expunge import _io\nos.replace = lambda *a: os._exit(9)\n"
+            "_io.atomic_write_bytes(sys.argv[1], b'x' * 1000)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code, str(target)], env=env, timeout=60)
+    assert done.returncode == 9
+    (left,) = [p for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.")]
+    return left
+
+
+def test_opening_the_store_removes_stale_temp_files_and_keeps_fresh_ones(tmp_path: Path):
+    root = tmp_path / "store"
+    folder = root / "original" / ("a" * 32)
+    stale = _leave_temp_file_like_a_kill(folder / TENSORS)
+    fresh = _leave_temp_file_like_a_kill(folder / MANIFEST)  # a concurrent writer's, still being written
+    old = time.time() - _io.STALE_TEMP_S - 60
+    os.utime(stale, (old, old))
+    assert _io.is_temp_name(stale.name) and _io.is_temp_name(fresh.name)
+    store = ArtifactStore(root)  # the first opening in this process cleans
+    assert not stale.exists() and fresh.exists()
+    assert not store.exists("original", "a" * 32)  # a temp file is never taken for an artifact
+    assert list(store.artifacts()) == []
+
+
+def test_clean_removes_folders_a_kill_left_without_manifest(tmp_path: Path):
+    store = ArtifactStore(tmp_path)
+    store.save_tensors("unlearned", "b" * 32, {"w": torch.ones(2)}, {})
+    (store.path("unlearned", "b" * 32) / MANIFEST).unlink()  # killed between the tensors and the manifest
+    store.save_tensors("unlearned", "c" * 32, {"w": torch.ones(2)}, {})
+    (store.path("unlearned", "c" * 32) / MANIFEST).unlink()  # ... or a writer still between the two
+    old = time.time() - _io.STALE_TEMP_S - 60
+    os.utime(store.path("unlearned", "b" * 32) / TENSORS, (old, old))
+    removed = store.clean()
+    assert removed == [store.path("unlearned", "b" * 32)]
+    assert not store.path("unlearned", "b" * 32).exists() and store.path("unlearned", "c" * 32).exists()
+
+
+def test_every_saved_manifest_is_marked_conservatively_for_unknown_kinds(tmp_path: Path):
+    store = ArtifactStore(tmp_path)
+    m = store.save_tensors("something_new", "k2", {"a": torch.ones(1)}, {"forget_ids": [1, 2]})
+    assert m["forget_derived"] == {"trained_on_forget": True, "lists_forget_ids": True, "request": None,
+                                   "parent": None}
+    mine = {"trained_on_forget": False, "lists_forget_ids": False, "request": None, "parent": None}
+    assert store.save_tensors("x", "k3", {}, {"forget_derived": mine})["forget_derived"] == mine  # writer's word
+
+
+def test_cached_models_record_the_thread_count_that_trained_them(digits, store):
+    from expunge.train.oracle import cache_info
+
+    threads = torch.get_num_threads()
+    first = _train(digits, store)
+    assert first.manifest["train_threads"] == threads == first.threads
+    try:
+        torch.set_num_threads(threads + 1)
+        again = _train(digits, store)  # the same key: thread count is recorded, not keyed
+        info = cache_info(again, again)
+    finally:
+        torch.set_num_threads(threads)
+    assert again.cache_hit and info["threads"] == {"run": threads + 1, "original": threads, "oracle": threads}
+    assert info["thread_mismatch"] == ["original", "oracle"]
+    assert cache_info(first, first)["thread_mismatch"] == []  # trained now: no mismatch
+
+
+def test_cleaning_a_folder_that_is_not_a_store_touches_nothing(tmp_path: Path):
+    """`--store .` by mistake: only store-shaped leftovers may go, never a user's files."""
+    files = [tmp_path / "proj" / "src" / "main.py", tmp_path / ".notes.ab12.tmp", tmp_path / "proj" / ".x.ab12.tmp",
+             tmp_path / "proj" / "src" / ".main.py.ab12.tmp", tmp_path / ".expunge-trash" / "mine.txt"]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("keep")
+    (tmp_path / "proj" / "empty").mkdir()
+    old = time.time() - _io.STALE_TEMP_S - 60
+    for p in [*files, tmp_path / "proj" / "empty"]:
+        os.utime(p, (old, old))
+    assert ArtifactStore(tmp_path).clean() == []
+    assert all(f.read_text() == "keep" for f in files) and (tmp_path / "proj" / "empty").is_dir()

@@ -11,9 +11,20 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+# atomic_write_bytes' temp files: ".<target name>.<mkstemp's random part>.tmp", beside their target.
+TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]+\.tmp")
+# A live writer rewrites its temp file's mtime on every write and renames it right after fsync, so a temp file
+# untouched for this long was left by a killed process (kill -9, power loss). The margin is generous: fsync of a
+# large file on a slow disk takes seconds, not minutes, and an mtime-based rule works on a store shared by several
+# machines, where a writer's pid means nothing.
+STALE_TEMP_S = 600.0
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -32,6 +43,36 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of :func:`atomic_write_bytes`' temp files (never a file to load)."""
+    return TEMP_NAME.fullmatch(name) is not None
+
+
+def remove_stale_temp_files(directory: str | os.PathLike[str], max_age_s: float = STALE_TEMP_S,
+                            targets: Iterable[str] | None = None) -> list[Path]:
+    """Delete the temp files in ``directory`` (not below it) that a killed writer left behind: names of
+    :func:`atomic_write_bytes`' temp files (of the ``targets`` file names only, when given), last modified more than
+    ``max_age_s`` ago. Fresher ones may belong to a writer still running and are kept. Returns the removed paths;
+    files that vanish meanwhile (another process cleaning) are skipped."""
+    removed: list[Path] = []
+    cutoff = time.time() - max_age_s
+    names = None if targets is None else tuple(f".{t}." for t in targets)
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        if not is_temp_name(entry.name) or (names is not None and not entry.name.startswith(names)):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -61,6 +61,16 @@ class UnsafeFormat(ArtifactError):
     """Refused to load a pickle-based file (code execution risk) without explicit opt-in."""
 
 
+class InvalidArtifactKey(ArtifactError, ValueError):
+    """An artifact kind or key that is not a plain name (a path like ``../x``): it would address a file outside the
+    store. Nothing is read or written."""
+
+
+class ForgetSetMismatch(ArtifactError):
+    """A stored run's forget ids do not hash to the request fingerprint its manifest or its oracle records (the ids
+    were edited, or the entries do not belong together): metrics on it would be computed on the wrong examples."""
+
+
 class NonFiniteOutputs(ExpungeError, ValueError):
     """A model's outputs contain NaN or ±inf (a collapsed model): metrics on them are None with this reason."""
 

@@ -32,6 +32,7 @@ from expunge.cli.options import (
     open_store,
     parse_params,
 )
+from expunge.cli.purge import register as register_purge_command
 from expunge.cli.tune import register as register_scenario_commands
 from expunge.errors import ExpungeError, ExpungeWarning
 
@@ -239,6 +240,7 @@ def demo(
 
 
 register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.cli.tune)
+register_purge_command(app)  # expunge purge (expunge.cli.purge)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,

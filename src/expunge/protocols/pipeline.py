@@ -31,8 +31,16 @@ from expunge.protocols.tier2 import PROVIDERS
 from expunge.record import PAPER_DEFAULTS, RunRecord
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import environment_info
+from expunge.store.purge import original_in_store
 from expunge.train.loop import StepTally, TrainRecipe
-from expunge.train.oracle import TrainedModel, default_recipe, model_spec_for, retrain_oracle, train_original
+from expunge.train.oracle import (
+    TrainedModel,
+    cache_info,
+    default_recipe,
+    model_spec_for,
+    retrain_oracle,
+    train_original,
+)
 
 Results = Mapping[str, Mapping[str, MetricValue]]
 
@@ -173,8 +181,7 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
         time_ratio_to_retrain=res.time_s / retrain_time if retrain_time > 0 else None,
         peak_rss_bytes=res.peak_rss_bytes, peak_delta_bytes=res.peak_delta_bytes, access=res.access,
         method_access=m.access.describe(), notes=res.notes, original_key=prep.original.key,
-        oracle_key=prep.oracle.key, cache={"original_hit": prep.original.cache_hit,
-                                           "oracle_hit": prep.oracle.cache_hit},
+        oracle_key=prep.oracle.key, cache=cache_info(prep.original, prep.oracle),
         env=environment_info(), created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         status=status, status_reason=status_reason,  # type: ignore[arg-type]
     )
@@ -188,4 +195,5 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
         if prep.dataset.derivation is not None:  # a derived dataset (a poisoned copy): how to rebuild it
             manifest["dataset_derivation"] = prep.dataset.derivation
         prep.store.save_model("unlearned", key, res.model, manifest)
+    record = record.with_extra(**original_in_store(prep.store, prep.original.key))  # the two-version pair warning
     return record, res.model

@@ -7,6 +7,12 @@ and records the tensor file's sha256 and size: loading verifies both before touc
 corrupted file is detected (:class:`~expunge.errors.CorruptArtifact`) and recomputed, never half-loaded. Every write
 is atomic (temp file + fsync + rename). Tensors are stored with safetensors; pickle-based formats are refused unless
 the caller opts in explicitly (:func:`import_weights`).
+
+Kinds and keys are plain names (letters, digits, ``-``, ``_``; keys are hex hashes): anything path-like is refused
+(:class:`~expunge.errors.InvalidArtifactKey`), so no key reaches outside its ``ROOT/<kind>/`` folder. Every manifest
+carries ``forget_derived`` (:mod:`expunge.store.lineage`): whether and how the artifact encodes a forget set. Opening a
+store removes what killed writers left behind (:meth:`ArtifactStore.clean`): their temp files, folders a purge had
+moved out of the tree, and artifact folders whose manifest was never written; none of them is ever loaded.
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import json
 import logging
 import os
 import platform
+import re
+import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +34,24 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
-from expunge._io import atomic_write_bytes, atomic_write_json, sha256_bytes, stable_hash
-from expunge.errors import CorruptArtifact, UnsafeFormat
+from expunge._io import (
+    STALE_TEMP_S,
+    atomic_write_bytes,
+    atomic_write_json,
+    remove_stale_temp_files,
+    sha256_bytes,
+    stable_hash,
+)
+from expunge.errors import CorruptArtifact, InvalidArtifactKey, UnsafeFormat
+from expunge.store import lineage
 
 log = logging.getLogger(__name__)
 TENSORS, MANIFEST = "tensors.safetensors", "manifest.json"
 PICKLE_SUFFIXES = {".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"}
+TRASH = ".expunge-trash"  # where a purge moves an artifact folder (atomically) before deleting it
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_TRASHED = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[0-9]+\.[0-9a-f]{8}")  # purge's <kind>.<key>.<pid>.<random>
+_cleaned: set[Path] = set()  # roots cleaned by this process (once each: cleaning walks the whole tree)
 
 
 def default_store_root() -> Path:
@@ -69,13 +89,69 @@ class ArtifactStore:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root) if root is not None else default_store_root()
+        resolved = self.root.resolve()
+        if resolved not in _cleaned and self.root.is_dir():
+            _cleaned.add(resolved)
+            try:
+                self.clean()
+            except OSError as exc:  # best effort: a store we cannot tidy is still usable
+                log.warning("could not clean %s: %s", self.root, exc)
 
     @staticmethod
     def key(parts: Mapping[str, Any]) -> str:
         return stable_hash(dict(parts))[:32]
 
+    @staticmethod
+    def check_name(kind: str, key: str) -> None:
+        """Refuse a kind or key that is not a plain name (``../x``, ``a/b``, ``.hidden``, empty)."""
+        for what, value in (("kind", kind), ("key", key)):
+            if not isinstance(value, str) or not _NAME.fullmatch(value):
+                raise InvalidArtifactKey(f"artifact {what} {value!r} is not a store {what} (letters, digits, '-' and "
+                                         "'_' only; keys are hex hashes such as a record's `unlearned_key`). Fix: "
+                                         "pass the key exactly as a run record or `expunge purge` prints it")
+
     def path(self, kind: str, key: str) -> Path:
+        self.check_name(kind, key)
         return self.root / kind / key
+
+    def artifacts(self) -> Iterator[tuple[str, str, Path]]:
+        """(kind, key, folder) of every complete artifact (its manifest written), in a stable order."""
+        if not self.root.is_dir():
+            return
+        for kind_dir in sorted(self.root.iterdir()):
+            if not kind_dir.is_dir() or not _NAME.fullmatch(kind_dir.name):
+                continue
+            for folder in sorted(kind_dir.iterdir()):
+                if folder.is_dir() and _NAME.fullmatch(folder.name) and (folder / MANIFEST).is_file():
+                    yield kind_dir.name, folder.name, folder
+
+    def clean(self, max_age_s: float = STALE_TEMP_S) -> list[Path]:
+        """Remove what killed processes left behind; returns the removed paths. In each ``ROOT/<kind>/<key>/``
+        folder: temp files of the tensors' and the manifest's atomic writes, and the folder itself when it holds
+        nothing else but a tensor file — killed between the tensors and the manifest —, once untouched for
+        ``max_age_s`` (a live writer's are fresher and kept). Folders a purge moved to its trash always (they are
+        never read). Nothing else is touched, even when ``ROOT`` is not a store."""
+        removed: list[Path] = []
+        trash = self.root / TRASH
+        if trash.is_dir():
+            for entry in trash.iterdir():
+                if _TRASHED.fullmatch(entry.name):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry)
+        cutoff = time.time() - max_age_s
+        for kind_dir in (d for d in self.root.iterdir() if _NAME.fullmatch(d.name) and d.is_dir()):
+            for folder in (f for f in kind_dir.iterdir() if _NAME.fullmatch(f.name) and f.is_dir()):
+                removed += remove_stale_temp_files(folder, max_age_s, targets=(TENSORS, MANIFEST))
+                try:
+                    entries = list(folder.iterdir())
+                    if {e.name for e in entries} == {TENSORS} and entries[0].stat().st_mtime < cutoff:
+                        shutil.rmtree(folder, ignore_errors=True)
+                        removed.append(folder)
+                except FileNotFoundError:
+                    continue
+        if removed:
+            log.info("store %s: removed %d leftover(s) of killed writes", self.root, len(removed))
+        return removed
 
     def exists(self, kind: str, key: str) -> bool:
         return (self.path(kind, key) / MANIFEST).is_file()
@@ -84,7 +160,7 @@ class ArtifactStore:
         """An artifact's JSON manifest without loading (or verifying) its tensors; None if absent or unreadable."""
         try:
             return dict(json.loads((self.path(kind, key) / MANIFEST).read_text()))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        except (OSError, ValueError, TypeError):  # absent, not JSON (ValueError covers decoding), not an object
             return None
 
     def save_tensors(self, kind: str, key: str, tensors: Mapping[str, torch.Tensor],
@@ -92,7 +168,9 @@ class ArtifactStore:
         blob = st_save({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()})
         folder = self.path(kind, key)
         atomic_write_bytes(folder / TENSORS, blob)
-        full = {**manifest, "kind": kind, "key": key, "tensors_sha256": sha256_bytes(blob), "tensors_nbytes": len(blob),
+        marked = manifest.get(lineage.FIELD) or lineage.describe(kind, manifest)
+        full = {**manifest, lineage.FIELD: marked, "kind": kind, "key": key,
+                "tensors_sha256": sha256_bytes(blob), "tensors_nbytes": len(blob),
                 "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "env": environment_info()}
         atomic_write_json(folder / MANIFEST, full)  # written last: its presence marks a complete artifact
         return full

@@ -5,7 +5,12 @@
   (``derive_seed(seed, "oracle-init")``) — never by resetting a live module.
 
 Cache keys: (dataset fingerprint, model spec, recipe, seed) for the original; the same plus the forget set's
-fingerprint for the oracle. Manifests record versions, seeds, hashes, wall time and peak memory.
+fingerprint for the oracle. Manifests record versions, seeds, hashes, wall time, peak memory, how they encode the
+forget set (``forget_derived``: the Original was trained on it, the oracle was not but belongs to the request) and
+``train_threads``, torch's intra-op thread count during training. Thread count changes float summation order, so a
+1-thread and a 2-thread model differ slightly; it is recorded, not keyed (keying it would retrain every cached model
+whenever tests, CI or ``demo --threads`` use another count), and :func:`cache_info` reports in a run record's
+``cache`` which cached models another thread count produced.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from expunge._seeds import derive_seed
@@ -24,6 +30,8 @@ from expunge.errors import FingerprintMismatch
 from expunge.models import ModelSpec
 from expunge.store import ArtifactStore
 from expunge.store.artifacts import state_hash
+from expunge.store.lineage import FIELD as FORGET_DERIVED
+from expunge.store.lineage import mark
 from expunge.tasks import get_task
 from expunge.train.loop import TrainRecipe, fit
 
@@ -64,6 +72,27 @@ class TrainedModel:
         wall = self.manifest.get("train_log", {}).get("wall_s")
         return None if wall is None else float(wall)
 
+    @property
+    def threads(self) -> int | None:
+        """torch's thread count while this model trained (None for an Original trained elsewhere). Manifests older
+        than ``train_threads`` give the count at save time, which :func:`_train` does not change."""
+        if self.manifest.get("user_supplied"):
+            return None
+        n = self.manifest.get("train_threads", self.manifest.get("env", {}).get("torch_threads"))
+        return None if n is None else int(n)
+
+
+def cache_info(original: TrainedModel, oracle: TrainedModel) -> dict[str, Any]:
+    """A run record's ``cache`` section: which of the Original and the oracle came from the cache, the thread count
+    each was trained with beside this run's, and ``thread_mismatch``: the cached ones another count produced (their
+    numbers can differ from a fresh training's in the last digits)."""
+    now = torch.get_num_threads()
+    models = {"original": original, "oracle": oracle}
+    return {"original_hit": original.cache_hit, "oracle_hit": oracle.cache_hit,
+            "threads": {"run": now, **{role: m.threads for role, m in models.items()}},
+            "thread_mismatch": [role for role, m in models.items()
+                                if m.cache_hit and m.threads is not None and m.threads != now]}
+
 
 def check_fingerprint(manifest: dict[str, Any], dataset: Dataset) -> None:
     recorded = manifest.get("dataset", {}).get("fingerprint")
@@ -88,11 +117,12 @@ def _train(kind: str, key_parts: dict[str, Any], dataset: Dataset, positions: np
 
     def train(model: nn.Module) -> dict[str, Any]:
         batches = retain_batches(dataset, positions, recipe, order_seed)
+        threads = torch.get_num_threads()
         tlog = fit(model, batches, recipe, seed=order_seed, loss_fn=get_task(dataset.task).batch_loss,
                    progress=f"{kind} ({dataset.name}/{spec.name})" if progress else None)
         return {"dataset": dataset.describe(), "model_spec": spec.to_dict(), "recipe": recipe.to_dict(),
                 "seed": seed, "init_seed": init_seed, "order_seed": order_seed, "n_train_examples": int(positions.size),
-                "train_log": tlog.to_dict(), **extra}
+                "train_log": tlog.to_dict(), "train_threads": threads, **extra}
 
     model, manifest, hit = store.get_or_create_model(kind, key, lambda: spec.build(seed=init_seed), train)
     model.eval()
@@ -104,7 +134,8 @@ def train_original(dataset: Dataset, spec: ModelSpec, recipe: TrainRecipe, *, se
     parts = {"kind": "original", "dataset": dataset.fingerprint, "spec": spec.to_dict(), "recipe": recipe.to_dict(),
              "seed": seed}
     positions = np.arange(len(dataset.train), dtype=np.int64)
-    return _train("original", parts, dataset, positions, spec, recipe, seed, store, progress, {})
+    extra = {FORGET_DERIVED: mark(trained_on_forget=True)}  # every training example, so every future forget set
+    return _train("original", parts, dataset, positions, spec, recipe, seed, store, progress, extra)
 
 
 def adopt_original(dataset: Dataset, spec: ModelSpec, model: nn.Module, *, store: ArtifactStore) -> TrainedModel:
@@ -117,7 +148,8 @@ def adopt_original(dataset: Dataset, spec: ModelSpec, model: nn.Module, *, store
     if manifest is None:
         manifest = store.save_model("original", key, model, {
             "dataset": dataset.describe(), "model_spec": spec.to_dict(), "weights_sha256": weights,
-            "user_supplied": True, "n_train_examples": len(dataset.train), "train_log": {"wall_s": None}})
+            "user_supplied": True, FORGET_DERIVED: mark(trained_on_forget=True),
+            "n_train_examples": len(dataset.train), "train_log": {"wall_s": None}})
     copy = spec.build(seed=0)
     copy.load_state_dict(model.state_dict())
     return TrainedModel(copy.eval(), manifest, True, key)
@@ -129,5 +161,6 @@ def retrain_oracle(dataset: Dataset, splits: Splits, spec: ModelSpec, recipe: Tr
         raise FingerprintMismatch("the splits were resolved on a different dataset than the one given")
     parts = {"kind": "oracle", "dataset": dataset.fingerprint, "spec": spec.to_dict(), "recipe": recipe.to_dict(),
              "seed": seed, "forget": splits.fingerprint()}
-    extra = {"request": splits.describe()}
+    # the weights never saw the forget set, but the manifest describes the request (spec, sizes, fingerprint)
+    extra = {"request": splits.describe(), FORGET_DERIVED: mark(trained_on_forget=False, request=splits.fingerprint())}
     return _train("oracle", parts, dataset, splits.retain, spec, recipe, seed, store, progress, extra)
