@@ -233,21 +233,40 @@ register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.
 
 
 def main() -> None:
+    """Run the CLI: a user mistake, a usage error included, is one ``error: ...`` line on stderr and exit status 2."""
     try:
-        app(standalone_mode=False)
+        code = app(prog_name="expunge", standalone_mode=False)
     except ExpungeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
+    except Exception as exc:
+        if not is_click_error(exc):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `expunge`: the help text, as click itself shows it
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        path = getattr(ctx, "command_path", None) or "expunge"
+        _fail(f"{exc.format_message()} (see `{path} --help`)")  # type: ignore[attr-defined]
+    if isinstance(code, int) and code:  # typer.Exit(code) or Ctrl-C (130), returned in non-standalone mode
+        sys.exit(code)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def is_click_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of click's usage errors (bad option value, unknown option or command, missing
+    argument), whichever copy of click raised it: typer 0.2x vendors click as ``typer._click``, older typer used
+    ``click`` itself, so ``isinstance(exc, click.ClickException)`` alone misses them. Matched by the class name in
+    the MRO and the ``format_message`` method the handler calls."""
+    return (any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+            and callable(getattr(exc, "format_message", None)))
+
+
+def _fail(message: str) -> None:
+    """Print ``error: message`` as one line on stderr and exit with status 2 (messages may hold newlines)."""
+    typer.echo("error: " + " ".join(message.split()), err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":
