@@ -25,6 +25,8 @@ from expunge.cli.options import (
     SeedOpt,
     StoreOpt,
     TaskOpt,
+    check_folder,
+    check_model_fits,
     dir_arg,
     emit_json,
     list_registered,
@@ -64,6 +66,7 @@ def unlearn(
     from expunge import api
 
     ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))  # validates before any training
+    check_model_fits(ds, model)
     params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=forget,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=ds.task)
@@ -97,12 +100,16 @@ def evaluate_cmd(
 
     from expunge.evaluation import evaluate_run
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    names = _metric_names(metrics)
+    if shadows is not None or models is not None:  # an odd K fails here, not as a None metric after the run loads
+        from expunge.metrics._tier2 import Tier2Config
+
+        Tier2Config(**{k: v for k, v in (("shadows", shadows), ("models", models)) if v is not None})
     tier2_log, handler = logging.getLogger("expunge.tier2"), logging.StreamHandler(sys.stderr)
     tier2_log.addHandler(handler)  # the tier-2 cost estimate, on stderr before any training
     tier2_log.setLevel(logging.INFO)
     try:
-        result = evaluate_run(run, store=open_store(store), tier=tier, metrics=names,
+        result = evaluate_run(run, store=open_store(store, write=tier > 0), tier=tier, metrics=names,
                               data_dir=dir_arg(data_dir), extras={"tier2": {"shadows": shadows, "models": models}})
     finally:
         tier2_log.removeHandler(handler)
@@ -126,15 +133,20 @@ def aggregate_cmd(
     """Mean ± confidence interval over seeds of every metric, per method and request (number of seeds stated)."""
     import json
 
-    from expunge.metrics.aggregate import aggregate_groups, format_interval
+    from expunge.metrics.aggregate import aggregate_groups, check_records, format_interval
 
     records: list[Any] = []
-    for f in files:
+    for f in files:  # every file is read and checked before any statistic is computed
         try:
-            doc = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ExpungeError(f"cannot read run records from {f}: {exc}") from exc
-        records += doc if isinstance(doc, list) else [doc]
+            text = f.read_text(encoding="utf-8")
+            doc = json.loads(text) if text.strip() else None
+        except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError and UnicodeDecodeError
+            raise ExpungeError(f"cannot read run records from {f}: {exc}. Fix: pass the JSON files that `expunge "
+                               "unlearn --json` or `expunge scenario --json` print") from exc
+        if doc is None and not text.strip():
+            raise ExpungeError(f"{f} is empty. Fix: pass the JSON files that `expunge unlearn --json` or `expunge "
+                               "scenario --json` print")
+        records += check_records(doc, source=str(f))
     try:
         groups = aggregate_groups(records, confidence=confidence, method="bootstrap" if bootstrap else "t")
     except ValueError as exc:
@@ -155,6 +167,20 @@ def aggregate_cmd(
         typer.echo(f"{'time_ratio_to_retrain':<28} {format_interval(g['times']['time_ratio_to_retrain'], 4):>17}")
 
 
+def _metric_names(metrics: str | None) -> list[str] | None:
+    """``--metrics a,b`` as names, each checked against the registry before the run is loaded."""
+    if metrics is None:
+        return None
+    from expunge.metrics.base import METRICS
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise ExpungeError(f"--metrics {metrics!r} names no metric. Fix: comma-separated names from `expunge metrics`")
+    for name in names:
+        METRICS.get(name)  # UnknownName, with suggestions
+    return names
+
+
 def _num(v: float | None) -> str:
     return "   —  " if v is None else f"{v:.4f}"
 
@@ -167,6 +193,7 @@ def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, 
     from expunge.train.oracle import default_recipe, model_spec_for, train_original
 
     ds = load_dataset(data, data_dir=dir_arg(data_dir))
+    check_model_fits(ds, model)
     trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=open_store(store),
                              progress=not as_json)
     info = {"key": trained.key, "cache_hit": trained.cache_hit, "train_time_s": trained.train_time_s,
@@ -222,9 +249,15 @@ def demo(
 ) -> None:
     """Train, build the oracle, run representative methods on a class request; print and save the comparison with a
     parity verdict and speed-up per method, and name the fastest method at parity."""
+    from expunge import api
     from expunge.demo import run_demo
 
+    check_folder(out, "--out")  # the results are written after minutes of training: check the folder first
+    check_model_fits(api.load(data, forget=forget), model)
     names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
+    if names is not None and not names:  # else an empty list would quietly run the default methods
+        raise ExpungeError(f"--methods {methods!r} names no method. Fix: comma-separated names from `expunge "
+                           "methods`, or leave it out for the default set")
     run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=open_store(store), methods=names,
              all_methods=all_methods, paper_defaults=paper_defaults, threads=threads)
 

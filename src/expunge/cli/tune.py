@@ -6,6 +6,7 @@ Hooked into :mod:`expunge.cli.main` by :func:`register`. Errors follow the main 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ from expunge.cli.options import (
     PresetOpt,
     SeedOpt,
     StoreOpt,
+    check_folder,
+    check_model_fits,
     dir_arg,
     emit_json,
     list_registered,
@@ -81,8 +84,10 @@ def scenario(
     from expunge.scenarios.base import get_scenario
 
     sc = get_scenario(name, scenario_params(sets, ctx.args))  # validated before any training
-    task = api.load(data, data_dir=dir_arg(data_dir)).task
+    ds = api.load(data, data_dir=dir_arg(data_dir))
+    task = ds.task
     sc.check_task(task)
+    check_model_fits(ds, model)
     params, source = api.resolve_params(method, dataset=data, model=model, scenario=name,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=task)
@@ -150,6 +155,7 @@ def tune(
     forget_acc, test_acc and mia_loss_auc on a validation request (another class / another draw, same Original).
     Use the result with `expunge unlearn --preset DATASET/MODEL/SCENARIO`.
     """
+    from expunge import api, presets
     from expunge.methods.base import METHODS
     from expunge.tune import search_space
     from expunge.tune import tune as run_tune
@@ -160,6 +166,13 @@ def tune(
         raise ExpungeError("tuning needs Optuna: pip install 'expunge[tune]'") from None
     names = ([n for n, c in METHODS.items() if search_space(c.Params)] if methods.strip() == "all"
              else [m.strip() for m in methods.split(",") if m.strip()])
+    if not names:
+        raise ExpungeError(f"--methods {methods!r} names no method. Fix: comma-separated names (`expunge methods`) "
+                           "or 'all'")
+    check_model_fits(api.load(data, data_dir=dir_arg(data_dir)), model)
+    # the preset is written after every method's trials: check its folder before any training
+    check_folder(presets_dir or presets.default_dir(), "--presets-dir" if presets_dir is not None else
+                 "EXPUNGE_PRESETS" if os.environ.get(presets.ENV) else "the package's presets folder")
 
     def report(method: str, info: dict[str, Any]) -> None:
         if not as_json:
