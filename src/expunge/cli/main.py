@@ -65,12 +65,13 @@ def unlearn(
     paper's values; --param NAME=VALUE overrides either."""
     from expunge import api
 
-    ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))  # validates before any training
+    st = open_store(store)  # every input is checked before any training, cheapest first
+    ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))
     check_model_fits(ds, model)
     params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=forget,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=ds.task)
-    prep = api.prepare(ds, model, forget, seed=seed, store=open_store(store), progress=not as_json)
+    prep = api.prepare(ds, model, forget, seed=seed, store=st, progress=not as_json)
     record, _ = api.unlearn(prep, method, params, params_source=source)
     if as_json:
         emit_json(record.to_json())
@@ -192,12 +193,13 @@ def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, 
     from expunge.data.datasets import load_dataset
     from expunge.train.oracle import default_recipe, model_spec_for, train_original
 
+    st = open_store(store)
     ds = load_dataset(data, data_dir=dir_arg(data_dir))
     check_model_fits(ds, model)
-    trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=open_store(store),
+    trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=st,
                              progress=not as_json)
     info = {"key": trained.key, "cache_hit": trained.cache_hit, "train_time_s": trained.train_time_s,
-            "path": str(open_store(store).path("original", trained.key)), "dataset": ds.describe()}
+            "path": str(st.path("original", trained.key)), "dataset": ds.describe()}
     if as_json:
         emit_json(info)
     else:
@@ -249,16 +251,17 @@ def demo(
 ) -> None:
     """Train, build the oracle, run representative methods on a class request; print and save the comparison with a
     parity verdict and speed-up per method, and name the fastest method at parity."""
-    from expunge import api
-    from expunge.demo import run_demo
-
-    check_folder(out, "--out")  # the results are written after minutes of training: check the folder first
-    check_model_fits(api.load(data, forget=forget), model)
     names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
     if names is not None and not names:  # else an empty list would quietly run the default methods
         raise ExpungeError(f"--methods {methods!r} names no method. Fix: comma-separated names from `expunge "
                            "methods`, or leave it out for the default set")
-    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=open_store(store), methods=names,
+    check_folder(out, "--out")  # the results are written after minutes of training: check the folder first
+    st = open_store(store)
+    from expunge import api  # after the checks above: importing torch takes seconds
+    from expunge.demo import run_demo
+
+    check_model_fits(api.load(data, forget=forget), model)
+    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=st, methods=names,
              all_methods=all_methods, paper_defaults=paper_defaults, threads=threads)
 
 

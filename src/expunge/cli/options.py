@@ -33,13 +33,14 @@ TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task 
                                                             "default: the dataset's own")]
 
 
-def parse_params(items: list[str]) -> dict[str, str]:
-    """``NAME=VALUE`` items (``--param``, ``--set``) as a mapping; values are parsed by the target's dataclass."""
+def parse_params(items: list[str], flag: str = "--param") -> dict[str, str]:
+    """``NAME=VALUE`` items (``--param``, ``--set``: ``flag``, named in the error) as a mapping; values are parsed by
+    the target's dataclass."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ExpungeError(f"--param expects NAME=VALUE, got {item!r}")
+            raise ExpungeError(f"{flag} expects NAME=VALUE, got {item!r}")
         out[name.strip()] = value.strip()
     return out
 

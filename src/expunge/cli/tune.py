@@ -31,7 +31,6 @@ from expunge.cli.options import (
     parse_params,
 )
 from expunge.errors import ExpungeError
-from expunge.tasks import get_task
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE scenario parameter (see `expunge "
                                                                 "scenarios`), e.g. --set classes=5")]
@@ -40,7 +39,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE scen
 def scenario_params(sets: list[str] | None, extra_args: list[str]) -> dict[str, Any]:
     """``--set NAME=VALUE`` items plus every ``--NAME VALUE`` / ``--NAME=VALUE`` option the command did not declare:
     each scenario parameter is a flag (``--k 5`` = ``--set k=5``), validated by the scenario's Params."""
-    out: dict[str, Any] = parse_params(sets or [])
+    out: dict[str, Any] = parse_params(sets or [], "--set")
     args = list(extra_args)
     while args:
         flag = args.pop(0)
@@ -82,8 +81,10 @@ def scenario(
     from expunge import api
     from expunge.report import print_table, summary_line
     from expunge.scenarios.base import get_scenario
+    from expunge.tasks import get_task
 
     sc = get_scenario(name, scenario_params(sets, ctx.args))  # validated before any training
+    st = open_store(store)
     ds = api.load(data, data_dir=dir_arg(data_dir))
     task = ds.task
     sc.check_task(task)
@@ -91,7 +92,7 @@ def scenario(
     params, source = api.resolve_params(method, dataset=data, model=model, scenario=name,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=task)
-    setting = sc.prepare(data, model, seed=seed, store=open_store(store), data_dir=dir_arg(data_dir),
+    setting = sc.prepare(data, model, seed=seed, store=st, data_dir=dir_arg(data_dir),
                          progress=not as_json)
     records = sc.run(setting, method, params, params_source=source)
     if as_json:
@@ -169,10 +170,12 @@ def tune(
     if not names:
         raise ExpungeError(f"--methods {methods!r} names no method. Fix: comma-separated names (`expunge methods`) "
                            "or 'all'")
-    check_model_fits(api.load(data, data_dir=dir_arg(data_dir)), model)
+    fixed, set_params = _parse_fixed(fix or []), parse_params(sets or [], "--set")
     # the preset is written after every method's trials: check its folder before any training
     check_folder(presets_dir or presets.default_dir(), "--presets-dir" if presets_dir is not None else
                  "EXPUNGE_PRESETS" if os.environ.get(presets.ENV) else "the package's presets folder")
+    st = open_store(store)
+    check_model_fits(api.load(data, data_dir=dir_arg(data_dir)), model)
 
     def report(method: str, info: dict[str, Any]) -> None:
         if not as_json:
@@ -180,8 +183,8 @@ def tune(
             typer.echo(f"  {method:<16} trial {info['number']:>3}  objective {info['objective']:.4f}  "
                        f"{info['time_s']:.1f}s{err}", err=True)
 
-    run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed, fixed=_parse_fixed(fix or []),
-                   scenario_params=parse_params(sets or []), store=open_store(store),
+    run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed, fixed=fixed,
+                   scenario_params=set_params, store=st,
                    data_dir=dir_arg(data_dir), presets_dir=presets_dir, check=check,
                    progress=not as_json, on_trial=report)
     path, results = run.path, run.results
