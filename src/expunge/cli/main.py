@@ -63,9 +63,9 @@ def unlearn(
     Hyperparameters: a shipped preset tuned for this dataset, model and request (see `expunge tune`) when one
     exists, else the paper's defaults; the record's `params_source` says which. --paper-defaults always uses the
     paper's values; --param NAME=VALUE overrides either."""
+    st = open_store(store)  # every input is checked before any training, cheapest first
     from expunge import api
 
-    st = open_store(store)  # every input is checked before any training, cheapest first
     ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))
     check_model_fits(ds, model)
     params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=forget,
@@ -99,6 +99,7 @@ def evaluate_cmd(
     the cost estimate is printed on stderr first)."""
     import logging
 
+    st = open_store(store, write=tier > 0)  # tier 0 only reads the store; tiers 1-2 cache the models they train
     from expunge.evaluation import evaluate_run
 
     names = _metric_names(metrics)
@@ -110,7 +111,7 @@ def evaluate_cmd(
     tier2_log.addHandler(handler)  # the tier-2 cost estimate, on stderr before any training
     tier2_log.setLevel(logging.INFO)
     try:
-        result = evaluate_run(run, store=open_store(store, write=tier > 0), tier=tier, metrics=names,
+        result = evaluate_run(run, store=st, tier=tier, metrics=names,
                               data_dir=dir_arg(data_dir), extras={"tier2": {"shadows": shadows, "models": models}})
     finally:
         tier2_log.removeHandler(handler)
@@ -134,10 +135,8 @@ def aggregate_cmd(
     """Mean ± confidence interval over seeds of every metric, per method and request (number of seeds stated)."""
     import json
 
-    from expunge.metrics.aggregate import aggregate_groups, check_records, format_interval
-
-    records: list[Any] = []
-    for f in files:  # every file is read and checked before any statistic is computed
+    docs = []
+    for f in files:  # every file is read and checked before any statistic is computed (or torch imported)
         try:
             text = f.read_text(encoding="utf-8")
             doc = json.loads(text) if text.strip() else None
@@ -147,7 +146,10 @@ def aggregate_cmd(
         if doc is None and not text.strip():
             raise ExpungeError(f"{f} is empty. Fix: pass the JSON files that `expunge unlearn --json` or `expunge "
                                "scenario --json` print")
-        records += check_records(doc, source=str(f))
+        docs.append((f, doc))
+    from expunge.metrics.aggregate import aggregate_groups, check_records, format_interval
+
+    records = [rec for f, doc in docs for rec in check_records(doc, source=str(f))]
     try:
         groups = aggregate_groups(records, confidence=confidence, method="bootstrap" if bootstrap else "t")
     except ValueError as exc:
@@ -190,10 +192,10 @@ def _num(v: float | None) -> str:
 def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, store: StoreOpt = None,
           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Train (or load from the cache) the original model."""
+    st = open_store(store)
     from expunge.data.datasets import load_dataset
     from expunge.train.oracle import default_recipe, model_spec_for, train_original
 
-    st = open_store(store)
     ds = load_dataset(data, data_dir=dir_arg(data_dir))
     check_model_fits(ds, model)
     trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=st,

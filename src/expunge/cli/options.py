@@ -65,10 +65,13 @@ def list_registered(registry: Any, as_json: bool, line: Callable[[dict[str, Any]
 def open_store(path: Path | None, *, write: bool = True) -> Any:
     """The artifact store at ``path`` (default ``$EXPUNGE_CACHE`` or ``~/.cache/expunge``), checked before any work:
     :class:`~expunge.errors.InvalidPath` when it is a file or lies under one, or (``write``) cannot be written."""
+    if path is not None:
+        check_folder(path, "--store", write=write)  # before importing the store (and torch): a typo fails at once
     from expunge.store import ArtifactStore, default_store_root
 
-    where = "--store" if path is not None else ("EXPUNGE_CACHE" if os.environ.get("EXPUNGE_CACHE") else "the store")
-    check_folder(path if path is not None else default_store_root(), where, write=write)
+    if path is None:
+        root = default_store_root()
+        check_folder(root, "EXPUNGE_CACHE" if os.environ.get("EXPUNGE_CACHE") else "the store", write=write)
     return ArtifactStore(path)
 
 

@@ -78,13 +78,14 @@ def scenario(
     each scenario's parameters. Hyperparameters: the shipped preset tuned for this scenario (or its fallback) when
     one exists, else the paper's defaults; --paper-defaults, --preset and --param as for `expunge unlearn`.
     """
-    from expunge import api
+    set_params = scenario_params(sets, ctx.args)
+    st = open_store(store)
+    from expunge import api  # after the checks above: importing torch takes seconds
     from expunge.report import print_table, summary_line
     from expunge.scenarios.base import get_scenario
     from expunge.tasks import get_task
 
-    sc = get_scenario(name, scenario_params(sets, ctx.args))  # validated before any training
-    st = open_store(store)
+    sc = get_scenario(name, set_params)  # validated before any training
     ds = api.load(data, data_dir=dir_arg(data_dir))
     task = ds.task
     sc.check_task(task)
@@ -156,7 +157,14 @@ def tune(
     forget_acc, test_acc and mia_loss_auc on a validation request (another class / another draw, same Original).
     Use the result with `expunge unlearn --preset DATASET/MODEL/SCENARIO`.
     """
-    from expunge import api, presets
+    from expunge import presets
+
+    fixed, set_params = _parse_fixed(fix or []), parse_params(sets or [], "--set")
+    # the preset is written after every method's trials: check its folder before any training
+    check_folder(presets_dir or presets.default_dir(), "--presets-dir" if presets_dir is not None else
+                 "EXPUNGE_PRESETS" if os.environ.get(presets.ENV) else "the package's presets folder")
+    st = open_store(store)
+    from expunge import api  # after the checks above: importing torch takes seconds
     from expunge.methods.base import METHODS
     from expunge.tune import search_space
     from expunge.tune import tune as run_tune
@@ -170,11 +178,6 @@ def tune(
     if not names:
         raise ExpungeError(f"--methods {methods!r} names no method. Fix: comma-separated names (`expunge methods`) "
                            "or 'all'")
-    fixed, set_params = _parse_fixed(fix or []), parse_params(sets or [], "--set")
-    # the preset is written after every method's trials: check its folder before any training
-    check_folder(presets_dir or presets.default_dir(), "--presets-dir" if presets_dir is not None else
-                 "EXPUNGE_PRESETS" if os.environ.get(presets.ENV) else "the package's presets folder")
-    st = open_store(store)
     check_model_fits(api.load(data, data_dir=dir_arg(data_dir)), model)
 
     def report(method: str, info: dict[str, Any]) -> None:
