@@ -23,6 +23,7 @@ from expunge import presets
 from expunge._hparams import Hyperparams
 from expunge.data.datasets import Dataset
 from expunge.data.request import ForgetRequest, dataset_for, ids_request
+from expunge.errors import InvalidSeed
 from expunge.evaluation import evaluate_run
 from expunge.methods.base import METHODS
 from expunge.metrics.base import METRICS
@@ -95,7 +96,9 @@ def prepare(dataset: str | Dataset, model: Model, forget: Forget, *, seed: int =
         metrics, tier: The metrics of the baseline evaluation (default: every tier-0 metric of the task).
 
     The request is validated before anything is trained (unknown or duplicate ids, empty or whole-set requests
-    raise :class:`~expunge.errors.InvalidForgetRequest`, naming the ids)."""
+    raise :class:`~expunge.errors.InvalidForgetRequest`, naming the ids), and so is the seed
+    (:class:`~expunge.errors.InvalidSeed` unless it is an integer from 0 to 2**32 − 1)."""
+    seed = check_seed(seed)
     request = as_request(forget)
     ds = load(dataset, forget=request, data_dir=data_dir)
     splits = request.resolve(ds, seed=seed)  # validates before anything is trained or written
@@ -104,6 +107,18 @@ def prepare(dataset: str | Dataset, model: Model, forget: Forget, *, seed: int =
     adopted = None if original is None else adopt_original(ds, spec, original, store=store)
     return prepare_splits(ds, spec, splits, seed=seed, store=store, recipe=recipe, metrics=metrics, tier=tier,
                           progress=progress, original=adopted)
+
+
+SEED_LIMIT = 2**32  # NumPy's legacy seeding (scikit-learn's random_state) accepts 0 <= seed < 2**32
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an ``int`` when it is a usable run seed — an integer (not a bool) with 0 ≤ seed < 2**32, the
+    range every seeded library accepts; else :class:`~expunge.errors.InvalidSeed`."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) < SEED_LIMIT:
+        raise InvalidSeed(f"seed {seed!r} is not usable: seeds are integers from 0 to {SEED_LIMIT - 1}. Fix: pass a "
+                          "non-negative integer seed below 2**32")
+    return int(seed)
 
 
 def model_spec(dataset: Dataset, model: Model) -> ModelSpec:

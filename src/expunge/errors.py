@@ -49,6 +49,29 @@ class DatasetNotFound(ExpungeError, FileNotFoundError):
     """Dataset files are missing; the message says how to get them."""
 
 
+class CorruptDataFile(DatasetNotFound):
+    """A dataset file is there but unusable: not gzip, truncated, a wrong IDX header, or files that do not belong
+    together (image and label counts that differ). The message names the file and says to replace it."""
+
+
+class InvalidSeed(ExpungeError, ValueError):
+    """A seed outside 0 ≤ seed < 2**32 (the range NumPy's and PyTorch's seeding accept)."""
+
+
+class InvalidPath(ExpungeError, ValueError):
+    """A folder expunge must write to (the artifact store, ``demo --out``, ``tune --presets-dir``) is a file, lies
+    under a file, or is not writable. Nothing is written when raised."""
+
+
+class IncompatibleModel(ExpungeError, ValueError):
+    """An architecture that cannot take the dataset's inputs (a CNN on tabular features): found before training."""
+
+
+class InvalidRunRecord(ExpungeError, ValueError):
+    """A JSON document given as run records (``expunge aggregate``) is not a record or a list of records, or a record
+    lacks a field or has one of the wrong type."""
+
+
 class ArtifactError(ExpungeError):
     """Base for artifact-store problems."""
 

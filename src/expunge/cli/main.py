@@ -26,6 +26,8 @@ from expunge.cli.options import (
     SeedOpt,
     StoreOpt,
     TaskOpt,
+    check_folder,
+    check_model_fits,
     dir_arg,
     emit_json,
     list_registered,
@@ -67,15 +69,17 @@ def unlearn(
     Exit status: 0 when the run changed the model; 3 (after printing the record) when its status is "no change"
     (weights bit-identical to the Original) or "diverged" (non-finite outputs, or every step rolled back by the
     non-finite guard); 2 for bad input."""
+    st = open_store(store)  # every input is checked before any training, cheapest first
     from expunge import api
     from expunge.report import failed_exit_code
 
-    ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))  # validates before any training
+    ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))
+    check_model_fits(ds, model)
     request = api.as_request(forget).resolve(ds, seed=seed).request  # ids covering whole classes: a class request
     params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=request,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=ds.task)
-    prep = api.prepare(ds, model, request, seed=seed, store=open_store(store), progress=not as_json)
+    prep = api.prepare(ds, model, request, seed=seed, store=st, progress=not as_json)
     record, _ = api.unlearn(prep, method, params, params_source=source)
     if as_json:
         emit_json(record.to_json())
@@ -105,14 +109,19 @@ def evaluate_cmd(
     the cost estimate is printed on stderr first)."""
     import logging
 
+    st = open_store(store, write=tier > 0)  # tier 0 only reads the store; tiers 1-2 cache the models they train
     from expunge.evaluation import evaluate_run
 
-    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    names = _metric_names(metrics)
+    if shadows is not None or models is not None:  # an odd K fails here, not as a None metric after the run loads
+        from expunge.metrics._tier2 import Tier2Config
+
+        Tier2Config(**{k: v for k, v in (("shadows", shadows), ("models", models)) if v is not None})
     tier2_log, handler = logging.getLogger("expunge.tier2"), logging.StreamHandler(sys.stderr)
     tier2_log.addHandler(handler)  # the tier-2 cost estimate, on stderr before any training
     tier2_log.setLevel(logging.INFO)
     try:
-        result = evaluate_run(run, store=open_store(store), tier=tier, metrics=names,
+        result = evaluate_run(run, store=st, tier=tier, metrics=names,
                               data_dir=dir_arg(data_dir), extras={"tier2": {"shadows": shadows, "models": models}})
     finally:
         tier2_log.removeHandler(handler)
@@ -136,15 +145,21 @@ def aggregate_cmd(
     """Mean ± confidence interval over seeds of every metric, per method and request (number of seeds stated)."""
     import json
 
-    from expunge.metrics.aggregate import aggregate_groups, format_interval
-
-    records: list[Any] = []
-    for f in files:
+    docs = []
+    for f in files:  # every file is read and checked before any statistic is computed (or torch imported)
         try:
-            doc = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ExpungeError(f"cannot read run records from {f}: {exc}") from exc
-        records += doc if isinstance(doc, list) else [doc]
+            text = f.read_text(encoding="utf-8")
+            doc = json.loads(text) if text.strip() else None
+        except (OSError, ValueError) as exc:  # ValueError: JSONDecodeError and UnicodeDecodeError
+            raise ExpungeError(f"cannot read run records from {f}: {exc}. Fix: pass the JSON files that `expunge "
+                               "unlearn --json` or `expunge scenario --json` print") from exc
+        if doc is None and not text.strip():
+            raise ExpungeError(f"{f} is empty. Fix: pass the JSON files that `expunge unlearn --json` or `expunge "
+                               "scenario --json` print")
+        docs.append((f, doc))
+    from expunge.metrics.aggregate import aggregate_groups, check_records, format_interval
+
+    records = [rec for f, doc in docs for rec in check_records(doc, source=str(f))]
     try:
         groups = aggregate_groups(records, confidence=confidence, method="bootstrap" if bootstrap else "t")
     except ValueError as exc:
@@ -165,6 +180,20 @@ def aggregate_cmd(
         typer.echo(f"{'time_ratio_to_retrain':<28} {format_interval(g['times']['time_ratio_to_retrain'], 4):>17}")
 
 
+def _metric_names(metrics: str | None) -> list[str] | None:
+    """``--metrics a,b`` as names, each checked against the registry before the run is loaded."""
+    if metrics is None:
+        return None
+    from expunge.metrics.base import METRICS
+
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise ExpungeError(f"--metrics {metrics!r} names no metric. Fix: comma-separated names from `expunge metrics`")
+    for name in names:
+        METRICS.get(name)  # UnknownName, with suggestions
+    return names
+
+
 def _num(v: float | None) -> str:
     return "   —  " if v is None else f"{v:.4f}"
 
@@ -173,14 +202,16 @@ def _num(v: float | None) -> str:
 def train(data: DataOpt = "digits", model: ModelOpt = "cnn", seed: SeedOpt = 0, store: StoreOpt = None,
           data_dir: DataDirOpt = None, as_json: JsonOpt = False) -> None:
     """Train (or load from the cache) the original model."""
+    st = open_store(store)
     from expunge.data.datasets import load_dataset
     from expunge.train.oracle import default_recipe, model_spec_for, train_original
 
     ds = load_dataset(data, data_dir=dir_arg(data_dir))
-    trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=open_store(store),
+    check_model_fits(ds, model)
+    trained = train_original(ds, model_spec_for(ds, model), default_recipe(ds.name), seed=seed, store=st,
                              progress=not as_json)
     info = {"key": trained.key, "cache_hit": trained.cache_hit, "train_time_s": trained.train_time_s,
-            "path": str(open_store(store).path("original", trained.key)), "dataset": ds.describe()}
+            "path": str(st.path("original", trained.key)), "dataset": ds.describe()}
     if as_json:
         emit_json(info)
     else:
@@ -232,10 +263,17 @@ def demo(
 ) -> None:
     """Train, build the oracle, run representative methods on a class request; print and save the comparison with a
     parity verdict and speed-up per method, and name the fastest method at parity."""
+    names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
+    if names is not None and not names:  # else an empty list would quietly run the default methods
+        raise ExpungeError(f"--methods {methods!r} names no method. Fix: comma-separated names from `expunge "
+                           "methods`, or leave it out for the default set")
+    check_folder(out, "--out")  # the results are written after minutes of training: check the folder first
+    st = open_store(store)
+    from expunge import api  # after the checks above: importing torch takes seconds
     from expunge.demo import run_demo
 
-    names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
-    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=open_store(store), methods=names,
+    check_model_fits(api.load(data, forget=forget), model)
+    run_demo(out=out, data=data, model=model, forget=forget, seed=seed, store=st, methods=names,
              all_methods=all_methods, paper_defaults=paper_defaults, threads=threads)
 
 
@@ -256,22 +294,41 @@ _default_show_warning = warnings.showwarning
 
 
 def main() -> None:
+    """Run the CLI: a user mistake, a usage error included, is one ``error: ...`` line on stderr and exit status 2."""
     warnings.showwarning = _show_warning
     try:
-        app(standalone_mode=False)
+        code = app(prog_name="expunge", standalone_mode=False)
     except ExpungeError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
+    except Exception as exc:
+        if not is_click_error(exc):
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `expunge`: the help text, as click itself shows it
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        ctx = getattr(exc, "ctx", None)
+        path = getattr(ctx, "command_path", None) or "expunge"
+        _fail(f"{exc.format_message()} (see `{path} --help`)")  # type: ignore[attr-defined]
+    if isinstance(code, int) and code:  # typer.Exit(code) or Ctrl-C (130), returned in non-standalone mode
+        sys.exit(code)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def is_click_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of click's usage errors (bad option value, unknown option or command, missing
+    argument), whichever copy of click raised it: typer 0.2x vendors click as ``typer._click``, older typer used
+    ``click`` itself, so ``isinstance(exc, click.ClickException)`` alone misses them. Matched by the class name in
+    the MRO and the ``format_message`` method the handler calls."""
+    return (any(cls.__name__ == "ClickException" for cls in type(exc).__mro__)
+            and callable(getattr(exc, "format_message", None)))
+
+
+def _fail(message: str) -> None:
+    """Print ``error: message`` as one line on stderr and exit with status 2 (messages may hold newlines)."""
+    typer.echo("error: " + " ".join(message.split()), err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,11 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from expunge.errors import ExpungeError
+from expunge.errors import ExpungeError, IncompatibleModel, InvalidPath
 
 DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist)")]
 ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="seed of the original, the oracles, the requests and the method")]
+SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (used by scikit-learn) refuses seeds outside [0, 2**32)
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="seed of the original, the oracles, the "
+                                                                          "requests and the method (0 to 2**32-1)")]
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="artifact cache (default $EXPUNGE_CACHE or "
                                                                "~/.cache/expunge)")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with dataset files (Fashion-MNIST IDX)")]
@@ -30,13 +33,14 @@ TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task 
                                                             "default: the dataset's own")]
 
 
-def parse_params(items: list[str]) -> dict[str, str]:
-    """``NAME=VALUE`` items (``--param``, ``--set``) as a mapping; values are parsed by the target's dataclass."""
+def parse_params(items: list[str], flag: str = "--param") -> dict[str, str]:
+    """``NAME=VALUE`` items (``--param``, ``--set``: ``flag``, named in the error) as a mapping; values are parsed by
+    the target's dataclass."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ExpungeError(f"--param expects NAME=VALUE, got {item!r}")
+            raise ExpungeError(f"{flag} expects NAME=VALUE, got {item!r}")
         out[name.strip()] = value.strip()
     return out
 
@@ -58,12 +62,53 @@ def list_registered(registry: Any, as_json: bool, line: Callable[[dict[str, Any]
         typer.echo(line(d))
 
 
-def open_store(path: Path | None) -> Any:
-    """The artifact store at ``path`` (default ``$EXPUNGE_CACHE`` or ``~/.cache/expunge``)."""
-    from expunge.store import ArtifactStore
+def open_store(path: Path | None, *, write: bool = True) -> Any:
+    """The artifact store at ``path`` (default ``$EXPUNGE_CACHE`` or ``~/.cache/expunge``), checked before any work:
+    :class:`~expunge.errors.InvalidPath` when it is a file or lies under one, or (``write``) cannot be written."""
+    if path is not None:
+        check_folder(path, "--store", write=write)  # before importing the store (and torch): a typo fails at once
+    from expunge.store import ArtifactStore, default_store_root
 
+    if path is None:
+        root = default_store_root()
+        check_folder(root, "EXPUNGE_CACHE" if os.environ.get("EXPUNGE_CACHE") else "the store", write=write)
     return ArtifactStore(path)
+
+
+def check_folder(path: Path, what: str, *, write: bool = True) -> None:
+    """Raise :class:`~expunge.errors.InvalidPath` unless ``path`` is a folder, or can be created as one, that this
+    process may write into (``write``). Checked up front so that a bad path fails before minutes of training, not
+    when the first result is saved; nothing is created here."""
+    target = probe = path.absolute()
+    while not probe.exists() and probe.parent != probe:  # the nearest existing ancestor decides if it can be made
+        if probe.is_symlink():  # a dangling symlink: creating the folder through it would fail
+            raise InvalidPath(f"{what} {path}: {probe} is a broken symbolic link. Fix: use another folder")
+        probe = probe.parent
+    if not probe.is_dir():
+        where = "is a file" if probe == target else f"lies under {probe}, which is a file"
+        raise InvalidPath(f"{what} {path} {where}, not a folder. Fix: use a folder (it is created if missing)")
+    if write and not os.access(probe, os.W_OK | os.X_OK):
+        raise InvalidPath(f"{what} {path}: {probe} is not writable by this user. Fix: use a folder you can write to")
 
 
 def dir_arg(path: Path | None) -> str | None:
     return None if path is None else str(path)
+
+
+def check_model_fits(dataset: Any, model: str) -> None:
+    """Build ``model`` for ``dataset`` and pass two training examples through it, so that an architecture that cannot
+    take the dataset's inputs (the image CNN on diabetes' 10 features) is an :class:`~expunge.errors.IncompatibleModel`
+    before training rather than a traceback from inside it. An unknown name is an ``UnknownName``."""
+    import torch
+
+    from expunge.train.oracle import model_spec_for
+
+    spec = model_spec_for(dataset, model)
+    try:
+        net = spec.build(seed=0).eval()
+        with torch.no_grad():
+            net(dataset.train.x[:2])
+    except (ValueError, RuntimeError, TypeError, IndexError) as exc:
+        raise IncompatibleModel(f"model {model!r} cannot take {dataset.name}'s inputs of shape "
+                                f"{tuple(dataset.input_shape)} ({' '.join(str(exc).split())}). Fix: pick another "
+                                "--model (mlp takes any input)") from None

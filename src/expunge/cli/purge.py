@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
         from expunge.store.purge import plans_from
 
         plan = plans_from({"request": request, "run": run, "original": original, "unlinked": unlinked,
-                           "keep_oracle": keep_oracle}, open_store(store))
+                           "keep_oracle": keep_oracle}, open_store(store, write=yes))
         if yes:
             plan.execute()
         if as_json:

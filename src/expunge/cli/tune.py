@@ -6,6 +6,7 @@ Hooked into :mod:`expunge.cli.main` by :func:`register`. Errors follow the main 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,8 @@ from expunge.cli.options import (
     PresetOpt,
     SeedOpt,
     StoreOpt,
+    check_folder,
+    check_model_fits,
     dir_arg,
     emit_json,
     list_registered,
@@ -28,7 +31,6 @@ from expunge.cli.options import (
     parse_params,
 )
 from expunge.errors import ExpungeError
-from expunge.tasks import get_task
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE scenario parameter (see `expunge "
                                                                 "scenarios`), e.g. --set classes=5")]
@@ -37,7 +39,7 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", help="NAME=VALUE scen
 def scenario_params(sets: list[str] | None, extra_args: list[str]) -> dict[str, Any]:
     """``--set NAME=VALUE`` items plus every ``--NAME VALUE`` / ``--NAME=VALUE`` option the command did not declare:
     each scenario parameter is a flag (``--k 5`` = ``--set k=5``), validated by the scenario's Params."""
-    out: dict[str, Any] = parse_params(sets or [])
+    out: dict[str, Any] = parse_params(sets or [], "--set")
     args = list(extra_args)
     while args:
         flag = args.pop(0)
@@ -79,17 +81,22 @@ def scenario(
     Exit status: 3 (after printing every record) when any request's run has status "no change" or "diverged"; 2 for
     bad input.
     """
-    from expunge import api
+    set_params = scenario_params(sets, ctx.args)
+    st = open_store(store)
+    from expunge import api  # after the checks above: importing torch takes seconds
     from expunge.report import failed_exit_code, print_table, summary_line
     from expunge.scenarios.base import get_scenario
+    from expunge.tasks import get_task
 
-    sc = get_scenario(name, scenario_params(sets, ctx.args))  # validated before any training
-    task = api.load(data, data_dir=dir_arg(data_dir)).task
+    sc = get_scenario(name, set_params)  # validated before any training
+    ds = api.load(data, data_dir=dir_arg(data_dir))
+    task = ds.task
     sc.check_task(task)
+    check_model_fits(ds, model)
     params, source = api.resolve_params(method, dataset=data, model=model, scenario=name,
                                         overrides=parse_params(param or []), preset=preset,
                                         paper_defaults=paper_defaults, task=task)
-    setting = sc.prepare(data, model, seed=seed, store=open_store(store), data_dir=dir_arg(data_dir),
+    setting = sc.prepare(data, model, seed=seed, store=st, data_dir=dir_arg(data_dir),
                          progress=not as_json)
     records = sc.run(setting, method, params, params_source=source)
     if as_json:
@@ -157,6 +164,14 @@ def tune(
     forget_acc, test_acc and mia_loss_auc on a validation request (another class / another draw, same Original).
     Use the result with `expunge unlearn --preset DATASET/MODEL/SCENARIO`.
     """
+    from expunge import presets
+
+    fixed, set_params = _parse_fixed(fix or []), parse_params(sets or [], "--set")
+    # the preset is written after every method's trials: check its folder before any training
+    check_folder(presets_dir or presets.default_dir(), "--presets-dir" if presets_dir is not None else
+                 "EXPUNGE_PRESETS" if os.environ.get(presets.ENV) else "the package's presets folder")
+    st = open_store(store)
+    from expunge import api  # after the checks above: importing torch takes seconds
     from expunge.methods.base import METHODS
     from expunge.tune import search_space
     from expunge.tune import tune as run_tune
@@ -167,6 +182,10 @@ def tune(
         raise ExpungeError("tuning needs Optuna: pip install 'expunge[tune]'") from None
     names = ([n for n, c in METHODS.items() if search_space(c.Params)] if methods.strip() == "all"
              else [m.strip() for m in methods.split(",") if m.strip()])
+    if not names:
+        raise ExpungeError(f"--methods {methods!r} names no method. Fix: comma-separated names (`expunge methods`) "
+                           "or 'all'")
+    check_model_fits(api.load(data, data_dir=dir_arg(data_dir)), model)
 
     def report(method: str, info: dict[str, Any]) -> None:
         if not as_json:
@@ -174,8 +193,8 @@ def tune(
             typer.echo(f"  {method:<16} trial {info['number']:>3}  objective {info['objective']:.4f}  "
                        f"{info['time_s']:.1f}s{err}", err=True)
 
-    run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed, fixed=_parse_fixed(fix or []),
-                   scenario_params=parse_params(sets or []), store=open_store(store),
+    run = run_tune(data, model, scenario_name, names, n_trials=trials, seed=seed, fixed=fixed,
+                   scenario_params=set_params, store=st,
                    data_dir=dir_arg(data_dir), presets_dir=presets_dir, check=check,
                    progress=not as_json, on_trial=report)
     path, results = run.path, run.results

@@ -31,6 +31,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 
 from expunge._registry import Registry
-from expunge.errors import DatasetNotFound, InvalidDataset, InvalidForgetRequest
+from expunge.errors import CorruptDataFile, DatasetNotFound, InvalidDataset, InvalidForgetRequest
 from expunge.tasks import get_task
 
 LabelSet = Literal["fine", "coarse"]
@@ -306,18 +307,49 @@ FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped): magic 0x0000 | dtype 0x08 (uint8) | ndim, then big-endian dims."""
+    """Read an IDX file (optionally gzipped): magic 0x0000 | dtype 0x08 (uint8) | ndim, then big-endian dims.
+
+    Raises:
+        CorruptDataFile: the file cannot be read or decompressed (bad gzip, truncated stream), its header is not a
+            uint8 IDX header, or it holds more or fewer values than its dimensions say.
+    """
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError; a cut gzip stream an EOFError
+        raise CorruptDataFile(f"{path} cannot be read ({exc or type(exc).__name__}). Fix: {_REPLACE}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DatasetNotFound(f"{path} is not a uint8 IDX file (bad magic number)")
+        raise CorruptDataFile(f"{path} is not a uint8 IDX file (bad magic number). Fix: {_REPLACE}")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise CorruptDataFile(f"{path} is truncated: its header announces {ndim} dimensions but ends early. "
+                              f"Fix: {_REPLACE}")
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
-        raise DatasetNotFound(f"{path} is truncated: expected {int(np.prod(dims))} values, found {body.size}")
+        what = "truncated" if body.size < int(np.prod(dims)) else "longer than its header says"
+        raise CorruptDataFile(f"{path} is {what}: expected {int(np.prod(dims))} values, found {body.size}. "
+                              f"Fix: {_REPLACE}")
     return body.reshape(dims)
+
+
+_REPLACE = "download the Fashion-MNIST IDX files again (or reinstall dataset-fashion-mnist)"
+
+
+def _check_fashion(images: np.ndarray, labels: np.ndarray, image_file: Path, label_file: Path) -> None:
+    """Raise :class:`CorruptDataFile` unless ``images`` are N 28×28 images and ``labels`` N class indices 0..9."""
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise CorruptDataFile(f"{image_file} holds an array of shape {images.shape}, not N 28x28 images. "
+                              f"Fix: {_REPLACE}")
+    if labels.ndim != 1:
+        raise CorruptDataFile(f"{label_file} holds an array of shape {labels.shape}, not N labels. Fix: {_REPLACE}")
+    if len(images) != len(labels):
+        raise CorruptDataFile(f"{image_file} has {len(images)} images but {label_file} has {len(labels)} labels: "
+                              f"the two files do not belong together. Fix: {_REPLACE}")
+    if labels.size and int(labels.max()) >= len(FASHION_CLASSES):
+        raise CorruptDataFile(f"{label_file} holds label {int(labels.max())}; Fashion-MNIST labels are 0.."
+                              f"{len(FASHION_CLASSES) - 1}. Fix: {_REPLACE}")
 
 
 def _find_idx(stem: str, dirs: list[Path]) -> Path:
@@ -338,10 +370,14 @@ def load_fashion_mnist(*, data_dir: str | None = None, labels: LabelSet = "fine"
     dirs = [Path(p) for p in (data_dir, os.environ.get("EXPUNGE_DATA"), FASHION_DEFAULT_DIR) if p]
     if data_dir:  # an explicit folder is the only place looked at: no silent fallback to other data
         dirs = dirs[:1]
-    xtr = read_idx(_find_idx("train-images-idx3-ubyte", dirs))
-    ytr = read_idx(_find_idx("train-labels-idx1-ubyte", dirs))
-    xte = read_idx(_find_idx("t10k-images-idx3-ubyte", dirs))
-    yte = read_idx(_find_idx("t10k-labels-idx1-ubyte", dirs))
+    files = [(_find_idx(f"{split}-images-idx3-ubyte", dirs), _find_idx(f"{split}-labels-idx1-ubyte", dirs))
+             for split in ("train", "t10k")]  # every file is found before any is read
+    loaded = []
+    for image_file, label_file in files:
+        x, y = read_idx(image_file), read_idx(label_file)
+        _check_fashion(x, y, image_file, label_file)
+        loaded += [x, y]
+    xtr, ytr, xte, yte = loaded
 
     def norm(a: np.ndarray) -> np.ndarray:
         return ((a.astype(np.float32) / 255.0 - FASHION_MEAN) / FASHION_STD)[:, None, :, :]

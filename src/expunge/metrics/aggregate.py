@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from expunge.errors import DegenerateInputWarning
+from expunge.errors import DegenerateInputWarning, InvalidRunRecord
 from expunge.metrics.functional.stats import mean_ci
 
 SAME_FIELDS = ("method", "params", "dataset", "model", "forget")
@@ -83,16 +83,16 @@ def aggregate_groups(records: Sequence[Mapping[str, Any]], *, confidence: float 
 
     Returns one dict per group, in first-seen order: the group fields, ``seeds`` (sorted), ``n_seeds``, one entry per
     section of :data:`SECTIONS` (``{metric: interval}`` as :func:`aggregate_records`) and ``times`` (the same for
-    ``time_s``, ``retrain_time_s`` and ``time_ratio_to_retrain``). Records without ``metrics`` (e.g. a failed run's
-    error record) are skipped.
+    ``time_s``, ``retrain_time_s`` and ``time_ratio_to_retrain``). Error records (a failed run's ``{"error": ...}``)
+    are skipped.
 
     Raises:
+        InvalidRunRecord: An element that is not a run record, or a record lacking a field or with one of the wrong
+            type (see :func:`check_records`).
         ValueError: No aggregatable record, or a group with a repeated seed (the same run twice).
     """
     groups: dict[str, list[Mapping[str, Any]]] = {}
-    for rec in records:
-        if not isinstance(rec, Mapping) or not isinstance(rec.get("metrics"), Mapping):
-            continue
+    for rec in check_records(records):
         key = json.dumps([rec.get(f) for f in GROUP_FIELDS], sort_keys=True, default=str)
         groups.setdefault(key, []).append(rec)
     if not groups:
@@ -110,6 +110,69 @@ def aggregate_groups(records: Sequence[Mapping[str, Any]], *, confidence: float 
         entry["times"] = aggregate_records(timed, confidence=confidence, method=method)
         out.append(entry)
     return out
+
+
+_FIX = "Fix: pass the JSON that `expunge unlearn --json` or `expunge scenario --json` prints"
+_REQUIRED: dict[str, tuple[type, ...]] = {"method": (str,), "params": (Mapping,), "dataset": (str,), "model": (str,),
+                                         "forget": (str,), "seed": (int,), "metrics": (Mapping,)}
+_OPTIONAL: dict[str, tuple[type, ...]] = {"scenario": (str,), "step": (int,), "original": (Mapping,),
+                                         "retrain": (Mapping,), "gap_to_retrain": (Mapping,)}
+
+
+def check_records(doc: Any, source: str = "records") -> list[Mapping[str, Any]]:
+    """The run records of ``doc`` — one record (a JSON object) or a list of them — checked field by field, so that a
+    malformed file is named up front instead of surfacing as a crash inside the statistics. Error records (an
+    ``"error"`` and no ``"metrics"``, as a failed run writes) are left out.
+
+    Checked: ``method``, ``dataset``, ``model`` and ``forget`` are strings, ``params`` and each section present
+    (:data:`SECTIONS`) are objects whose values are numbers or null, ``seed`` (and ``step``, when present) an integer,
+    and ``time_s``, ``retrain_time_s``, ``time_ratio_to_retrain`` numbers or null.
+
+    Raises:
+        InvalidRunRecord: naming ``source``, the record's position and the offending field.
+    """
+    items = doc if isinstance(doc, list) else [doc] if isinstance(doc, Mapping) else None
+    if items is None:
+        raise InvalidRunRecord(f"{source}: expected a run record (a JSON object) or a list of them, got "
+                               f"{_kind(doc)}. {_FIX}")
+    out = []
+    for i, rec in enumerate(items):
+        where = f"{source}: record {i}" if isinstance(doc, list) else f"{source}: the record"
+        if not isinstance(rec, Mapping):
+            raise InvalidRunRecord(f"{where} is {_kind(rec)}, not a run record (a JSON object). {_FIX}")
+        if "error" in rec and "metrics" not in rec:
+            continue
+        missing = [f for f in _REQUIRED if f not in rec]
+        if missing:
+            raise InvalidRunRecord(f"{where} lacks field(s) {', '.join(missing)}. {_FIX}")
+        for name, types in (*_REQUIRED.items(), *_OPTIONAL.items()):
+            value = rec.get(name)
+            if name in rec and (not isinstance(value, types) or isinstance(value, bool)):
+                want = "an object" if types == (Mapping,) else "an integer" if types == (int,) else "a string"
+                raise InvalidRunRecord(f"{where}: field {name!r} must be {want}, got {_kind(value)}. {_FIX}")
+        for section in SECTIONS:
+            for metric, value in rec.get(section, {}).items():
+                if value is not None and not _is_number(value):
+                    raise InvalidRunRecord(f"{where}: {section}[{metric!r}] must be a number or null, got "
+                                           f"{_kind(value)}. {_FIX}")
+        for name in TIMES:
+            if rec.get(name) is not None and not _is_number(rec[name]):
+                raise InvalidRunRecord(f"{where}: field {name!r} must be a number or null, got {_kind(rec[name])}. "
+                                       f"{_FIX}")
+        out.append(rec)
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    """A JSON value's kind and a short preview, for error messages."""
+    kinds = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+             list: "a list", dict: "an object"}
+    preview = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return f"{kinds.get(type(value), type(value).__name__)} {preview}"
 
 
 def format_interval(agg: Mapping[str, Any] | None, digits: int = 3) -> str:
