@@ -1,6 +1,7 @@
-"""The method-zoo table's verdicts (benchmarks/method_zoo.py): parity on the means, which MIA a scenario is judged
-on, the direction of a miss, like-for-like speed-ups and the oracle-noise warning, on synthetic records with known
-answers. The committed tables are the claims of the closing notes, so the logic that writes them is tested here."""
+"""The method-zoo table's verdicts (benchmarks/method_zoo.py, rules from expunge.harness.rules): parity per seed,
+which MIA a scenario is judged on, the direction of a miss, like-for-like speed-ups and the oracle-noise warning, on
+synthetic records with known answers. The committed tables are the claims of the closing notes, so the logic that
+writes them is tested here."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def record(method: str, seed: int = 0, scenario: str = "random", *, platform: st
     env = {"torch_threads": 2, "platform": platform, "torch": "2.13.0+cpu", "cpu_count": 2}
     return {
         "seed": seed, "scenario": scenario, "method": method, "preset": "paper defaults", "forget": "random:0.1",
+        "params": {}, "dataset": "d", "dataset_fingerprint": "fp", "model": "n", "time_s": ratio * oracle_s,
         "env": env, "oracle_env": env, "oracle_key": oracle_key or f"oracle-{seed}-{scenario}-{platform}",
         "request": {"n_retain": 900, "n_forget": 100}, "retrain_time_s": oracle_s, "time_ratio_to_retrain": ratio,
         "original": dict(ORIGINAL), "retrain": ret, "metrics": got,
@@ -55,12 +57,15 @@ def row(table: str, method: str, scenario: str = "random") -> str:
     return next(line for line in section(table, scenario).splitlines() if line.startswith(f"| {method} |"))
 
 
-def test_parity_is_judged_on_the_mean_over_seeds(zoo: Any) -> None:
-    # seed 0 misses test by 0.03, seed 1 is exact: the mean gap 0.015 is within 0.02
+def test_parity_is_judged_per_seed_never_on_the_mean(zoo: Any) -> None:
+    # seed 0 misses test by 0.03, seed 1 is exact: the mean gap 0.015 is within 0.02, but 1/2 seeds are at parity
+    # (the Original is within 0.02 of the Retrain on test accuracy: that criterion has no power, listed, not met)
     recs = [record("m", 0, test_acc=RETRAIN["test_acc"] - 0.03), record("m", 1)]
     table = zoo.summarise(recs, "d", "n")
-    assert row(table, "m").endswith("| **yes** |")
-    assert "- random: `m` at 10.0× speed-up" in table
+    assert row(table, "m").endswith("| no (1/2 seeds): test_acc missed on 1/2 seeds |")
+    both = zoo.summarise([record("m", 0), record("m", 1)], "d", "n")
+    assert row(both, "m").endswith("| **yes** (2/2 seeds; no power: test_acc 2/2) |")
+    assert "- random: `m` (2/2 seeds; no power: test_acc 2/2) at 10.0× speed-up, 10.0× amortised" in both
 
 
 def test_a_miss_names_its_criterion_and_direction(zoo: Any) -> None:
@@ -68,9 +73,9 @@ def test_a_miss_names_its_criterion_and_direction(zoo: Any) -> None:
             record("under", forget_acc=0.95),
             record("over", forget_acc=0.50, test_acc=0.85)]
     table = zoo.summarise(recs, "d", "n")
-    assert row(table, "nothing").endswith("| no: forgets nothing |")
-    assert row(table, "under").endswith("| no: under-forgets (+0.050) |")
-    assert row(table, "over").endswith("| no: over-forgets (-0.400), test -0.060 |")
+    assert row(table, "nothing").endswith("| no (0/1 seeds): forgets nothing |")
+    assert row(table, "under").endswith("| no (0/1 seeds): under-forgets (+0.050) |")
+    assert row(table, "over").endswith("| no (0/1 seeds): over-forgets (-0.400), test -0.060 |")
 
 
 def test_sub_class_parity_reads_the_matched_mia(zoo: Any) -> None:
@@ -78,16 +83,15 @@ def test_sub_class_parity_reads_the_matched_mia(zoo: Any) -> None:
     kwargs = {"mia_loss_auc": RETRAIN["mia_loss_auc"] + 0.3, "mia_loss_auc_matched": RETRAIN["mia_loss_auc"] + 0.01}
     recs = [record("m", scenario="sub-class", **kwargs), record("m", scenario="random", **kwargs)]
     table = zoo.summarise(recs, "d", "n")
-    assert row(table, "m", "sub-class").endswith("| **yes** |")
+    assert row(table, "m", "sub-class").endswith("| **yes** (1/1 seeds; no power: test_acc 1/1) |")
     assert "`mia_loss_auc_matched`" in section(table, "sub-class")
-    assert row(table, "m", "random").endswith("| no: MIA AUC +0.300 |")
+    assert row(table, "m", "random").endswith("| no (0/1 seeds): MIA AUC +0.300 |")
 
 
 def test_seeds_missing_on_opposite_sides_are_not_parity(zoo: Any) -> None:
     recs = [record("m", 0, forget_acc=RETRAIN["forget_acc"] + 0.04),
             record("m", 1, forget_acc=RETRAIN["forget_acc"] - 0.04)]
-    assert row(zoo.summarise(recs, "d", "n"), "m").endswith(
-        "| no: seeds miss on opposite sides (mean |gap| over tolerance) |")
+    assert row(zoo.summarise(recs, "d", "n"), "m").endswith("| no (0/2 seeds): forget_acc missed on 2/2 seeds |")
 
 
 def test_a_collapsed_run_blocks_parity(zoo: Any) -> None:
@@ -97,14 +101,12 @@ def test_a_collapsed_run_blocks_parity(zoo: Any) -> None:
 
 
 def test_speed_up_is_against_the_fastest_equal_oracle_on_the_methods_image(zoo: Any) -> None:
-    fast = record("m", 0, oracle_s=80.0, ratio=0.5)    # its own oracle was the least loaded: 40 s method
-    slow = record("m", 1, oracle_s=100.0, ratio=0.1)   # 10 s method; its oracle shared the machine
-    other = record("m", 2, platform="img-b", oracle_s=300.0, ratio=0.1)  # another image: only its own oracle
-    ref = zoo.reference_retrain_times([fast, slow, other])
-    assert ref == {(900, 2, "img-a"): 80.0, (900, 2, "img-b"): 300.0}
-    assert zoo.speed_up(fast, ref) == pytest.approx(2.0)
-    assert zoo.speed_up(slow, ref) == pytest.approx(8.0)
-    assert zoo.speed_up(other, ref) == pytest.approx(10.0)
+    fast = record("fast", 0, oracle_s=80.0, ratio=0.5)    # its own oracle was the least loaded: 40 s method
+    slow = record("slow", 1, oracle_s=100.0, ratio=0.1)   # 10 s method; its oracle shared the machine
+    other = record("other", 2, platform="img-b", oracle_s=300.0, ratio=0.1)  # another image: only its own oracle
+    table = zoo.summarise([fast, slow, other], "d", "n")
+    assert "| 2.0× |" in row(table, "fast") and "| 8.0× |" in row(table, "slow")
+    assert "| 10.0× |" in row(table, "other")
 
 
 def test_two_trainings_of_one_seed_are_reported_as_the_noise_floor(zoo: Any) -> None:

@@ -63,6 +63,18 @@ def test_threads_and_unknown_oracles(rec: Callable[..., RunRecord]) -> None:
     assert rules.speed_up(rec(time_s=0.0), ref) is None
 
 
+def test_nearly_equal_retain_sets_are_pooled_and_scaled(rec: Callable[..., RunRecord]) -> None:
+    """Owners requests retain 59185 / 59212 / 59190 examples: one seed's oracle ran on a loaded machine (730 s), the
+    others in ~380 s; they do the same work, so the fastest (scaled to the size) is every seed's reference."""
+    records = [rec(seed=0, n_retain=59185, oracle_s=393.0), rec(seed=1, n_retain=59212, oracle_s=378.0),
+               rec(seed=2, n_retain=59190, oracle_s=730.0, time_s=20.0),
+               rec(seed=3, n_retain=58800, oracle_s=300.0)]  # 0.65% fewer: another size, not pooled with owners
+    ref = rules.reference_retrain_times(records)
+    assert rules.reference_time(records[2], ref) == (pytest.approx(378.0 * 59190 / 59212), True)
+    assert rules.speed_up(records[2], ref) == pytest.approx(378.0 * 59190 / 59212 / 20.0)  # ~18.9×, not 36.5×
+    assert rules.reference_time(records[3], ref) == (300.0, True)
+
+
 # --- precompute and the amortised speed-up -------------------------------------------------------------------------
 def test_one_off_and_per_request_precompute_and_the_amortised_speed_up(rec: Callable[..., RunRecord]) -> None:
     """Original 'o' serves 4 requests; retrain 400 s. SSD's importances (one-off, 80 s, computed by the first request,
