@@ -149,6 +149,11 @@ def why_not_parity(mr: list[dict[str, Any]], sp: SeedParity, mia: str = "mia_los
     return f"{head}: " + ", ".join(out) if out else head
 
 
+def times(cell: str) -> str:
+    """'12.5 ± 1.0×'; a missing value stays '—' ('— (n=1/3)')."""
+    return cell if cell.startswith("—") else f"{cell}×"
+
+
 def closure_cell(mr: list[dict[str, Any]], rr: Any, metric: str) -> str:
     """Signed gap closure over seeds (:func:`expunge.harness.rules.gap_closure`); 'no power' where undefined."""
     cell = ci(mr, lambda r: gap_closure(rr(r), metric, min_gap=GAP_FLOOR), 2)
@@ -166,7 +171,8 @@ def precompute_cell(rows: list[RunRecord], rules: GridRules) -> str:
     for r, p in zip(rows, pre, strict=True):
         by_seed.setdefault(r.seed, []).append(p.seconds)
     vals = [None if None in v else mean(v) for v in by_seed.values()]
-    cell = format_mean_ci(vals, 0) if any(v is not None for v in vals) else "?"
+    known = [v for v in vals if v is not None]
+    cell = format_mean_ci(vals, 1 if max(known, default=0) >= 1 else 2) if known else "?"
     return f"{cell} {'/'.join(scopes)}"
 
 
@@ -270,9 +276,9 @@ def summarise(records: list[dict[str, Any]], data: str, model: str) -> str:
                 + " | ".join(ci(mr, lambda r, c=c: r["metrics"].get(c)) for c in cols)
                 + " | " + " | ".join(ci(mr, lambda r, m=m: r["gap_to_retrain"].get(m)) for m in tolerances)
                 + "".join(f" | {closure_cell(mr, rr, m)}" for m in ("forget_acc", mia))
-                + f" | {ci(mr, lambda r: rules.speed_up(rr(r)), 1)}×"
+                + f" | {times(ci(mr, lambda r: rules.speed_up(rr(r)), 1))}"
                 + f" | {precompute_cell([rr(r) for r in mr], rules)}"
-                + f" | {ci(mr, lambda r: rules.amortised_speed_up(rr(r)), 1)}×"
+                + f" | {times(ci(mr, lambda r: rules.amortised_speed_up(rr(r)), 1))}"
                 f" | {peak_delta_mb(mr)} | "
                 + (f"**yes** ({sp.label}{sp.power_note})" if sp.all_seeds else why_not_parity(mr, sp, mia)) + " |")
         lines.append("")
