@@ -22,8 +22,10 @@ import torch
 
 from expunge._io import atomic_write_json, atomic_write_text
 from expunge.api import prepare
-from expunge.metrics.aggregate import format_mean_ci, gap_closed
+from expunge.harness.rules import gap_closure
+from expunge.metrics.aggregate import format_mean_ci
 from expunge.protocols.pipeline import run_step
+from expunge.record import RunRecord
 from expunge.store import ArtifactStore
 
 RESULTS = Path(__file__).parent / "results"
@@ -85,8 +87,9 @@ def summarise(records: list[dict[str, Any]]) -> str:
                    format_mean_ci([r["time_s"] for r in mr], 2),
                    format_mean_ci([r["time_ratio_to_retrain"] for r in mr], 4)]
             if scen.startswith("random"):
-                row += [format_mean_ci([gap_closed(r, "forget_acc") for r in mr], 2),
-                        format_mean_ci([gap_closed(r, "mia_loss_auc") for r in mr], 2)]
+                typed = [RunRecord.from_json(r) for r in mr]  # signed closure, "—" where there is no gap to close
+                row += [format_mean_ci([gap_closure(r, "forget_acc") for r in typed], 2),
+                        format_mean_ci([gap_closure(r, "mia_loss_auc") for r in typed], 2)]
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     lines += ["## Timing conditions", "", "Each time ratio divides a method's wall time by its own seed's oracle "

@@ -317,4 +317,4 @@ def gap_closure(record: RunRecord, metric: str, *, min_gap: float = GAP_FLOOR) -
     u, o, r = record.metrics.get(metric), record.original.get(metric), record.retrain.get(metric)
     if u is None or o is None or r is None or abs(r - o) < min_gap:
         return None
-    return float((u - o) / (r - o))
+    return float((u - o) / (r - o)) + 0.0  # + 0.0: no gap closed reads 0.00, not -0.00 (0 / a negative gap)
