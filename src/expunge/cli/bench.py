@@ -98,8 +98,8 @@ def _print_table(rs: Any) -> None:
     head = f"{'method':<18} {'data/model':<14} {'request':<22} {'seed':>4} {'status':<9}"
     head += "".join(f" {m + ' (retrain)':>24}" for m in HEADLINE) + f" {'time_s':>8}"
     typer.echo(head)
-    for run_key, label, data, model, request, seed, status, error, doc in rs.conn.execute(
-            "SELECT run_key, label, dataset, model, request, seed, status, error, record FROM runs ORDER BY id"):
+    for label, data, model, request, seed, status, error, doc in rs.conn.execute(
+            "SELECT label, dataset, model, request, seed, status, error, record FROM runs ORDER BY id"):
         rec = json.loads(doc) if doc else {}
         cells = []
         for m in HEADLINE:

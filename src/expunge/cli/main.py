@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from expunge.cli.bench import register as register_bench_commands
 from expunge.cli.options import (
     DataDirOpt,
     DataOpt,
@@ -34,7 +35,6 @@ from expunge.cli.options import (
     open_store,
     parse_params,
 )
-from expunge.cli.bench import register as register_bench_commands
 from expunge.cli.purge import register as register_purge_command
 from expunge.cli.tune import register as register_scenario_commands
 from expunge.errors import ExpungeError, ExpungeWarning
