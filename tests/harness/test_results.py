@@ -88,7 +88,7 @@ def test_failed_cell_is_stored_with_its_error(tmp_path: Path) -> None:
         (run,) = rs.runs()
         assert (run["status"], run["error"]) == ("failed", "RuntimeError: boom")
         assert rs.finished() == {"f"}
-        assert list(rs.long_rows())[0]["metric"] is None
+        assert next(iter(rs.long_rows()))["metric"] is None
 
 
 def test_long_rows_join_baselines_to_each_run(tmp_path: Path) -> None:
@@ -103,10 +103,9 @@ def test_long_rows_join_baselines_to_each_run(tmp_path: Path) -> None:
 
 
 def test_second_lock_on_the_same_folder_fails_fast(tmp_path: Path) -> None:
-    with BenchLock(tmp_path):
-        with pytest.raises(BenchLocked, match=r"another `expunge bench` \(pid \d+\) is running"):
-            with BenchLock(tmp_path):
-                pass
+    busy = r"another `expunge bench` \(pid \d+\) is running"
+    with BenchLock(tmp_path), pytest.raises(BenchLocked, match=busy), BenchLock(tmp_path):
+        pass
     with BenchLock(tmp_path):  # released on exit
         pass
 
