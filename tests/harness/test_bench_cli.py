@@ -79,6 +79,43 @@ def test_failing_and_diverging_cells_are_stored_and_the_grid_goes_on(tmp_path: P
     assert runs["neggrad_plus"]["error"]  # the record's status_reason
 
 
+def test_retry_failed_reruns_only_the_failed_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cells = expand(parse_config({**TINY, "seeds": [0], "methods": ["finetune", "ssd"]}))
+    store = str(tmp_path / "store")
+    with ResultStore(tmp_path / "out") as rs:
+        with monkeypatch.context() as m:
+            m.setattr(METHODS.get("ssd"), "unlearn", lambda *a: (_ for _ in ()).throw(RuntimeError("transient")))
+            run_grid(cells, rs, SequentialExecutor(), store_root=store)
+        first = {r["method"]: (r["id"], r["status"]) for r in rs.runs()}
+        assert first["ssd"][1] == "failed"
+        assert run_grid(cells, rs, SequentialExecutor(), store_root=store).skipped == 2  # --resume alone: kept
+        summary = run_grid(cells, rs, SequentialExecutor(), store_root=store, retry_failed=True)
+        second = {r["method"]: (r["id"], r["status"]) for r in rs.runs()}
+    assert (summary.skipped, summary.ok) == (1, 1)
+    assert second["finetune"] == first["finetune"]  # not recomputed
+    assert second["ssd"][1] == "ok" and second["ssd"][0] > first["ssd"][0]
+
+
+def test_cells_lost_with_a_worker_are_not_stored(tmp_path: Path) -> None:
+    """A dead worker breaks the pool: the executor yields the exception for each pending cell. None is stored as
+    failed (the cell was not at fault), so --resume runs them."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    class DyingExecutor:
+        workers = 1
+
+        def map_unordered(self, fn: Any, items: Any) -> Any:
+            for item in items:
+                yield item, BrokenProcessPool("a child process terminated abruptly")
+
+    cells = expand(parse_config({**TINY, "seeds": [0], "methods": ["finetune", "ssd"]}))
+    with ResultStore(tmp_path / "out") as rs:
+        summary = run_grid(cells, rs, DyingExecutor(), store_root=str(tmp_path / "store"))
+        assert (summary.lost, summary.failed, rs.runs()) == (2, 0, [])
+        assert "terminated abruptly" in summary.lost_error
+        assert run_grid(cells, rs, SequentialExecutor(), store_root=str(tmp_path / "store")).ok == 2
+
+
 def test_process_pool_gives_the_records_of_the_sequential_run(tmp_path: Path) -> None:
     """Two spawned workers (shared Original trained once first) store the same metrics as one in-process run."""
     cells = expand(parse_config({**TINY, "seeds": [0], "requests": [{"forget": "class:3"}, {"forget": "random:0.1"}],

@@ -24,6 +24,8 @@ def bench(
     out: Annotated[Path | None, typer.Option("--out", help="result folder (default runs/bench/CONFIG-NAME)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="continue a grid in --out: finished cells are kept, "
                                                           "the rest are run")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="with --resume: run again the cells stored "
+                                                                      "as failed (an exception)")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes (1: in this "
                                                                   "process)")] = 1,
     store: StoreOpt = None,
@@ -33,10 +35,13 @@ def bench(
 
     Each cell is keyed by its content: with --resume, cells already stored are not recomputed, and a changed
     hyperparameter recomputes only its cells. A failing cell is stored with its error and the grid goes on.
-    Exit status: 0 when every cell is ok, 3 when some cell failed, diverged or changed nothing; 2 for bad input."""
+    Exit status: 0 when every cell is ok; 3 when some cell failed, diverged or changed nothing, or was lost with a
+    worker process (not stored: --resume runs it); 2 for bad input."""
     from expunge.harness.config import load_config
     from expunge.harness.results import DB_NAME, BenchLock, ResultStore
 
+    if retry_failed and not resume:
+        raise ExpungeError("--retry-failed continues a grid: pass --resume with it")
     cfg = load_config(config)
     out = out or Path("runs/bench") / (cfg.name or config.stem)
     check_folder(out, "--out")
@@ -51,7 +56,8 @@ def bench(
     with BenchLock(out), ResultStore(out) as results:
         results.set_meta(config=config.read_text(encoding="utf-8"), config_path=str(config))
         progress = None if as_json else _RichProgress(cfg.title)
-        summary = run_grid(cells, results, executor_for(workers), store_root=str(st.root), progress=progress)
+        summary = run_grid(cells, results, executor_for(workers), store_root=str(st.root), progress=progress,
+                           retry_failed=retry_failed)
         statuses = [r["status"] for r in results.runs()]
     bad = sum(s != "ok" for s in statuses)
     if as_json:
@@ -59,7 +65,10 @@ def bench(
     else:
         typer.echo(f"{cfg.title}: {summary.total} cells ({summary.skipped} already done, {summary.ok} ok, "
                    f"{summary.failed} not ok) in {summary.wall_s:.1f} s -> {out}. See `expunge results {out}`")
-    if bad:
+    if summary.lost:
+        typer.echo(f"warning: {summary.lost} cell(s) were lost with a worker process ({summary.lost_error}); they are "
+                   f"not stored. Fix: run again with --resume", err=True)
+    if bad or summary.lost:
         raise SystemExit(3)
 
 

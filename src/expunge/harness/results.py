@@ -39,7 +39,7 @@ _ROLE_FIELDS = {"unlearned": "metrics", "gap": "gap_to_retrain", "original": "or
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a recomputed cell gets a new id
     run_key TEXT NOT NULL UNIQUE,
     cell_key TEXT NOT NULL,
     step INTEGER NOT NULL,
@@ -139,6 +139,14 @@ class ResultStore:
     def finished(self) -> set[str]:
         """Keys of the cells stored (each wholly, in one transaction): finished, whether ok or failed."""
         return {r[0] for r in self.conn.execute("SELECT DISTINCT cell_key FROM runs")}
+
+    def drop_failed(self, keys: set[str]) -> int:
+        """Delete the cells among ``keys`` stored as ``failed`` (an exception, not a diverged or unchanged record),
+        so that they run again; their number."""
+        failed = [r[0] for r in self.conn.execute("SELECT cell_key FROM runs WHERE status = 'failed'") if r[0] in keys]
+        with self._transaction():  # a failed cell has no metric rows
+            self.conn.executemany("DELETE FROM runs WHERE cell_key = ?", [(k,) for k in failed])
+        return len(failed)
 
     def write_cell(self, cell: Mapping[str, Any], outcome: Mapping[str, Any]) -> None:
         """Store one cell's outcome — its records and their metrics, or its failure — in one transaction.

@@ -162,12 +162,14 @@ class Summary:
     skipped: int = 0
     ok: int = 0
     failed: int = 0
+    lost: int = 0                   # cells whose worker process died: not stored, run again by --resume
+    lost_error: str = ""
     wall_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": self.total, "skipped": self.skipped, "ran": self.ok + self.failed, "ok": self.ok,
-                "failed": self.failed, "statuses": self.statuses, "wall_s": round(self.wall_s, 3)}
+                "failed": self.failed, "lost": self.lost, "statuses": self.statuses, "wall_s": round(self.wall_s, 3)}
 
 
 class Progress(Protocol):
@@ -183,10 +185,13 @@ class NoProgress:
 
 
 def run_grid(cells: list[Cell], results: ResultStore, executor: Executor, *, store_root: str,
-             data_dir: str | None = None, progress: Progress | None = None) -> Summary:
-    """Run every cell whose key ``results`` does not hold yet; store each outcome as it completes."""
+             data_dir: str | None = None, progress: Progress | None = None, retry_failed: bool = False) -> Summary:
+    """Run every cell whose key ``results`` does not hold yet (with ``retry_failed``, also those stored as
+    ``failed`` by an exception); store each outcome as it completes."""
     t0 = time.perf_counter()
     progress = progress or NoProgress()
+    if retry_failed:
+        results.drop_failed({c.key for c in cells})
     finished = results.finished()
     todo = [c for c in cells if c.key not in finished]
     summary = Summary(total=len(cells), skipped=len(cells) - len(todo))
@@ -195,9 +200,11 @@ def run_grid(cells: list[Cell], results: ResultStore, executor: Executor, *, sto
         if executor.workers > 1:  # else each cell finds what the cells before it trained
             _prepare_shared(todo, executor, store_root, data_dir)
         for job, outcome in executor.map_unordered(run_cell, [Job((c,), store_root, data_dir) for c in todo]):
-            if isinstance(outcome, BaseException):  # a worker died (killed, out of memory)
-                outcome = {"status": "failed", "records": [], "error": f"worker lost: {type(outcome).__name__}: "
-                                                                       f"{outcome}"}
+            if isinstance(outcome, BaseException):  # a worker died (killed, out of memory): a broken pool fails
+                summary.lost += 1                   # every pending cell too, so none is stored; --resume reruns them
+                summary.lost_error = summary.lost_error or f"{type(outcome).__name__}: {outcome}"
+                progress.advance("lost")
+                continue
             results.write_cell(job.cells[0].describe(), outcome)
             status = outcome["status"]
             summary.statuses[status] = summary.statuses.get(status, 0) + 1
