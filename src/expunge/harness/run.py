@@ -37,15 +37,42 @@ class Executor(Protocol):
 
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]: ...
 
+    def close(self) -> None:
+        """Release the workers (the executor may not be used afterwards)."""
+
 
 class SequentialExecutor:
-    """Runs every item in this process, in order."""
+    """Runs every item in this process, in order (torch warmed up first: :func:`warm_up`)."""
 
     workers = 1
 
+    def __init__(self) -> None:
+        self._warm = False
+
+    def close(self) -> None:
+        return None
+
     def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]:
+        if not self._warm:
+            warm_up()
+            self._warm = True
         for item in items:
             yield item, fn(item)
+
+
+def warm_up() -> None:
+    """Pay torch's one-off lazy initialisation (the first optimizer step and backward pass of a process take about
+    a second on their own) before any cell is timed: otherwise the first cell of each process reports that second
+    as unlearning time, and its speed-up is several times too low."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    x, y = torch.randn(3, 4), torch.tensor([0, 1, 0])
+    for opt in (torch.optim.Adam(net.parameters()), torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9),
+                torch.optim.AdamW(net.parameters())):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
 
 
 def _init_worker(threads: int) -> None:
@@ -53,33 +80,46 @@ def _init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    warm_up()
 
 
 class PoolExecutor:
     """A ``ProcessPoolExecutor`` of ``workers`` spawned processes (``spawn``: no forked torch state), each with
-    ``threads`` torch threads (default: the cores divided between the workers)."""
+    ``threads`` torch threads (default: the cores divided between the workers), warmed up (:func:`warm_up`). One pool
+    serves every :meth:`map_unordered` call until :meth:`close`; a pool broken by a dead worker is replaced."""
 
     def __init__(self, workers: int, threads: int | None = None) -> None:
         self.workers = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self._pool: ProcessPoolExecutor | None = None
 
-    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]:
+    def _get_pool(self) -> ProcessPoolExecutor:
         import multiprocessing
 
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(self.threads,)) as pool:
-            pending: dict[Future[R], T] = {pool.submit(fn, item): item for item in items}
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        item = pending.pop(fut)
-                        exc = fut.exception()
-                        yield item, (exc if exc is not None else fut.result())
-            finally:
-                for fut in pending:
-                    fut.cancel()
+        if self._pool is None or getattr(self._pool, "_broken", False):
+            self.close()
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_worker, initargs=(self.threads,))
+        return self._pool
+
+    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]:
+        pool = self._get_pool()
+        pending: dict[Future[R], T] = {pool.submit(fn, item): item for item in items}
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    item = pending.pop(fut)
+                    exc = fut.exception()
+                    yield item, (exc if exc is not None else fut.result())
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def executor_for(workers: int) -> Executor:
@@ -214,6 +254,7 @@ def run_grid(cells: list[Cell], results: ResultStore, executor: Executor, *, sto
                 summary.failed += 1
             progress.advance(status)
     finally:
+        executor.close()
         progress.stop()
     summary.wall_s = time.perf_counter() - t0
     return summary
