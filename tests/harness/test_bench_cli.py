@@ -119,6 +119,23 @@ def test_cells_lost_with_a_worker_are_not_stored(tmp_path: Path) -> None:
         assert run_grid(cells, rs, SequentialExecutor(), store_root=str(tmp_path / "store")).ok == 2
 
 
+def test_a_reused_preparation_gives_the_records_of_a_fresh_one(tmp_path: Path) -> None:
+    """A worker keeps its last preparations for the next method on the same request: a method run after others on
+    a kept preparation stores exactly what it stores on a fresh one (no method leaves a mark on the Original)."""
+    from expunge.harness import run
+
+    finetune, neggrad, ssd = expand(parse_config({**TINY, "seeds": [0], "methods": ["finetune", "neggrad_plus",
+                                                                                     "ssd"]}))
+    store = str(tmp_path / "store")
+    run._PREPARED.clear()
+    fresh = run.run_cell(run.Job((ssd,), store))
+    reused = [run.run_cell(run.Job((c,), store)) for c in (finetune, neggrad, ssd)][-1]
+    assert len(run._PREPARED) == 1  # one request: one kept preparation
+    assert fresh["status"] == reused["status"] == "ok"
+    assert fresh["records"][0]["metrics"] == reused["records"][0]["metrics"]
+    assert fresh["records"][0]["original"] == reused["records"][0]["original"]
+
+
 WARM_PROBE = """
 import json, sys, torch
 torch.set_num_threads(1)
