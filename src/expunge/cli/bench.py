@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from expunge.cli.options import JsonOpt, StoreOpt, check_folder, emit_json, open_store
+from expunge.cli.options import DataDirOpt, JsonOpt, StoreOpt, check_folder, dir_arg, emit_json, open_store
 from expunge.errors import ExpungeError
 
 HEADLINE = ("forget_acc", "test_acc", "mia_loss_auc")
@@ -29,6 +29,7 @@ def bench(
     workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes (1: in this "
                                                                   "process)")] = 1,
     store: StoreOpt = None,
+    data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a grid (datasets × models × requests × seeds × methods) from one config into a SQLite result store.
@@ -49,7 +50,7 @@ def bench(
     from expunge.harness.grid import expand
     from expunge.harness.run import executor_for, run_grid
 
-    cells = expand(cfg)  # every name, parameter and request checked before anything is written
+    cells = expand(cfg, data_dir=dir_arg(data_dir))  # names, parameters, requests: checked before anything is written
     if (out / DB_NAME).exists() and not resume:
         raise ExpungeError(f"{out} already holds bench results. Fix: pass --resume to continue that grid, or give "
                            "another --out folder")
@@ -57,7 +58,7 @@ def bench(
         results.set_meta(config=config.read_text(encoding="utf-8"), config_path=str(config))
         progress = None if as_json else _RichProgress(cfg.title)
         summary = run_grid(cells, results, executor_for(workers), store_root=str(st.root), progress=progress,
-                           retry_failed=retry_failed)
+                           data_dir=dir_arg(data_dir), retry_failed=retry_failed)
         statuses = [r["status"] for r in results.runs()]
     bad = sum(s != "ok" for s in statuses)
     if as_json:
