@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from expunge.cli.bench import register as register_bench_commands
 from expunge.cli.options import (
     DataDirOpt,
     DataOpt,
@@ -279,6 +280,7 @@ def demo(
 
 register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.cli.tune)
 register_purge_command(app)  # expunge purge (expunge.cli.purge)
+register_bench_commands(app)  # expunge bench / results (expunge.cli.bench)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,

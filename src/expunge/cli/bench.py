@@ -1,0 +1,159 @@
+"""CLI commands of the benchmark harness: ``expunge bench CONFIG.yaml`` and ``expunge results DIR``.
+
+Hooked into :mod:`expunge.cli.main` by :func:`register`. The config and every folder are checked before anything is
+trained or written; errors are one ``error: ...`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from expunge.cli.options import DataDirOpt, JsonOpt, StoreOpt, check_folder, dir_arg, emit_json, open_store
+from expunge.errors import ExpungeError
+
+HEADLINE = ("forget_acc", "test_acc", "mia_loss_auc")
+
+
+def bench(
+    config: Annotated[Path, typer.Argument(help="grid config (YAML; see configs/digits.yaml and docs/harness.md)")],
+    out: Annotated[Path | None, typer.Option("--out", help="result folder (default runs/bench/CONFIG-NAME)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="continue a grid in --out: finished cells are kept, "
+                                                          "the rest are run")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="with --resume: run again the cells stored "
+                                                                      "as failed (an exception)")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes (1: in this "
+                                                                  "process)")] = 1,
+    store: StoreOpt = None,
+    data_dir: DataDirOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a grid (datasets × models × requests × seeds × methods) from one config into a SQLite result store.
+
+    Each cell is keyed by its content: with --resume, cells already stored are not recomputed, and a changed
+    hyperparameter recomputes only its cells. A failing cell is stored with its error and the grid goes on.
+    Exit status: 0 when every cell is ok; 3 when some cell failed, diverged or changed nothing, or was lost with a
+    worker process (not stored: --resume runs it); 2 for bad input."""
+    from expunge.harness.config import load_config
+    from expunge.harness.results import DB_NAME, BenchLock, ResultStore
+
+    if retry_failed and not resume:
+        raise ExpungeError("--retry-failed continues a grid: pass --resume with it")
+    cfg = load_config(config)
+    out = out or Path("runs/bench") / (cfg.name or config.stem)
+    check_folder(out, "--out")
+    st = open_store(store)
+    from expunge.harness.grid import expand
+    from expunge.harness.run import executor_for, run_grid
+
+    cells = expand(cfg, data_dir=dir_arg(data_dir))  # names, parameters, requests: checked before anything is written
+    if (out / DB_NAME).exists() and not resume:
+        raise ExpungeError(f"{out} already holds bench results. Fix: pass --resume to continue that grid, or give "
+                           "another --out folder")
+    with BenchLock(out), ResultStore(out) as results:
+        results.set_meta(config=config.read_text(encoding="utf-8"), config_path=str(config))
+        progress = None if as_json else _RichProgress(cfg.title)
+        summary = run_grid(cells, results, executor_for(workers), store_root=str(st.root), progress=progress,
+                           data_dir=dir_arg(data_dir), retry_failed=retry_failed)
+        statuses = [r["status"] for r in results.runs()]
+    bad = sum(s != "ok" for s in statuses)
+    if as_json:
+        emit_json({"out": str(out), **summary.to_json()})
+    else:
+        typer.echo(f"{cfg.title}: {summary.total} cells ({summary.skipped} already done, {summary.ok} ok, "
+                   f"{summary.failed} not ok) in {summary.wall_s:.1f} s -> {out}. See `expunge results {out}`")
+    if summary.lost:
+        typer.echo(f"warning: {summary.lost} cell(s) were lost with a worker process ({summary.lost_error}); they are "
+                   f"not stored. Fix: run again with --resume", err=True)
+    if bad or summary.lost:
+        raise SystemExit(3)
+
+
+def results_cmd(
+    directory: Annotated[Path, typer.Argument(help="the --out folder of an `expunge bench` run")],
+    fmt: Annotated[Literal["table", "csv", "json"], typer.Option("--format", help="table (default), csv (long: one "
+                                                                                 "row per run, metric and role) or "
+                                                                                 "json (the run records)")] = "table",
+) -> None:
+    """Show a bench folder's results: a table, a pandas-friendly long CSV, or the full run records as JSON."""
+    check_folder(directory, "DIR", write=False)
+    from expunge.harness.results import ResultStore
+
+    with ResultStore(directory, create=False) as rs:
+        if fmt == "csv":
+            rows = list(rs.long_rows())
+            fields = ["run_key", "dataset", "model", "request", "seed", "method", "label", "status", "metric", "role",
+                      "value", "error"]
+            writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        elif fmt == "json":
+            runs = rs.runs()
+            records = {r["run_key"]: r for r in rs.conn.execute("SELECT run_key, record FROM runs")}
+            import json
+
+            emit_json([{**run, "record": json.loads(records[run["run_key"]]["record"])
+                        if records[run["run_key"]]["record"] else None} for run in runs])
+        else:
+            _print_table(rs)
+
+
+def _print_table(rs: Any) -> None:
+    import json
+
+    head = f"{'method':<18} {'data/model':<14} {'request':<22} {'seed':>4} {'status':<9}"
+    head += "".join(f" {m + ' (retrain)':>24}" for m in HEADLINE) + f" {'time_s':>8}"
+    typer.echo(head)
+    for label, data, model, request, seed, status, error, doc in rs.conn.execute(
+            "SELECT label, dataset, model, request, seed, status, error, record FROM runs ORDER BY id"):
+        rec = json.loads(doc) if doc else {}
+        cells = []
+        for m in HEADLINE:
+            u, r = (rec.get("metrics") or {}).get(m), (rec.get("retrain") or {}).get(m)
+            cells.append(f" {_num(u):>11} ({_num(r):>10})" if rec else f" {'':>24}")
+        time_s = rec.get("time_s")
+        line = (f"{label:<18} {data + '/' + model:<14} {request:<22} {seed:>4} {status:<9}" + "".join(cells)
+                + f" {_num(time_s, 2):>8}")
+        typer.echo(line + (f"  {error}" if status == "failed" and error else ""))
+
+
+def _num(v: Any, digits: int = 4) -> str:
+    return "—" if not isinstance(v, int | float) else f"{v:.{digits}f}"
+
+
+class _RichProgress:
+    """One bar on stderr: cells done of the grid, failed so far, elapsed and ETA."""
+
+    def __init__(self, title: str) -> None:
+        self.title, self.failed, self.bar, self.task = title, 0, None, None
+
+    def start(self, total: int, done: int) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), "eta", TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task(self._describe(), total=total, completed=done)
+
+    def _describe(self) -> str:
+        return f"{self.title}: cells (failed {self.failed})"
+
+    def advance(self, status: str) -> None:
+        self.failed += status != "ok"
+        if self.bar is not None:
+            self.bar.update(self.task, advance=1, description=self._describe())  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("bench")(bench)
+    app.command("results")(results_cmd)
