@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 from expunge.harness.grid import Cell, settings
 from expunge.harness.results import ResultStore, now
+from expunge.train.warmup import warm_up
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,21 +59,6 @@ class SequentialExecutor:
             self._warm = True
         for item in items:
             yield item, fn(item)
-
-
-def warm_up() -> None:
-    """Pay torch's one-off lazy initialisation (the first optimizer step and backward pass of a process take about
-    a second on their own) before any cell is timed: otherwise the first cell of each process reports that second
-    as unlearning time, and its speed-up is several times too low."""
-    import torch
-
-    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
-    x, y = torch.randn(3, 4), torch.tensor([0, 1, 0])
-    for opt in (torch.optim.Adam(net.parameters()), torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9),
-                torch.optim.AdamW(net.parameters())):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x), y).backward()
-        opt.step()
 
 
 def _init_worker(threads: int) -> None:

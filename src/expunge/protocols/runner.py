@@ -32,6 +32,7 @@ from expunge.store.artifacts import state_hash
 from expunge.train import batchnorm
 from expunge.train.loop import StepTally, count_steps
 from expunge.train.monitor import Monitor
+from expunge.train.warmup import warm_up
 
 
 class InputModelModified(ExpungeError, RuntimeError):
@@ -54,6 +55,7 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
                ctx: RunContext, *, original_key: str | None = None) -> UnlearnResult:
     method.check_task(dataset.task, method.params)  # every path: a method never runs on a task it does not support
     data = UnlearningData(dataset, splits, method.access, seed=ctx.seed, store=ctx.store, original_key=original_key)
+    warm_up()  # torch's one-off lazy initialisation is not the method's time (expunge.train.warmup)
     before = state_hash(original)
     working = copy.deepcopy(original)
     ctx.notes = {}
