@@ -6,10 +6,10 @@ seeds", with the criteria that had no power), speed-up, amortised speed-up and p
 (:mod:`expunge.harness.report_plots`): the accuracy-vs-speed-up trade-off, class-wise accuracy bars, gap closure on
 random requests and sequential-request curves.
 
-Every verdict, speed-up and precompute comes from :mod:`expunge.harness.rules`
-(:class:`~expunge.harness.rules.GridRules` over the whole grid, :func:`~expunge.harness.rules.seed_parity`, :func:`~expunge.harness.rules.gap_closure`); this
-module only groups records and lays them out. Plotly's JavaScript bundle is inlined once (~4.6 MB), so the file opens
-in a browser with no network; plotly is the ``report`` extra and is imported only when a report is written.
+Every verdict, speed-up and precompute comes from :mod:`expunge.harness.rules` (``GridRules`` over the whole
+grid, ``seed_parity``, ``gap_closure``); this module only groups records and lays them out. Plotly's JavaScript
+bundle is inlined once (~4.6 MB), so the file opens in a browser with no network; plotly is the ``report`` extra and
+is imported only when a report is written.
 
 What the store does not hold is not drawn: records keep scalar metrics only, so the per-class accuracy vector
 (``classwise_acc_test``'s details) and the per-example MIA scores are not available; the page says so instead of
