@@ -30,15 +30,16 @@ BASE = {"class:3": ({"forget_acc": 1.0, "test_acc": 0.95, "mia_loss_auc": 0.70},
                        {"forget_acc": 0.90, "test_acc": 0.94, "mia_loss_auc": 0.50})}
 
 
-def record(method: str, request: str, seed: int, *, step: int | None = None) -> dict[str, Any]:
-    """ssd is at the Retrain everywhere; finetune too except on seed 2, where it keeps the forget set (a miss)."""
+def record(method: str, request: str, seed: int, *, step: int | None = None, cached: bool = False) -> dict[str, Any]:
+    """ssd is at the Retrain everywhere; finetune too except on seed 2, where it keeps the forget set (a miss).
+    ``cached``: ssd's statistic was in the store before the grid ran (every run records precompute_s = 0)."""
     original, retrain = BASE[request]
     miss = method == "finetune" and seed == 2
     metrics = {**retrain, "forget_acc": original["forget_acc"] if miss else retrain["forget_acc"]}
     if request == "class:3":
         metrics["classwise_acc_test"] = 0.9
         metrics["test_acc_forget_classes"] = 0.0
-    ssd, first = method == "ssd", request == "class:3"  # ssd's statistic is computed by its first request only
+    ssd, first = method == "ssd", request == "class:3" and not cached  # computed by ssd's first request only
     fingerprint = f"{request}-{seed}" + ("" if step is None else f"-{step}")
     env = {"platform": "img", "torch_threads": 1}
     return {
@@ -54,13 +55,13 @@ def record(method: str, request: str, seed: int, *, step: int | None = None) -> 
         **({} if step is None else {"scenario": "sequential", "step": step, "k": 3})}
 
 
-def make_grid(directory: Path) -> Path:
+def make_grid(directory: Path, *, cached: bool = False) -> Path:
     with ResultStore(directory) as rs:
         for request in BASE:
             for seed in SEEDS:
                 for method in ("finetune", "ssd"):
-                    steps = [record(method, request, seed, step=i) for i in range(3)] if request == "sequential" \
-                        else [record(method, request, seed)]
+                    steps = [record(method, request, seed, step=i, cached=cached) for i in range(3)] \
+                        if request == "sequential" else [record(method, request, seed, cached=cached)]
                     cell = {"key": f"{request}-{seed}-{method}", "dataset": "digits", "model": "mlp",
                             "request_label": request, "seed": seed, "method": method, "label": method}
                     rs.write_cell(cell, {"status": "ok", "records": steps})
@@ -124,6 +125,22 @@ def test_the_table_has_one_row_per_method_and_request_with_the_rules_verdicts(
     forget = rows[("class:3", "finetune")][4:8]  # unlearned, original, retrain, gap: mean ± 95% t over 3 seeds
     assert forget[1:3] == ["1.000", "0.000"]
     assert forget[0] == forget[3][1:] and forget[3].startswith("+0.333 ± 1.434")  # t(0.975, 2)·s/√3 = 1.434
+
+
+def test_a_precompute_hidden_by_a_cache_hit_is_unknown_unless_the_store_prices_it(tmp_path: Path) -> None:
+    """Every ssd run hit a cached statistic (precompute_s = 0): never read as free — "unknown", no amortised
+    speed-up — until the store's manifests give its cost (16 s per Original: 19.2× as when it was measured)."""
+    directory = make_grid(tmp_path / "grid", cached=True)
+
+    def ssd_row(**kw: Any) -> list[str]:
+        write_report(directory, tmp_path / "r.html", **kw)
+        parser = Table()
+        parser.feed((tmp_path / "r.html").read_text(encoding="utf-8"))
+        return next(r for r in parser.rows if r[1:3] == ["class:3", "ssd"])
+
+    assert ssd_row()[-3:] == ["50.0×", "— (n=0/3)", "one-off unknown"]
+    costs = {(f"orig{s}", "ssd_importances"): SSD_PRE_S for s in SEEDS}
+    assert ssd_row(store_costs=costs)[-3:] == ["50.0×", "19.2×", "one-off 16.0 s"]
 
 
 def test_errors_are_one_line_and_write_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +187,8 @@ th{background:#f2f2f2}td:nth-child(-n+3){text-align:left}.parity{background:#d9f
 .miss{background:#f8d7d7}.note{color:#555;font-size:13px;max-width:70em}.plot{margin:1em 0}"""
 
 
-def render(groups: Sequence[Group], *, title: str, counts: dict[str, Any], store_costs: Any = None) -> str:
+def render(groups: Sequence[Group], *, title: str, counts: dict[str, Any],
+           store_costs: Mapping[tuple[str, str], float] | None = None) -> str:
     """The whole page as one string: CSS, Plotly's JavaScript and every figure inline (no external reference)."""
     try:
         import plotly.offline
@@ -218,11 +219,15 @@ def render(groups: Sequence[Group], *, title: str, counts: dict[str, Any], store
         "</body></html>"])
 
 
-def write_report(directory: str | Path, out: str | Path, *, title: str | None = None) -> dict[str, Any]:
+def write_report(directory: str | Path, out: str | Path, *, title: str | None = None,
+                 store_costs: Mapping[tuple[str, str], float] | None = None) -> dict[str, Any]:
     """Read the bench folder ``directory``, write the report to ``out`` atomically; return ``{"out", "bytes",
-    "groups", "records", "plots"}``. Nothing is written when the folder holds no record or plotly is missing."""
+    "groups", "records", "plots"}``. ``store_costs`` (:func:`expunge.harness.rules.statistic_costs` of the grid's
+    artifact store) prices the precompute that a cache hit hid and no run of the grid measured; without it such a
+    precompute reads "unknown". Nothing is written when the folder holds no record or plotly is missing."""
     groups, counts = load_groups(directory)
-    text = render(groups, title=title or f"expunge bench report: {Path(directory).name}", counts=counts)
+    text = render(groups, title=title or f"expunge bench report: {Path(directory).name}", counts=counts,
+                  store_costs=store_costs)
     atomic_write_text(out, text)
     return {"out": str(out), "bytes": len(text.encode()), "groups": len(groups), "records": counts["records"],
             "plots": text.count('class="plotly-graph-div"')}
