@@ -111,7 +111,11 @@ def classwise(groups: Sequence[Group]) -> Any:
     if not names:
         return None
     finals = {g.label: g.finals() for g in groups}
-    every = [r for rs in finals.values() for r in rs]
+    per_seed: dict[int, Any] = {}  # the Original and Retrain once per seed: every method shares them (and a pooled
+    for rs in finals.values():     # copy per method would narrow their interval)
+        for r in rs:
+            per_seed.setdefault(r.seed, r)
+    every = list(per_seed.values())
     fig = go.Figure()
     for m in names:
         xs, ys, err = [], [], []
