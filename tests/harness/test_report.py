@@ -201,3 +201,24 @@ def test_the_report_renders_in_headless_chromium(report: tuple[Path, str, dict[s
         finally:
             browser.close()
     assert errors == []
+
+
+def test_class_wise_bars_take_the_original_and_retrain_once_per_seed() -> None:
+    """Two methods share each seed's Original (0.8 on seed 0, 1.0 on seed 1): its bar's interval is over 2 values
+    (t(0.975, 1) · 0.1 = 1.271), not over one copy per method (4 values: 0.184, falsely narrow)."""
+    from expunge.harness.report import Group
+    from expunge.harness.report_plots import classwise
+    from expunge.record import RunRecord
+
+    groups = []
+    for method in ("finetune", "ssd"):
+        g = Group("digits", "mlp", "class:3", method)
+        for seed, orig in ((0, 0.8), (1, 1.0)):
+            doc = record(method, "class:3", seed)
+            doc["original"] = {**doc["original"], "classwise_acc_test": orig}
+            g.records.append(RunRecord.from_json(doc))
+        groups.append(g)
+    (bar,) = [t for t in classwise(groups).data if t.name == "classwise_acc_test"]
+    original = list(bar.x).index("Original")
+    assert bar.y[original] == pytest.approx(0.9)
+    assert bar.error_y.array[original] == pytest.approx(12.7062 * 0.1, rel=1e-4)
