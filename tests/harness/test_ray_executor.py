@@ -130,3 +130,14 @@ def test_ray_address_without_executor_ray_is_refused(tmp_path: Path) -> None:
               store=tmp_path / "store")
     assert res.returncode == 2 and "pass --executor ray" in res.stderr
     assert not (tmp_path / "out" / DB_NAME).exists()
+
+
+def test_a_ray_address_where_no_cluster_listens_is_one_error_line(ray_cluster: str, tmp_path: Path) -> None:
+    """Ray itself retries for minutes; the CLI refuses at once, writing nothing."""
+    config = write_config(tmp_path / "grid.yaml", {**GRID, "methods": ["finetune"]})
+    res = cli("bench", str(config), "--out", "out", "--executor", "ray", "--ray-address", "127.0.0.1:1",
+              cwd=tmp_path, store=tmp_path / "store", timeout=60)
+    assert res.returncode == 2
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("error: no Ray cluster answers at --ray-address '127.0.0.1:1'") and "ray start" in line
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -45,6 +46,20 @@ def _import_ray() -> Any:
 def _task(fn: Callable[[T], R], item: T, threads: int) -> R:
     _init_worker(threads)  # torch threads and warm-up; cheap after the first task of a worker process
     return fn(item)
+
+
+def _check_reachable(address: str) -> None:
+    """Ray waits minutes, retrying, for a cluster that is not there: a ``HOST:PORT`` that refuses a TCP connection
+    within 5 s is an error at once."""
+    if "://" in address or ":" not in address:  # "auto", ray:// client addresses: left to Ray
+        return
+    host, port = address.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        raise RayUnavailable(f"no Ray cluster answers at --ray-address {address!r} ({exc}). Fix: start one (`ray "
+                             "start --head`) and pass the address it prints, or leave --ray-address out for a local "
+                             "cluster") from None
 
 
 def _is_loopback(address: str) -> bool:
@@ -95,6 +110,7 @@ class RayExecutor:
         if not ray.is_initialized():
             quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
             if self.address:
+                _check_reachable(self.address)
                 try:
                     if _is_loopback(self.address):
                         _init_on_loopback(ray, address=self.address, **quiet)
