@@ -26,8 +26,13 @@ def bench(
                                                           "the rest are run")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="with --resume: run again the cells stored "
                                                                       "as failed (an exception)")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="local worker processes (1: in this "
-                                                                  "process)")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="cells run at once: local worker processes (1: "
+                                                                  "in this process), or Ray tasks")] = 1,
+    executor: Annotated[Literal["local", "ray"], typer.Option("--executor", help="local: this process or a process "
+                                                              "pool; ray: Ray tasks on a local cluster (127.0.0.1) or "
+                                                              "on --ray-address (extra `ray`)")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="with --executor ray: an existing "
+                                                    "cluster (HOST:PORT, or auto) instead of a local one")] = None,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
     as_json: JsonOpt = False,
@@ -43,23 +48,29 @@ def bench(
 
     if retry_failed and not resume:
         raise ExpungeError("--retry-failed continues a grid: pass --resume with it")
+    if ray_address and executor != "ray":
+        raise ExpungeError(f"--ray-address {ray_address!r} is for Ray: pass --executor ray with it")
     cfg = load_config(config)
     out = out or Path("runs/bench") / (cfg.name or config.stem)
     check_folder(out, "--out")
     st = open_store(store)
     from expunge.harness.grid import expand
-    from expunge.harness.run import executor_for, run_grid
+    from expunge.harness.run import run_grid
 
     cells = expand(cfg, data_dir=dir_arg(data_dir))  # names, parameters, requests: checked before anything is written
     if (out / DB_NAME).exists() and not resume:
         raise ExpungeError(f"{out} already holds bench results. Fix: pass --resume to continue that grid, or give "
                            "another --out folder")
-    with BenchLock(out), ResultStore(out) as results:
-        results.set_meta(config=config.read_text(encoding="utf-8"), config_path=str(config))
-        progress = None if as_json else _RichProgress(cfg.title)
-        summary = run_grid(cells, results, executor_for(workers), store_root=str(st.root), progress=progress,
-                           data_dir=dir_arg(data_dir), retry_failed=retry_failed)
-        statuses = [r["status"] for r in results.runs()]
+    runner = _executor(executor, workers, ray_address)  # Ray missing or unreachable: before anything is written
+    try:
+        with BenchLock(out), ResultStore(out) as results:
+            results.set_meta(config=config.read_text(encoding="utf-8"), config_path=str(config))
+            progress = None if as_json else _RichProgress(cfg.title)
+            summary = run_grid(cells, results, runner, store_root=str(st.root), progress=progress,
+                               data_dir=dir_arg(data_dir), retry_failed=retry_failed)
+            statuses = [r["status"] for r in results.runs()]
+    finally:
+        runner.close()
     bad = sum(s != "ok" for s in statuses)
     if as_json:
         emit_json({"out": str(out), **summary.to_json()})
@@ -71,6 +82,19 @@ def bench(
                    f"not stored. Fix: run again with --resume", err=True)
     if bad or summary.lost:
         raise SystemExit(3)
+
+
+def _executor(kind: str, workers: int, ray_address: str | None) -> Any:
+    """The executor of ``--executor``; Ray's cluster is started (or connected to) here."""
+    if kind == "ray":
+        from expunge.harness.ray_executor import RayExecutor
+
+        ray = RayExecutor(workers, address=ray_address)
+        ray.start()
+        return ray
+    from expunge.harness.run import executor_for
+
+    return executor_for(workers)
 
 
 def results_cmd(
