@@ -58,7 +58,8 @@ def quantile_summary(values: np.ndarray) -> dict[str, Any]:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     if not len(v):
         return {"n": 0, "mean": None, "q": None}
-    return {"n": len(v), "mean": _round(np.mean(v)), "q": [_round(x) for x in np.percentile(v, PERCENTILES)]}
+    with np.errstate(invalid="ignore", over="ignore"):  # an inf among the values: those levels become None
+        return {"n": len(v), "mean": _round(np.mean(v)), "q": [_round(x) for x in np.percentile(v, PERCENTILES)]}
 
 
 def mia_loss_summary(ctx: EvalContext, role: str) -> dict[str, Any]:

@@ -193,8 +193,9 @@ class ResultStore:
             self.conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
             self.conn.executemany("INSERT OR IGNORE INTO metrics (key, metric, role, value) VALUES (?, ?, ?, ?)",
                                   metric_rows)  # IGNORE: a request's baseline is stored by its first cell
-            self.conn.executemany("INSERT OR IGNORE INTO distributions (key, role, kind, payload) VALUES (?, ?, ?, ?)",
-                                  dist_rows)
+            if dist_rows:
+                self.conn.executemany("INSERT OR IGNORE INTO distributions (key, role, kind, payload) "
+                                      "VALUES (?, ?, ?, ?)", dist_rows)
 
     def runs(self) -> list[dict[str, Any]]:
         """Every stored run row (without the record and cell JSON), in insertion order."""
