@@ -301,3 +301,16 @@ def test_class_wise_bars_take_the_original_and_retrain_once_per_seed() -> None:
     original = list(bar.x).index("Original")
     assert bar.y[original] == pytest.approx(0.9)
     assert bar.error_y.array[original] == pytest.approx(12.7062 * 0.1, rel=1e-4)
+
+
+def test_summaries_that_failed_are_named_under_the_figure(tmp_path: Path) -> None:
+    directory = make_grid(tmp_path / "grid")
+    with ResultStore(directory) as rs:
+        cell = {"key": "broken", "dataset": "digits", "model": "mlp", "request_label": "class:3", "seed": 0,
+                "method": "neggrad", "label": "neggrad"}
+        rs.write_cell(cell, {"status": "ok", "records": [record("neggrad", "class:3", 0)], "distributions": [],
+                             "distributions_error": "RuntimeError: boom"})
+    info = write_report(directory, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert info["plots"] == PLOTS  # neggrad has no box and no bar; every other model still drawn
+    assert "Not computed for: error: RuntimeError: boom (neggrad)" in text

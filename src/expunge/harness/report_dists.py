@@ -92,14 +92,15 @@ def payloads(groups: Sequence[Group], dists: Dists, kind: str) -> dict[str, list
 
 
 def problems(groups: Sequence[Group], dists: Dists) -> list[str]:
-    """The errors and reasons recorded for a request's runs and baselines (deduplicated, in order)."""
-    out: dict[str, None] = {}
+    """The errors and reasons recorded for a request's runs and baselines, one line per distinct message with the
+    models it concerns ("class_acc: a regression task has no classes (Original, Retrain, finetune)")."""
+    out: dict[str, dict[str, None]] = {}
     for kind in ("error", "mia_loss", "class_acc"):
         for model, ps in payloads(groups, dists, kind).items():
             for p in ps:
                 if p.get("error") or p.get("reason"):
-                    out[f"{model} ({kind}): {p.get('error') or p.get('reason')}"] = None
-    return list(out)
+                    out.setdefault(f"{kind}: {p.get('error') or p.get('reason')}", {})[model] = None
+    return [f"{message} ({', '.join(models)})" for message, models in out.items()]
 
 
 def figures(groups: Sequence[Group], dists: Dists | None) -> Iterator[tuple[str, str, Any]]:
