@@ -263,6 +263,9 @@ def test_results_csv_round_trips_the_store(tmp_path: Path) -> None:
     as_json = cli("results", "out", "--format", "json", cwd=tmp_path, store=store)
     docs = json.loads(as_json.stdout)
     assert [d["record"]["method"] for d in docs] == ["finetune", "ssd"]
+    for d in docs:  # each run's per-example summaries, its request's Original and Retrain joined in
+        assert {role: sorted(kinds) for role, kinds in d["distributions"].items()} == \
+            {role: ["class_acc", "mia_loss"] for role in ("original", "retrain", "unlearned")}
     table = cli("results", "out", cwd=tmp_path, store=store)
     assert table.returncode == 0 and "finetune" in table.stdout and "forget_acc" in table.stdout
 

@@ -20,6 +20,7 @@ from expunge.harness.results import NoResults, ResultStore
 pytest.importorskip("plotly")
 
 SEEDS = (0, 1, 2)
+PLOTS = 4 + 2 * 3
 ORACLE_S, FINETUNE_S, SSD_S, SSD_PRE_S = 100.0, 10.0, 2.0, 16.0
 # per request: (original, retrain) of forget_acc, test_acc, mia_loss_auc
 BASE = {"class:3": ({"forget_acc": 1.0, "test_acc": 0.95, "mia_loss_auc": 0.70},
@@ -55,8 +56,32 @@ def record(method: str, request: str, seed: int, *, step: int | None = None, cac
         **({} if step is None else {"scenario": "sequential", "step": step, "k": 3})}
 
 
-def make_grid(directory: Path, *, cached: bool = False) -> Path:
+# per-example summaries: losses (percentiles 0..100) start at CENTRE[model] + 0.1·seed, step 0.001 per level
+CENTRE = {"original": 0.01, "retrain": 1.0, "finetune": 0.2, "ssd": 0.5}
+
+
+def summaries(model: str, request: str, seed: int) -> dict[str, dict[str, Any]]:
+    low = CENTRE[model] + 0.1 * seed
+    sets = {"forget": {"n": 101, "mean": low + 0.05, "q": [low + 0.001 * k for k in range(101)]},
+            "test": {"n": 101, "mean": 2.05, "q": [2.0 + 0.001 * k for k in range(101)]}}
+    forgotten = [3] if request == "class:3" else []
+    test = [0.9, 0.8, 0.7, 0.0 if model != "original" and forgotten else 0.6]
+    return {"mia_loss": {"feature": "classification per-example loss", "percent_step": 1, "sets": sets},
+            "class_acc": {"classes": ["0", "1", "2", "3"], "forget_classes": forgotten, "test": test,
+                          "n_test": [10] * 4, "forget": [None] * 4, "n_forget": [0] * 4}}
+
+
+def dists(method: str, request: str, seed: int, steps: int) -> list[dict[str, Any]]:
+    return [{"step": i, "role": role, "kind": kind, "payload": payload} for i in range(steps)
+            for role in ("unlearned", "original", "retrain")
+            for kind, payload in summaries(method if role == "unlearned" else role, request, seed).items()]
+
+
+def make_grid(directory: Path, *, cached: bool = False, old_store: bool = False) -> Path:
+    """The hand-made grid; ``old_store``: written as before the distributions table existed."""
     with ResultStore(directory) as rs:
+        if old_store:
+            rs.conn.execute("DROP TABLE distributions")
         for request in BASE:
             for seed in SEEDS:
                 for method in ("finetune", "ssd"):
@@ -64,7 +89,8 @@ def make_grid(directory: Path, *, cached: bool = False) -> Path:
                         if request == "sequential" else [record(method, request, seed, cached=cached)]
                     cell = {"key": f"{request}-{seed}-{method}", "dataset": "digits", "model": "mlp",
                             "request_label": request, "seed": seed, "method": method, "label": method}
-                    rs.write_cell(cell, {"status": "ok", "records": steps})
+                    summary = [] if old_store else dists(method, request, seed, len(steps))
+                    rs.write_cell(cell, {"status": "ok", "records": steps, "distributions": summary})
         rs.write_cell({**cell, "key": "boom", "method": "neggrad"},
                       {"status": "failed", "records": [], "error": "RuntimeError: boom"})
     return directory
@@ -100,8 +126,59 @@ def test_the_report_is_self_contained(report: tuple[Path, str, dict[str, Any]]) 
     _, text, info = report
     assert re.search(r"<(script|link|img|iframe)[^>]*(src|href)\s*=", text, re.I) is None  # nothing fetched at all
     assert "cdn" not in " ".join(re.findall(r"<script[^>]*>", text)).lower()
-    assert info["plots"] == 4 and text.count('class="plotly-graph-div"') == 4  # trade-off, class-wise, closure, curves
-    assert "per-example scores" in text  # MIA distributions: not stored, and the page says so
+    # trade-off, class-wise metrics, closure, curves; then per request (3): MIA distributions, per-class accuracy
+    assert info["plots"] == PLOTS and text.count('class="plotly-graph-div"') == PLOTS
+    assert text.count("Plotly.newPlot") == PLOTS and len(re.findall(r"\* plotly\.js v", text)) == 1  # bundle once
+    for request in BASE:
+        assert f"MIA loss distributions, forget vs test: digits/mlp {request}" in text
+        assert f"Per-class test accuracy: digits/mlp {request}" in text
+    assert "3 (forgotten)" in text and "before per-example summaries" not in text
+
+
+def test_an_old_store_without_summaries_says_so_instead_of_drawing(tmp_path: Path) -> None:
+    directory = make_grid(tmp_path / "old", old_store=True)
+    info = write_report(directory, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert info["plots"] == 4 and "MIA loss distributions" not in text and "Per-class test accuracy" not in text
+    assert "before per-example summaries were stored" in text
+
+
+def test_mia_boxes_average_the_seeds_percentiles_and_take_each_baseline_once_per_seed(
+        report: tuple[Path, str, dict[str, Any]]) -> None:
+    """Vincentized over 3 seeds: level k of ssd's forget losses is 0.5 + 0.1·mean(0, 1, 2) + 0.001 k, so the box's
+    median is 0.65 and its whiskers the 5th/95th percentiles 0.605/0.695; the Original and the Retrain enter once per
+    seed (3 payloads), not once per method (6). Sequential: the last step."""
+    from expunge.harness.report import load_groups
+    from expunge.harness.report_dists import load_distributions, mia_boxes, payloads
+
+    groups, _ = load_groups(report[0].parent)
+    dist = load_distributions(report[0].parent)
+    assert dist is not None
+    seq = [g for g in groups if g.request == "sequential"]
+    by_model = payloads(seq, dist, "mia_loss")
+    assert {m: len(ps) for m, ps in by_model.items()} == {"Original": 3, "Retrain": 3, "finetune": 3, "ssd": 3}
+    forget = next(t for t in mia_boxes(by_model).data if t.name == "forget")
+    ssd = list(forget.x).index("ssd")
+    assert (forget.median[ssd], forget.lowerfence[ssd], forget.upperfence[ssd]) == \
+        pytest.approx((0.65, 0.605, 0.695))
+    assert forget.q1[list(forget.x).index("Original")] == pytest.approx(0.01 + 0.1 + 0.025)
+
+
+def test_class_bars_mark_the_forgotten_class(report: tuple[Path, str, dict[str, Any]]) -> None:
+    from expunge.harness.report import load_groups
+    from expunge.harness.report_dists import class_bars, load_distributions, payloads
+
+    groups, _ = load_groups(report[0].parent)
+    dist = load_distributions(report[0].parent)
+    assert dist is not None
+    fig = class_bars(payloads([g for g in groups if g.request == "class:3"], dist, "class_acc"))
+    assert [t.name for t in fig.data] == ["Original", "Retrain", "finetune", "ssd"]
+    assert list(fig.data[0].x) == ["0", "1", "2", "3 (forgotten)"] and fig.data[0].y[3] == pytest.approx(0.6)
+    assert fig.data[1].y[3] == 0.0
+    (shade,) = fig.layout.shapes
+    assert (shade.x0, shade.x1) == (2.5, 3.5)
+    random = class_bars(payloads([g for g in groups if g.request == "random:0.1"], dist, "class_acc"))
+    assert list(random.data[0].x) == ["0", "1", "2", "3"] and not random.layout.shapes
 
 
 def test_the_table_has_one_row_per_method_and_request_with_the_rules_verdicts(
@@ -172,7 +249,8 @@ def test_errors_are_one_line_and_write_nothing(tmp_path: Path, monkeypatch: pyte
 
 def test_the_report_renders_in_headless_chromium(report: tuple[Path, str, dict[str, Any]]) -> None:
     """The system Chromium (Playwright's own download is not used): no console error or page error, the table's 6
-    rows, and every plot div drawn by Plotly (its .main-svg layer present, with marks in it)."""
+    rows, and every plot div drawn by Plotly (its .main-svg layer present, with marks in it), the MIA box plots
+    among them."""
     sync_api = pytest.importorskip("playwright.sync_api")
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -188,16 +266,17 @@ def test_the_report_renders_in_headless_chromium(report: tuple[Path, str, dict[s
             page.on("request", lambda r: errors.append(f"network: {r.url}") if not r.url.startswith("file:") else None)
             page.goto(path.as_uri(), wait_until="load")
             try:
-                page.wait_for_function("document.querySelectorAll('.plotly-graph-div .main-svg').length >= 4",
-                                       timeout=20_000)
+                page.wait_for_function("document.querySelectorAll('.plotly-graph-div .main-svg').length >= "
+                                       f"{PLOTS}", timeout=20_000)
             except sync_api.TimeoutError:
                 pytest.fail(f"the plots were not drawn; page errors: {errors}")
             assert page.locator("#screening tr.row").count() == 6
             plots = page.locator(".plotly-graph-div")
-            assert plots.count() == text.count('class="plotly-graph-div"') == 4
+            assert plots.count() == text.count('class="plotly-graph-div"') == PLOTS
             for i in range(plots.count()):
                 assert plots.nth(i).locator(".main-svg").count() >= 1
-                assert plots.nth(i).locator(".trace, .point, .barlayer path").count() >= 1  # something drawn
+                assert plots.nth(i).locator(".trace, .point, .barlayer path, .boxlayer path").count() >= 1
+            assert page.locator(".boxlayer .trace").count() >= 3 * 2  # forget and test boxes on every request
         finally:
             browser.close()
     assert errors == []
@@ -222,3 +301,16 @@ def test_class_wise_bars_take_the_original_and_retrain_once_per_seed() -> None:
     original = list(bar.x).index("Original")
     assert bar.y[original] == pytest.approx(0.9)
     assert bar.error_y.array[original] == pytest.approx(12.7062 * 0.1, rel=1e-4)
+
+
+def test_summaries_that_failed_are_named_under_the_figure(tmp_path: Path) -> None:
+    directory = make_grid(tmp_path / "grid")
+    with ResultStore(directory) as rs:
+        cell = {"key": "broken", "dataset": "digits", "model": "mlp", "request_label": "class:3", "seed": 0,
+                "method": "neggrad", "label": "neggrad"}
+        rs.write_cell(cell, {"status": "ok", "records": [record("neggrad", "class:3", 0)], "distributions": [],
+                             "distributions_error": "RuntimeError: boom"})
+    info = write_report(directory, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert info["plots"] == PLOTS  # neggrad has no box and no bar; every other model still drawn
+    assert "Not computed for: error: RuntimeError: boom (neggrad)" in text

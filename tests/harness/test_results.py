@@ -114,3 +114,51 @@ def test_reader_on_a_folder_without_results(tmp_path: Path) -> None:
     with pytest.raises(NoResults, match="holds no bench results"):
         ResultStore(tmp_path, create=False)
     assert not (tmp_path / DB_NAME).exists()
+
+
+def dists(*steps: int, error: str | None = None) -> dict[str, Any]:
+    """A cell outcome's summaries: every role and kind for each step (payload: which role and step wrote it)."""
+    return {"distributions": [{"step": s, "role": role, "kind": kind, "payload": {"role": role, "step": s}}
+                              for s in steps for role in ("unlearned", "original", "retrain")
+                              for kind in ("mia_loss", "class_acc")],
+            "distributions_error": error}
+
+
+def test_distributions_of_baselines_are_stored_once_per_request(tmp_path: Path) -> None:
+    with ResultStore(tmp_path) as rs:
+        rs.write_cell(cell("a", "finetune"), {**ok(record("finetune", 0.1)), **dists(0)})
+        rs.write_cell(cell("b", "ssd"), {**ok(record("ssd", 0.2)), **dists(0)})
+        rows = rs.conn.execute("SELECT role, COUNT(*) FROM distributions GROUP BY role").fetchall()
+        assert dict(rows) == {"unlearned": 4, "original": 2, "retrain": 2}  # 2 runs × 2 kinds; baselines once
+        b = next(r for r in rs.runs() if r["run_key"] == "b:0")
+        assert {role: sorted(k) for role, k in rs.run_distributions("b:0", b["request_key"]).items()} == \
+            {role: ["class_acc", "mia_loss"] for role in ("original", "retrain", "unlearned")}
+        # a cell whose summaries failed: stored ok, with the error as its run's one row
+        rs.write_cell(cell("c", "neggrad"), {**ok(record("neggrad", 0.3, fingerprint="fp5")),
+                                             **dists(error="RuntimeError: boom")})
+        assert rs.run_distributions("c:0", None) == {"unlearned": {"error": {"error": "RuntimeError: boom"}}}
+        assert [r["status"] for r in rs.runs()] == ["ok", "ok", "ok"]
+
+
+def test_a_non_finite_payload_is_stored_as_an_error_not_a_failed_write(tmp_path: Path) -> None:
+    with ResultStore(tmp_path) as rs:
+        rs.write_cell(cell("a"), {**ok(record("finetune", 0.1)),
+                                  "distributions": [{"step": 0, "role": "unlearned", "kind": "mia_loss",
+                                                     "payload": {"mean": float("nan")}}]})
+        assert "ValueError" in rs.distributions()[("a:0", "unlearned", "mia_loss")]["error"]
+
+
+def test_a_store_written_before_the_distributions_table_still_reads_and_migrates(tmp_path: Path) -> None:
+    """An old store (no distributions table) opened read-only has no summaries and no error; opened by a grid, the
+    table is added and the old cells are kept."""
+    with ResultStore(tmp_path) as rs:
+        rs.conn.execute("DROP TABLE distributions")
+        rs.write_cell(cell("old"), ok(record("finetune", 0.1)) | {"distributions": []})
+    with ResultStore(tmp_path, create=False) as rs:
+        assert not rs.has_distributions()
+        assert rs.distributions() == {} and rs.run_distributions("old:0", None) == {}
+        assert rs.finished() == {"old"}
+    with ResultStore(tmp_path) as rs:
+        assert rs.has_distributions()
+        rs.write_cell(cell("new", "ssd"), {**ok(record("ssd", 0.2)), **dists(0)})
+        assert rs.finished() == {"old", "new"} and len(rs.distributions()) == 6

@@ -101,7 +101,8 @@ def results_cmd(
     directory: Annotated[Path, typer.Argument(help="the --out folder of an `expunge bench` run")],
     fmt: Annotated[Literal["table", "csv", "json"], typer.Option("--format", help="table (default), csv (long: one "
                                                                                  "row per run, metric and role) or "
-                                                                                 "json (the run records)")] = "table",
+                                                                                 "json (the run records and "
+                                                                                 "summaries)")] = "table",
 ) -> None:
     """Show a bench folder's results: a table, a pandas-friendly long CSV, or the full run records as JSON."""
     check_folder(directory, "DIR", write=False)
@@ -121,7 +122,8 @@ def results_cmd(
             import json
 
             emit_json([{**run, "record": json.loads(records[run["run_key"]]["record"])
-                        if records[run["run_key"]]["record"] else None} for run in runs])
+                        if records[run["run_key"]]["record"] else None,
+                        "distributions": rs.run_distributions(run["run_key"], run["request_key"])} for run in runs])
         else:
             _print_table(rs)
 

@@ -3,17 +3,18 @@
 The page holds the screening table — each method beside the Original and the Retrain on every request, the task's
 parity metrics as mean ± 95% Student-t half-width over seeds, the signed gap to the Retrain, parity per seed ("k/n
 seeds", with the criteria that had no power), speed-up, amortised speed-up and precompute — and Plotly figures
-(:mod:`expunge.harness.report_plots`): the accuracy-vs-speed-up trade-off, class-wise accuracy bars, gap closure on
-random requests and sequential-request curves.
+(:mod:`expunge.harness.report_plots`): the accuracy-vs-speed-up trade-off, class-wise metric bars, gap closure on
+random requests and sequential-request curves — and, from the per-example summaries stored beside each cell
+(:mod:`expunge.harness.distributions`, drawn by :mod:`expunge.harness.report_dists`), the loss-MIA score
+distributions forget vs test and the per-class test accuracy of every model (Original, Retrain, each method).
 
 Every verdict, speed-up and precompute comes from :mod:`expunge.harness.rules` (``GridRules`` over the whole
 grid, ``seed_parity``, ``gap_closure``); this module only groups records and lays them out. Plotly's JavaScript
 bundle is inlined once (~4.6 MB), so the file opens in a browser with no network; plotly is the ``report`` extra and
 is imported only when a report is written.
 
-What the store does not hold is not drawn: records keep scalar metrics only, so the per-class accuracy vector
-(``classwise_acc_test``'s details) and the per-example MIA scores are not available; the page says so instead of
-plotting something else under their name.
+What the store does not hold is not drawn: a store written before the summaries were stored has none, and the page
+says so instead of plotting something else under their name.
 """
 
 from __future__ import annotations
@@ -32,10 +33,6 @@ from expunge.metrics.aggregate import format_mean_ci
 from expunge.record import RunRecord
 from expunge.tasks.base import get_task
 
-NOT_STORED = ("MIA score distributions (forget vs test) are not drawn: the result store keeps each attack's summary "
-              "(AUC, accuracy), not its per-example scores. Per-class accuracies are not stored either (only "
-              "classwise_acc_test's mean and the forget/retain-class accuracies, drawn below).")
-
 
 class MissingPlotly(ExpungeError, ImportError):
     """The HTML report needs plotly (the ``report`` extra)."""
@@ -51,6 +48,7 @@ class Group:
     request: str
     label: str
     records: list[RunRecord] = field(default_factory=list)
+    keys: list[tuple[str, str | None]] = field(default_factory=list)  # (run_key, request_key) of each record
 
     @property
     def kind(self) -> str:
@@ -78,14 +76,16 @@ def load_groups(directory: str | Path) -> tuple[list[Group], dict[str, Any]]:
     from expunge.harness.results import NoResults, ResultStore
 
     with ResultStore(directory, create=False) as rs:
-        rows = rs.conn.execute("SELECT request, status, record FROM runs ORDER BY id").fetchall()
+        rows = rs.conn.execute("SELECT request, status, record, run_key, request_key FROM runs ORDER BY id").fetchall()
     groups: dict[tuple[str, ...], Group] = {}
-    for request, _, doc in rows:
+    for request, _, doc, run_key, req_key in rows:
         if doc is None:
             continue
         rec = RunRecord.from_json(json.loads(doc))
         key = (rec.dataset, rec.model, str(request), rec.label or rec.method)
-        groups.setdefault(key, Group(*key)).records.append(rec)
+        group = groups.setdefault(key, Group(*key))
+        group.records.append(rec)
+        group.keys.append((run_key, req_key))
     counts = {"runs": len(rows), "records": sum(r[2] is not None for r in rows),
               "failed": sum(r[1] == "failed" for r in rows)}
     if not groups:
@@ -188,13 +188,17 @@ th{background:#f2f2f2}td:nth-child(-n+3){text-align:left}.parity{background:#d9f
 
 
 def render(groups: Sequence[Group], *, title: str, counts: dict[str, Any],
-           store_costs: Mapping[tuple[str, str], float] | None = None) -> str:
-    """The whole page as one string: CSS, Plotly's JavaScript and every figure inline (no external reference)."""
+           store_costs: Mapping[tuple[str, str], float] | None = None,
+           distributions: Mapping[tuple[str, str, str], Mapping[str, Any]] | None = None) -> str:
+    """The whole page as one string: CSS, Plotly's JavaScript and every figure inline (no external reference).
+    ``distributions``: the store's per-example summaries (:meth:`ResultStore.distributions`), None for a store
+    written before they existed."""
     try:
         import plotly.offline
     except ImportError as exc:
         raise MissingPlotly("the HTML report draws its plots with plotly, which is not installed. Fix: pip install "
                             "'expunge[report]' (or pip install plotly)") from exc
+    from expunge.harness import report_dists
     from expunge.harness.report_plots import figures
 
     records = [r for g in groups for r in g.records]
@@ -202,9 +206,10 @@ def render(groups: Sequence[Group], *, title: str, counts: dict[str, Any],
     metrics = key_metrics(groups)
     rows = screening_rows(groups, rules, metrics)
     e = html.escape
-    parts = [f"<h2>{e(name)}</h2>\n{note}\n" + fig.to_html(full_html=False, include_plotlyjs=False,
-                                                          div_id=f"plot-{i}", config={"displaylogo": False})
-             for i, (name, note, fig) in enumerate(figures(groups, rules))]
+    drawn = [*figures(groups, rules), *report_dists.figures(groups, distributions)]
+    parts = [f"<h2>{e(name)}</h2>\n{note}\n" + ("" if fig is None else fig.to_html(
+        full_html=False, include_plotlyjs=False, div_id=f"plot-{i}", config={"displaylogo": False}))
+             for i, (name, note, fig) in enumerate(drawn)]
     failed = f", {counts['failed']} failed cell(s) without a record (see `expunge results`)" if counts["failed"] else ""
     summary = (f"{len(records)} run record(s) in {len(groups)} method × request group(s){failed}. Table cells: mean ± "
                "95% Student-t half-width over seeds (a sequential stream: its last step); gap = unlearned − retrain; "
@@ -215,7 +220,8 @@ def render(groups: Sequence[Group], *, title: str, counts: dict[str, Any],
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', f"<title>{e(title)}</title>",
         f"<style>{_CSS}</style>", f"<script>{plotly.offline.get_plotlyjs()}</script>", "</head><body>",
         f"<h1>{e(title)}</h1>", f'<p class="note">{e(summary)}</p>', "<h2>Screening table</h2>",
-        table_html(rows, metrics), f'<p class="note" id="not-stored">{e(NOT_STORED)}</p>', *parts,
+        table_html(rows, metrics), f'<p class="note" id="distributions">{e(report_dists.page_note(distributions))}</p>',
+        *parts,
         "</body></html>"])
 
 
@@ -225,9 +231,11 @@ def write_report(directory: str | Path, out: str | Path, *, title: str | None = 
     "groups", "records", "plots"}``. ``store_costs`` (:func:`expunge.harness.rules.statistic_costs` of the grid's
     artifact store) prices the precompute that a cache hit hid and no run of the grid measured; without it such a
     precompute reads "unknown". Nothing is written when the folder holds no record or plotly is missing."""
+    from expunge.harness.report_dists import load_distributions
+
     groups, counts = load_groups(directory)
     text = render(groups, title=title or f"expunge bench report: {Path(directory).name}", counts=counts,
-                  store_costs=store_costs)
+                  store_costs=store_costs, distributions=load_distributions(directory))
     atomic_write_text(out, text)
     return {"out": str(out), "bytes": len(text.encode()), "groups": len(groups), "records": counts["records"],
             "plots": text.count('class="plotly-graph-div"')}

@@ -8,6 +8,12 @@ Tables:
 * ``metrics`` — long form ``(key, metric, role, value)``: roles ``unlearned`` and ``gap`` under the run's
   ``run_key``; roles ``original`` and ``retrain`` under the ``request_key`` (Original, oracle, request, metric
   selection), so the baselines are stored once per request, not once per method.
+* ``distributions`` — ``(key, role, kind, payload)``: compact per-example summaries for the report
+  (:mod:`expunge.harness.distributions`: ``mia_loss`` quantiles forget vs test, ``class_acc`` per-class accuracy
+  vectors), keyed like ``metrics`` — the unlearned model's under its ``run_key``, the Original's and Retrain's under
+  the ``request_key`` (stored once per request). A cell whose summaries could not be computed has one ``error`` row
+  under its first run; the cell itself is stored as it ran. Stores written before this table existed simply lack it
+  (``CREATE TABLE IF NOT EXISTS`` adds it when a grid next writes there; readers find none).
 * ``meta`` — the config text and when the grid was started.
 
 A cell is written in one transaction (:meth:`ResultStore.write_cell`): after a kill -9 it is either wholly there or
@@ -54,6 +60,10 @@ CREATE INDEX IF NOT EXISTS runs_cell ON runs (cell_key);
 CREATE TABLE IF NOT EXISTS metrics (
     key TEXT NOT NULL, metric TEXT NOT NULL, role TEXT NOT NULL, value REAL,
     PRIMARY KEY (key, metric, role)
+);
+CREATE TABLE IF NOT EXISTS distributions (
+    key TEXT NOT NULL, role TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    PRIMARY KEY (key, role, kind)
 );
 """
 RUN_COLUMNS = ("id", "run_key", "cell_key", "step", "dataset", "model", "request", "seed", "method", "label", "status",
@@ -152,7 +162,8 @@ class ResultStore:
         """Store one cell's outcome — its records and their metrics, or its failure — in one transaction.
 
         ``cell`` is :meth:`~expunge.harness.grid.Cell.describe`; ``outcome`` holds ``status``, ``error``,
-        ``traceback``, ``records`` (RunRecord JSON documents), ``started_at``, ``finished_at``, ``wall_s``, ``pid``."""
+        ``traceback``, ``records`` (RunRecord JSON documents), ``started_at``, ``finished_at``, ``wall_s``, ``pid``,
+        and optionally ``distributions`` (``[{"step", "role", "kind", "payload"}]``) and ``distributions_error``."""
         key = cell["key"]
         base = {"cell_key": key, "dataset": cell["dataset"], "model": cell["model"], "request": cell["request_label"],
                 "seed": cell["seed"], "method": cell["method"], "label": cell["label"],
@@ -175,12 +186,16 @@ class ResultStore:
             for role, section in _ROLE_FIELDS.items():
                 owner = run_key if role in RUN_ROLES else req_key
                 metric_rows += [(owner, m, role, _number(v)) for m, v in (rec.get(section) or {}).items()]
+        dist_rows = _distribution_rows(key, cell, records, outcome)
         columns = list(rows[0])
         sql = f"INSERT INTO runs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         with self._transaction():
             self.conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
             self.conn.executemany("INSERT OR IGNORE INTO metrics (key, metric, role, value) VALUES (?, ?, ?, ?)",
                                   metric_rows)  # IGNORE: a request's baseline is stored by its first cell
+            if dist_rows:
+                self.conn.executemany("INSERT OR IGNORE INTO distributions (key, role, kind, payload) "
+                                      "VALUES (?, ?, ?, ?)", dist_rows)
 
     def runs(self) -> list[dict[str, Any]]:
         """Every stored run row (without the record and cell JSON), in insertion order."""
@@ -208,6 +223,30 @@ class ResultStore:
             for v in values:
                 yield {**head, "metric": v["metric"], "role": v["role"], "value": v["value"], "error": run["error"]}
 
+    def has_distributions(self) -> bool:
+        """Whether the store has the ``distributions`` table (a store written before it existed has not)."""
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'distributions'"
+                                 ).fetchone() is not None
+
+    def distributions(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Every stored summary as ``{(key, role, kind): payload}`` (empty for a store without the table)."""
+        if not self.has_distributions():
+            return {}
+        return {(r[0], r[1], r[2]): json.loads(r[3])
+                for r in self.conn.execute("SELECT key, role, kind, payload FROM distributions")}
+
+    def run_distributions(self, run_key: str, request_key: str | None) -> dict[str, dict[str, Any]]:
+        """One run's summaries by role (``unlearned`` and, from its request, ``original`` and ``retrain``), each
+        ``{kind: payload}``: what ``expunge results --format json`` shows beside the record."""
+        if not self.has_distributions():
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for role, kind, payload in self.conn.execute(
+                "SELECT role, kind, payload FROM distributions WHERE (key = ? AND role = 'unlearned') OR "
+                "(key = ? AND role IN ('original', 'retrain')) ORDER BY role, kind", (run_key, request_key)):
+            out.setdefault(role, {})[kind] = json.loads(payload)
+        return out
+
     def _transaction(self) -> _Tx:
         return _Tx(self.conn)
 
@@ -232,6 +271,31 @@ def request_key(record: Mapping[str, Any], cell: Mapping[str, Any]) -> str:
     return ArtifactStore.key({"original": record.get("original_key"), "oracle": record.get("oracle_key"),
                               "request": request.get("fingerprint") or record.get("forget"),
                               "tier": cell.get("tier"), "metrics": cell.get("metrics")})
+
+
+def _distribution_rows(key: str, cell: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+                       outcome: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The ``distributions`` rows of a cell: the unlearned model's under its run key, the baselines' under their
+    request key, and the error (if any) under the first run."""
+    rows = []
+    for entry in outcome.get("distributions") or []:
+        step, role = int(entry["step"]), str(entry["role"])
+        if not 0 <= step < len(records):
+            continue
+        owner = f"{key}:{step}" if role == "unlearned" else request_key(records[step], cell)
+        rows.append((owner, role, str(entry["kind"]), _compact(entry["payload"])))
+    if outcome.get("distributions_error") and records:
+        rows.append((f"{key}:0", "unlearned", "error", _compact({"error": outcome["distributions_error"]})))
+    return rows
+
+
+def _compact(payload: Any) -> str:
+    """One-line strict JSON; a payload JSON cannot hold (NaN) becomes an error payload rather than failing the
+    cell's write."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
 
 
 def _number(value: Any) -> float | None:

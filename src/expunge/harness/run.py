@@ -168,6 +168,7 @@ def run_cell(job: Job) -> dict[str, Any]:
     ``failed`` status with its text and traceback; a record that diverged or changed nothing gives that status."""
     from expunge import api
     from expunge.errors import ExpungeWarning
+    from expunge.harness.distributions import cell_distributions
     from expunge.methods.base import METHODS
 
     (cell,) = job.cells
@@ -181,11 +182,14 @@ def run_cell(job: Job) -> dict[str, Any]:
             params = METHODS.get(cell.method).Params.from_overrides(cell.params)
             kw: dict[str, Any] = {"metrics": cell.metrics, "tier": cell.tier, "label": cell.label,
                                   "params_source": cell.params_source}
+            model = None  # a scenario's step models are loaded from the store by cell_distributions
             if "forget" in cell.request:
-                records = [api.unlearn(prepared, cell.method, params, **kw)[0]]
+                record, model = api.unlearn(prepared, cell.method, params, **kw)
+                records = [record]
             else:
                 records = prepared.scenario.run(prepared, cell.method, params, **kw)
         out["records"] = [r.to_json() for r in records]
+        out.update(cell_distributions(prepared, records, model))  # for the report; never raises
         bad = [r for r in records if r.failed]
         out["status"] = bad[0].status if bad else "ok"
         out["error"] = bad[0].status_reason if bad else None
