@@ -96,8 +96,8 @@ def run_cell(job: Job) -> dict[str, Any]:
     """Run one cell; its outcome as plain data (records as JSON). Never raises: an exception is the outcome's
     ``failed`` status with its text and traceback; a record that diverged or changed nothing gives that status.
     Besides what :meth:`ResultStore.write_cell` stores: ``prepare_s`` (loading or training the request's Original,
-    oracle and baseline metrics; 0 when this process kept them from its previous cell) and ``trained`` (the
-    artifacts that preparation trained)."""
+    oracle and baseline metrics; about 0 when this process kept them from an earlier cell), ``prepared`` (False:
+    kept) and ``trained`` (the artifacts that preparation trained)."""
     from expunge import api
     from expunge.errors import ExpungeWarning
     from expunge.methods.base import METHODS
@@ -105,13 +105,13 @@ def run_cell(job: Job) -> dict[str, Any]:
     (cell,) = job.cells
     started, t0 = now(), time.perf_counter()
     out: dict[str, Any] = {"started_at": started, "pid": os.getpid(), "records": [], "error": None,
-                           "traceback": None, "prepare_s": 0.0, "trained": []}
+                           "traceback": None, "prepare_s": 0.0, "prepared": False, "trained": []}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExpungeWarning)  # the record holds the same facts
             prepared, fresh = _prepare(cell, job)
             out["prepare_s"] = time.perf_counter() - t0
-            out["trained"] = _trained(prepared) if fresh else []
+            out["prepared"], out["trained"] = fresh, _trained(prepared) if fresh else []
             params = METHODS.get(cell.method).Params.from_overrides(cell.params)
             kw: dict[str, Any] = {"metrics": cell.metrics, "tier": cell.tier, "label": cell.label,
                                   "params_source": cell.params_source}
