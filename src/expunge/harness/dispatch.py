@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from expunge.harness.executors import Executor, Slot, WorkerLost
 
@@ -49,8 +49,8 @@ class Group(Generic[T]):
 
 def dispatch(slots: Sequence[Slot], groups: Iterable[Group[T]], fn: Callable[[T], R], *,
              steal: bool = True) -> Iterator[tuple[T, R | BaseException]]:
-    """Run ``fn`` on every item of ``groups`` on ``slots``; yield ``(item, result or exception)`` as each finishes
-    (the order of :mod:`this module <expunge.harness.dispatch>`'s rules)."""
+    """Run ``fn`` on every item of ``groups`` on ``slots`` by the rules of this module's docstring; yield ``(item,
+    result or exception)`` as each finishes. ``steal=False``: no stealing (a group's items all run in one slot)."""
     unstarted: list[Group[T]] = [g for g in groups if g.items]
     working: list[Group[T] | None] = [None] * len(slots)   # the group each slot takes its next item from
     gates: dict[str, bool] = {}                           # gate -> opened (its first group's first item finished)
@@ -115,8 +115,3 @@ def map_unordered(executor: Executor, fn: Callable[[T], R],
     exception)`` in completion order."""
     return dispatch(executor.slots(), [Group([item]) for item in items], fn, steal=False)
 
-
-def each_slot(executor: Executor, fn: Callable[[Any], R], arg: Any) -> list[R]:
-    """``fn(arg)`` once in every slot's process (a warm-up); the results in slot order."""
-    futures = [slot.submit(fn, arg) for slot in executor.slots()]
-    return [f.result() for f in futures]
