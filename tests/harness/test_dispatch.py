@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -121,3 +122,33 @@ def test_one_slot_runs_the_groups_in_order(slots: int) -> None:
     assert len(out) == 6
     if slots == 1:
         assert [item for _, item, *_ in log.rows] == [i for g in groups_of([2, 2, 2]) for i in g.items]
+
+
+def test_request_groups_gate_an_untrained_original_and_a_setting_they_cannot_read(tmp_path: Path) -> None:
+    """The cells grouped by request; two requests of one seed need one Original: on an empty store both are gated
+    on its key (one gate per seed), on a store holding it neither is; a scenario whose Original cannot be read
+    off its cells (sequential) gates every request of its setting on the setting."""
+    from expunge.harness.config import parse_config
+    from expunge.harness.grid import expand
+    from expunge.harness.run import request_groups
+    from expunge.store.artifacts import MANIFEST
+
+    grid = {"datasets": ["digits"], "models": ["mlp"], "recipe": {"epochs": 1}, "seeds": [0, 1],
+            "requests": [{"forget": "class:3"}, {"forget": "random:0.1"}], "methods": ["finetune", "ssd"]}
+    cells = expand(parse_config(grid))
+    groups = request_groups(cells, str(tmp_path), None)
+    assert [len(g.items) for g in groups] == [2, 2, 2, 2]
+    assert all(len({(j.cells[0].seed, j.cells[0].request_label) for j in g.items}) == 1 for g in groups)
+    gates = {(g.items[0].cells[0].request_label, g.items[0].cells[0].seed): g.gate for g in groups}
+    assert all(gate and gate.startswith("original/") for gate in gates.values())
+    assert gates["class:3", 0] == gates["random:0.1", 0] != gates["class:3", 1] == gates["random:0.1", 1]
+    for seed in (0, 1):  # the Originals in the store (a manifest is what the store checks)
+        key = gates["class:3", seed].split("/")[1]  # type: ignore[union-attr]
+        (tmp_path / "original" / key).mkdir(parents=True)
+        (tmp_path / "original" / key / MANIFEST).write_text("{}")
+    assert [g.gate for g in request_groups(cells, str(tmp_path), None)] == [None] * 4
+    assert [g.gate for g in request_groups(cells, str(tmp_path / "empty"), None, gated=False)] == [None] * 4
+
+    seq = expand(parse_config({**grid, "seeds": [0], "requests": [
+        {"forget": "class:3"}, {"scenario": "sequential", "params": {"k": 2, "base": "random:0.02"}}]}))
+    assert {g.gate for g in request_groups(seq, str(tmp_path), None)} == {f"setting/{seq[0].setting}"}
