@@ -197,7 +197,8 @@ def write(config: Path, seeds: int, cells: list[Cell], runs: list[dict[str, Any]
         "# Ray scaling: 1 worker vs 2 workers", "",
         f"Grid {grid}: {len(cells)} cells on {requests} requests (a request: one Original and oracle, shared by "
         f"its methods' cells). torch {env.get('torch')}, {os.cpu_count()} CPU cores; load average (1, 5, 15 min) "
-        f"{load(load_start)} at start and {load(load_end)} at end (above 0 means other work shared the cores).", "",
+        f"{load(load_start)} at start and {load(load_end)} at end (above 0 means other work shared the cores)."
+        + _autogroup_note(), "",
         "Each run times what `expunge bench --executor ray --workers N` does once its local cluster (127.0.0.1) is "
         "up (`setup`, not timed): `wall` runs from `run_grid`'s call — which starts the N worker actors (`startup`: "
         "until the first cell starts), runs the cells with request affinity and stores each — to the last stored "
@@ -239,6 +240,20 @@ def write(config: Path, seeds: int, cells: list[Cell], runs: list[dict[str, Any]
               "a gate, or the grid's tail).", "",
               "Numbers: `benchmarks/results/ray_scaling.csv`. Rerun: `python benchmarks/ray_scaling.py`."]
     atomic_write_text(RESULTS / "ray_scaling.md", "\n".join(lines) + "\n")
+
+
+def _autogroup_note() -> str:
+    """With the kernel's autogroup scheduling on, busy sessions share the cores equally, whatever their number of
+    processes: the driver and its workers are one session, so under other sessions' load a second worker adds
+    little CPU (a fact of the machine, checked when the benchmark runs)."""
+    try:
+        on = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        return ""
+    return (" The kernel's autogroup scheduling is on: busy sessions share the cores equally whatever their number "
+            "of processes, and this benchmark (driver, cluster and workers) is one session, so while other sessions "
+            "are busy a second worker adds little CPU; only a run on an otherwise idle machine measures the "
+            "scaling.") if on else ""
 
 
 if __name__ == "__main__":

@@ -116,6 +116,20 @@ def test_a_task_that_raises_is_yielded_as_its_items_exception(ray_cluster: str) 
     assert isinstance(results["x"], ValueError) and "invalid literal" in str(results["x"])
 
 
+def test_an_actor_that_dies_twice_loses_its_item(ray_cluster: str) -> None:
+    """An item whose worker process exits: Ray restarts the actor once and runs it again; the second death is
+    WorkerLost (the cell would be reported lost and not stored), not an exception of the item's own."""
+    from expunge.harness.executors import WorkerLost
+    from expunge.harness.ray_executor import RayExecutor
+
+    executor = RayExecutor(1, threads=1)
+    try:
+        ((item, result),) = list(map_unordered(executor, os._exit, [3]))
+    finally:
+        executor.close()
+    assert item == 3 and isinstance(result, WorkerLost), result
+
+
 def test_bench_executor_ray_end_to_end_on_an_existing_cluster(ray_cluster: str, tmp_path: Path) -> None:
     """`expunge bench --executor ray --ray-address` runs the grid on the module's cluster, stores every cell, and
     disconnects without shutting that cluster down."""
