@@ -97,16 +97,23 @@ def test_retry_failed_reruns_only_the_failed_cells(tmp_path: Path, monkeypatch: 
 
 
 def test_cells_lost_with_a_worker_are_not_stored(tmp_path: Path) -> None:
-    """A dead worker breaks the pool: the executor yields the exception for each pending cell. None is stored as
-    failed (the cell was not at fault), so --resume runs them."""
-    from concurrent.futures.process import BrokenProcessPool
+    """A dead worker fails its item with WorkerLost: no cell is started after it, and none is stored as failed (the
+    cell was not at fault), so --resume runs them."""
+    from concurrent.futures import Future
+
+    from expunge.harness.executors import WorkerLost
+
+    class DeadSlot:
+        def submit(self, fn: Any, item: Any) -> Future[Any]:
+            fut: Future[Any] = Future()
+            fut.set_exception(WorkerLost("BrokenProcessPool: a child process terminated abruptly"))
+            return fut
 
     class DyingExecutor:
         workers = 1
 
-        def map_unordered(self, fn: Any, items: Any) -> Any:
-            for item in items:
-                yield item, BrokenProcessPool("a child process terminated abruptly")
+        def slots(self) -> list[DeadSlot]:
+            return [DeadSlot()]
 
         def close(self) -> None:
             pass
@@ -173,6 +180,40 @@ def test_process_pool_gives_the_records_of_the_sequential_run(tmp_path: Path) ->
         assert (os.getpid() not in pids) if name == "pool" else (pids == {os.getpid()})
     assert metrics["pool"] == metrics["seq"]
     assert len(list((tmp_path / "store" / "original").iterdir())) == 1  # one Original for the 4 cells
+
+
+def test_a_pool_worker_killed_mid_grid_loses_only_unfinished_cells_and_resume_completes(tmp_path: Path) -> None:
+    """kill -9 of the worker that stored the first cell: the cells it had not finished are lost (not stored), the
+    other worker's cell in flight is still stored, nothing is stored as failed; --resume runs exactly the rest."""
+    cells = expand(parse_config({**TINY, "seeds": [0], "requests": [{"forget": "class:3"}, {"forget": "random:0.1"}],
+                                 "methods": ["finetune", "neggrad_plus", "ssd"]}))
+    store = str(tmp_path / "store")
+
+    class KillAfterFirst:
+        def __init__(self, rs: ResultStore) -> None:
+            self.rs, self.killed = rs, 0
+
+        def start(self, total: int, done: int) -> None: ...
+
+        def advance(self, status: str) -> None:
+            if not self.killed:
+                (self.killed,) = self.rs.conn.execute("SELECT pid FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+                os.kill(self.killed, signal.SIGKILL)
+
+        def stop(self) -> None: ...
+
+    with ResultStore(tmp_path / "out") as rs:
+        progress = KillAfterFirst(rs)
+        first = run_grid(cells, rs, PoolExecutor(2, threads=1), store_root=store, progress=progress)
+        kept = {r["cell_key"]: r["id"] for r in rs.runs()}
+        assert first.lost >= 1 and first.failed == 0 and first.ok == len(kept) >= 1
+        assert first.ok + first.lost == 6 and "WorkerLost" in first.lost_error
+        assert {r["status"] for r in rs.runs()} == {"ok"}
+        again = run_grid(cells, rs, SequentialExecutor(), store_root=store)
+        assert (again.skipped, again.ok, again.lost) == (len(kept), 6 - len(kept), 0)
+        after = {r["cell_key"]: r["id"] for r in rs.runs()}
+    assert set(after) == {c.key for c in cells}
+    assert all(after[k] == i for k, i in kept.items())  # the finished cells were kept, not recomputed
 
 
 def db_runs(out: Path) -> list[tuple[int, str, str]]:

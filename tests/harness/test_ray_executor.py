@@ -1,6 +1,6 @@
-"""The Ray executor: the same records as the local executor, failures stored per cell, ``expunge bench --executor
-ray`` end to end, and one error line when Ray is missing. One local Ray cluster (127.0.0.1, 2 CPUs) serves the
-module; executors built while it runs use it and leave it running."""
+"""The Ray executor: the same records as the local executors with request affinity, failures stored per cell,
+``expunge bench --executor ray`` end to end, and one error line when Ray is missing. One local Ray cluster
+(127.0.0.1, 2 CPUs) serves the module; executors built while it runs use it and leave it running."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import pytest
 from test_bench_cli import TINY, cli, write_config
 
 from expunge.harness.config import parse_config
+from expunge.harness.dispatch import map_unordered
 from expunge.harness.grid import expand
 from expunge.harness.results import DB_NAME, ResultStore
-from expunge.harness.run import SequentialExecutor, run_grid
+from expunge.harness.run import PoolExecutor, SequentialExecutor, run_grid
 
 GRID: dict[str, Any] = {**TINY, "seeds": [0], "requests": [{"forget": "class:3"}, {"forget": "random:0.1"}],
                         "methods": ["finetune", "ssd"]}
@@ -48,26 +49,42 @@ def stored(rs: ResultStore) -> dict[str, tuple[Any, ...]]:
                                                                                   "runs"))}
 
 
-def test_ray_gives_the_records_of_the_local_executor(ray_cluster: str, tmp_path: Path) -> None:
-    """Two Ray workers (shared Originals trained first, as with the pool) store, cell by cell, the same metrics and
-    artifact keys as one in-process run; the cells ran in Ray's worker processes."""
+def test_ray_and_the_pool_give_the_records_of_the_sequential_run_with_request_affinity(ray_cluster: str,
+                                                                                       tmp_path: Path) -> None:
+    """Two Ray actors (on a cold artifact store), two pool workers and one in-process run store, cell by cell, the
+    same metrics and artifact keys. On the cold store the Original is trained once and each request's oracle once,
+    by one worker each (the second request waits for the Original rather than training it too); the later runs
+    train nothing. With 2 workers and 2 requests of 2 cells, each request's cells ran in one worker process, and
+    the two requests in two."""
     from expunge.harness.ray_executor import RayExecutor
 
     cells = expand(parse_config(GRID))
     out: dict[str, dict[str, tuple[Any, ...]]] = {}
-    for name, executor in (("ray", RayExecutor(2, threads=1)), ("local", SequentialExecutor())):
+    trained: dict[str, list[str]] = {}
+    for name, executor in (("ray", RayExecutor(2, threads=1)), ("pool", PoolExecutor(2, threads=1)),
+                           ("local", SequentialExecutor())):
         with ResultStore(tmp_path / name) as rs:
             summary = run_grid(cells, rs, executor, store_root=str(tmp_path / "store"))
             assert (summary.ok, summary.failed, summary.lost) == (4, 0, 0)
             out[name] = stored(rs)
-            pids = {r[0] for r in rs.conn.execute("SELECT pid FROM runs")}
-        assert (os.getpid() not in pids) if name == "ray" else (pids == {os.getpid()})
+            trained[name] = summary.trained
+            pid_of = {(r[0], r[1]): r[2] for r in rs.conn.execute("SELECT request, method, pid FROM runs")}
+        pids = set(pid_of.values())
+        if name == "local":
+            assert pids == {os.getpid()}
+        else:
+            assert os.getpid() not in pids
+            per_request = {req: {p for (rq, _), p in pid_of.items() if rq == req} for req in ("class:3", "random:0.1")}
+            assert all(len(p) == 1 for p in per_request.values()), per_request
+            assert len(pids) == 2
     assert set(out["ray"]) == {c.key for c in cells}
-    assert out["ray"] == out["local"]
+    assert out["ray"] == out["pool"] == out["local"]
+    assert sorted(k.split("/")[0] for k in trained["ray"]) == ["oracle", "oracle", "original"]
+    assert len(set(trained["ray"])) == 3 and trained["pool"] == trained["local"] == []
     assert len(list((tmp_path / "store" / "original").iterdir())) == 1  # one Original for the 4 cells
     import ray
 
-    assert ray.is_initialized()  # the executor found the module's session running: close() left it so
+    assert ray.is_initialized()  # the executors found the module's session running: close() left it so
 
 
 def test_a_failing_cell_under_ray_is_stored_as_failed_and_the_grid_goes_on(ray_cluster: str, tmp_path: Path) -> None:
@@ -90,9 +107,27 @@ def test_a_task_that_raises_is_yielded_as_its_items_exception(ray_cluster: str) 
     and the other items' results still arrive."""
     from expunge.harness.ray_executor import RayExecutor
 
-    results = dict(RayExecutor(2, threads=1).map_unordered(int, ["1", "x", "3"]))
+    executor = RayExecutor(2, threads=1)
+    try:
+        results = dict(map_unordered(executor, int, ["1", "x", "3"]))
+    finally:
+        executor.close()
     assert (results["1"], results["3"]) == (1, 3)
     assert isinstance(results["x"], ValueError) and "invalid literal" in str(results["x"])
+
+
+def test_an_actor_that_dies_twice_loses_its_item(ray_cluster: str) -> None:
+    """An item whose worker process exits: Ray restarts the actor once and runs it again; the second death is
+    WorkerLost (the cell would be reported lost and not stored), not an exception of the item's own."""
+    from expunge.harness.executors import WorkerLost
+    from expunge.harness.ray_executor import RayExecutor
+
+    executor = RayExecutor(1, threads=1)
+    try:
+        ((item, result),) = list(map_unordered(executor, os._exit, [3]))
+    finally:
+        executor.close()
+    assert item == 3 and isinstance(result, WorkerLost), result
 
 
 def test_bench_executor_ray_end_to_end_on_an_existing_cluster(ray_cluster: str, tmp_path: Path) -> None:

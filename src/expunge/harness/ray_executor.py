@@ -1,11 +1,14 @@
-"""Run a grid's cells as Ray tasks: a local cluster on this machine, or an existing cluster (``--ray-address``).
+"""Run a grid's cells on Ray actors: a local cluster on this machine, or an existing cluster (``--ray-address``).
 
-:class:`RayExecutor` implements :class:`~expunge.harness.run.Executor`, so :func:`~expunge.harness.run.run_grid`
-stores each cell as it completes, exactly as with the local process pool. Ray does the scheduling: every item is
-submitted as one task that declares ``num_cpus = threads`` and sets torch to that many threads (the same worker set-up
-as the pool: :func:`~expunge.harness.run._init_worker`, warm-up included), and :func:`ray.wait` hands back results in
-completion order. A task that raises (a lost worker included, after one retry) is yielded as that item's exception,
-as the pool does.
+:class:`RayExecutor` implements :class:`~expunge.harness.executors.Executor` with one Ray actor per worker slot, so
+:func:`~expunge.harness.run.run_grid` schedules the cells with request affinity and stores each as it completes,
+exactly as with the local process pool. An actor (not a task) because an actor keeps its process: the request a
+worker prepared for one cell is still loaded for the next (:data:`expunge.harness.run._PREPARED`), where Ray tasks
+land on whichever worker process is free. Each actor declares ``num_cpus = threads`` and sets torch to that many
+threads (the same worker set-up as the pool: :func:`~expunge.harness.executors._init_worker`, warm-up included);
+``ObjectRef.future()`` hands each result back as a ``concurrent.futures.Future``. An item that raises gives its own
+exception (the task's exception class); an actor that dies is restarted once and its item run again, and a second
+death is :class:`~expunge.harness.executors.WorkerLost`.
 
 Ray is an optional extra and is imported only when this executor is built: without it, :class:`RayUnavailable`
 names the fix. A local cluster listens on 127.0.0.1 only (no dashboard, quiet logging) and is shut down by
@@ -15,14 +18,16 @@ in this process is left as it was.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from expunge.errors import ExpungeError
-from expunge.harness.run import _init_worker
+from expunge.harness.executors import Slot, WorkerLost, _init_worker, relay
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,9 +48,37 @@ def _import_ray() -> Any:
     return ray
 
 
-def _task(fn: Callable[[T], R], item: T, threads: int) -> R:
-    _init_worker(threads)  # torch threads and warm-up; cheap after the first task of a worker process
-    return fn(item)
+class _Worker:
+    """A Ray actor: one worker process for the whole grid, set up once (torch threads, warm-up)."""
+
+    def __init__(self, threads: int) -> None:
+        _init_worker(threads)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def run(self, fn: Callable[[T], R], item: T) -> R:
+        return fn(item)
+
+
+class _ActorSlot:
+    def __init__(self, ray: Any, actor: Any) -> None:
+        self.actor = actor
+        names = ("RayActorError", "WorkerCrashedError", "ActorUnavailableError")
+        lost = tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
+        task_error = ray.exceptions.RayTaskError
+
+        def convert(exc: BaseException) -> BaseException:
+            if isinstance(exc, lost):
+                return WorkerLost(f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}")
+            if isinstance(exc, task_error) and not isinstance(exc, lost):
+                return exc.as_instanceof_cause()  # the item's own exception class, as with the pool
+            return exc
+
+        self._convert = convert
+
+    def submit(self, fn: Callable[[T], R], item: T) -> Future[R]:
+        return relay(self.actor.run.remote(fn, item).future(), self._convert)
 
 
 def _check_reachable(address: str) -> None:
@@ -87,25 +120,30 @@ def _init_on_loopback(ray: Any, **kwargs: Any) -> None:
 
 
 class RayExecutor:
-    """Cells as Ray tasks of ``threads`` CPUs each (default: this machine's cores divided between ``workers``).
+    """Cells on ``workers`` Ray actors of ``threads`` CPUs each (default: this machine's cores divided between
+    ``workers``).
 
-    Without ``address`` a local cluster of ``workers * threads`` CPUs is started on 127.0.0.1 on first use (so
-    ``workers`` tasks run at once); with ``address`` (``HOST:PORT`` or ``auto``) the executor connects to that
-    cluster, whose nodes need expunge installed and the artifact store on a shared path, and Ray fits as many tasks
-    as the cluster's CPUs allow. Raises :class:`RayUnavailable` when Ray is not installed."""
+    Without ``address`` a local cluster of ``workers * threads`` CPUs is started on 127.0.0.1 on first use; with
+    ``address`` (``HOST:PORT`` or ``auto``) the executor connects to that cluster, whose nodes need expunge installed
+    and the artifact store on a shared path. The actors are started by the first :meth:`slots` call; those the
+    cluster has no room for within ``start_timeout_s`` are given up (a warning says how many run). Raises
+    :class:`RayUnavailable` when Ray is not installed, or when no actor starts."""
 
-    def __init__(self, workers: int, address: str | None = None, threads: int | None = None) -> None:
+    def __init__(self, workers: int, address: str | None = None, threads: int | None = None,
+                 start_timeout_s: float = 120.0) -> None:
         self._ray = _import_ray()
         self.workers = workers
         self.address = address
         self.threads = threads or (1 if address else max(1, (os.cpu_count() or 1) // workers))
+        self.start_timeout_s = start_timeout_s
         self._owns = False
-        self._remote: Any = None
+        self._started = False
+        self._slots: list[_ActorSlot] = []
 
     def start(self) -> None:
         """Start the local cluster or connect to ``address`` (once; a running Ray session is reused)."""
         ray = self._ray
-        if self._remote is not None:
+        if self._started:
             return
         if not ray.is_initialized():
             quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
@@ -123,31 +161,42 @@ class RayExecutor:
             else:
                 _init_on_loopback(ray, num_cpus=self.workers * self.threads, include_dashboard=False, **quiet)
             self._owns = True
-        # One retry: a worker lost to a transient cause (killed, out of memory) gets its task run again.
-        self._remote = ray.remote(_task).options(num_cpus=self.threads, max_retries=1)
+        self._started = True
 
-    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]:
+    def slots(self) -> Sequence[Slot]:
+        """One actor per worker, started (and warmed up) on the first call."""
         self.start()
-        ray = self._ray
-        pending: dict[Any, T] = {self._remote.remote(fn, item, self.threads): item for item in items}
-        try:
-            while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
-                for ref in done:
-                    item = pending.pop(ref)
-                    try:
-                        result: R | BaseException = ray.get(ref)
-                    except Exception as exc:  # RayTaskError(<the task's exception class>), WorkerCrashedError ...
-                        result = exc
-                    yield item, result
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
+        if not self._slots:
+            ray = self._ray
+            # One restart: an actor lost to a transient cause (killed, out of memory) comes back and runs its item
+            # again (a cell is stored only by this process, so a rerun stores it once).
+            cls = ray.remote(_Worker).options(num_cpus=self.threads, max_restarts=1, max_task_retries=1)
+            actors = [cls.remote(self.threads) for _ in range(self.workers)]
+            pids = {actor.pid.remote(): actor for actor in actors}
+            ready, _ = ray.wait(list(pids), num_returns=len(pids), timeout=self.start_timeout_s)
+            up = [pids[ref] for ref in ready]
+            for actor in actors:
+                if actor not in up:
+                    ray.kill(actor, no_restart=True)
+            if not up:
+                raise RayUnavailable(f"no Ray worker of {self.threads} CPU(s) started within "
+                                     f"{self.start_timeout_s:.0f} s. Fix: give the cluster free CPUs, or pass "
+                                     "fewer --workers")
+            if len(up) < self.workers:
+                logging.getLogger(__name__).warning("the Ray cluster has room for %d of %d workers; running on %d",
+                                                    len(up), self.workers, len(up))
+                self.workers = len(up)
+            self._slots = [_ActorSlot(ray, actor) for actor in up]
+        return list(self._slots)
 
     def close(self) -> None:
-        """Shut down the local cluster this executor started, or disconnect from the cluster it connected to (which
-        keeps running); a Ray session this process had already started is left as it was."""
+        """Stop the actors; shut down the local cluster this executor started, or disconnect from the cluster it
+        connected to (which keeps running); a Ray session this process had already started is left as it was."""
+        for slot in self._slots:
+            with contextlib.suppress(Exception):  # already gone with its cluster
+                self._ray.kill(slot.actor, no_restart=True)
+        self._slots = []
         if self._owns:
             self._ray.shutdown()
             self._owns = False
-        self._remote = None
+        self._started = False

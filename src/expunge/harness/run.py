@@ -1,14 +1,16 @@
-"""Run a grid's cells with an executor and store each outcome as it arrives.
+"""Run a grid's cells on an executor's worker slots and store each outcome as it arrives.
 
-An :class:`Executor` maps a picklable function over items and yields ``(item, result)`` as results complete; two
-local implementations: :class:`SequentialExecutor` (in this process) and :class:`PoolExecutor`
-(``concurrent.futures.ProcessPoolExecutor``, spawned workers, torch threads split between them). A Ray executor is
-another implementation of the same protocol.
+The executors (:mod:`expunge.harness.executors`: this process, a local process pool, or Ray) are sets of worker
+slots; :func:`run_grid` groups the cells by request (same Original and oracle) and hands the groups to the slots
+with request affinity (:func:`expunge.harness.dispatch.dispatch`): a request's cells run in one worker process,
+which loads — or, for the first cell, trains — its Original, oracle and baseline metrics once and keeps them for
+the request's next cells (:data:`_PREPARED`). Nothing is trained in a separate pass: an Original that several
+requests need and the store does not hold yet is a *gate*, so the second request waits for the first one's first
+cell rather than training the same Original beside it, and each request's oracle is trained by its own first cell,
+in parallel with the other requests'.
 
-:func:`run_grid` first prepares each group of cells sharing an Original (Original and oracles, trained once into the
-artifact store and found there by every cell), then runs the cells. Each cell's outcome is written by this process
-alone, in one transaction. A cell that raises, or whose record says it diverged or changed nothing, is stored with
-that status and error and the grid goes on.
+Each cell's outcome is written by this process alone, in one transaction. A cell that raises, or whose record says
+it diverged or changed nothing, is stored with that status and error and the grid goes on.
 """
 
 from __future__ import annotations
@@ -17,99 +19,16 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-from expunge.harness.grid import Cell, settings
+from expunge.harness.dispatch import Group, dispatch
+from expunge.harness.executors import Executor, PoolExecutor, SequentialExecutor, _init_worker, executor_for
+from expunge.harness.grid import Cell
 from expunge.harness.results import ResultStore, now
-from expunge.train.warmup import warm_up
 
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-class Executor(Protocol):
-    """Maps ``fn`` over ``items``; yields ``(item, fn(item))`` in completion order. ``fn`` must not raise (the cell
-    functions below return their errors); an executor that loses a worker yields the exception as the result."""
-
-    workers: int
-
-    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]: ...
-
-    def close(self) -> None:
-        """Release the workers (the executor may not be used afterwards)."""
-
-
-class SequentialExecutor:
-    """Runs every item in this process, in order (torch warmed up first: :func:`warm_up`)."""
-
-    workers = 1
-
-    def __init__(self) -> None:
-        self._warm = False
-
-    def close(self) -> None:
-        return None
-
-    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]:
-        if not self._warm:
-            warm_up()
-            self._warm = True
-        for item in items:
-            yield item, fn(item)
-
-
-def _init_worker(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
-    warm_up()
-
-
-class PoolExecutor:
-    """A ``ProcessPoolExecutor`` of ``workers`` spawned processes (``spawn``: no forked torch state), each with
-    ``threads`` torch threads (default: the cores divided between the workers), warmed up (:func:`warm_up`). One pool
-    serves every :meth:`map_unordered` call until :meth:`close`; a pool broken by a dead worker is replaced."""
-
-    def __init__(self, workers: int, threads: int | None = None) -> None:
-        self.workers = workers
-        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        self._pool: ProcessPoolExecutor | None = None
-
-    def _get_pool(self) -> ProcessPoolExecutor:
-        import multiprocessing
-
-        if self._pool is None or getattr(self._pool, "_broken", False):
-            self.close()
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(self.threads,))
-        return self._pool
-
-    def map_unordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[tuple[T, R | BaseException]]:
-        pool = self._get_pool()
-        pending: dict[Future[R], T] = {pool.submit(fn, item): item for item in items}
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    item = pending.pop(fut)
-                    exc = fut.exception()
-                    yield item, (exc if exc is not None else fut.result())
-        finally:
-            for fut in pending:
-                fut.cancel()
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-
-
-def executor_for(workers: int) -> Executor:
-    return SequentialExecutor() if workers <= 1 else PoolExecutor(workers)
+__all__ = ["Executor", "Job", "PoolExecutor", "SequentialExecutor", "Summary", "_init_worker", "executor_for",
+           "prepare_setting", "run_cell", "run_grid"]
 
 
 @dataclass(frozen=True)
@@ -139,7 +58,9 @@ _PREPARED: dict[str, Any] = {}
 _PREPARED_KEEP = 2
 
 
-def _prepare(cell: Cell, job: Job) -> Any:
+def _prepare(cell: Cell, job: Job) -> tuple[Any, bool]:
+    """The cell's Prepared (a forget request) or scenario Setting, and whether it was made here (False: kept from
+    an earlier cell of this process)."""
     from expunge import api
     from expunge.scenarios.base import get_scenario
     from expunge.store import ArtifactStore
@@ -153,19 +74,30 @@ def _prepare(cell: Cell, job: Job) -> Any:
 
         key = stable_hash([cell.dataset, cell.model, cell.request, cell.seed, cell.recipe, cell.tier, cell.metrics,
                            job.store_root, job.data_dir])
-        if key not in _PREPARED:
-            _PREPARED[key] = api.prepare(cell.dataset, cell.model, cell.request["forget"], data_dir=job.data_dir,
-                                         **kw)
-            while len(_PREPARED) > _PREPARED_KEEP:
-                _PREPARED.pop(next(iter(_PREPARED)))
-        return _PREPARED[key]
+        if key in _PREPARED:
+            return _PREPARED[key], False
+        _PREPARED[key] = api.prepare(cell.dataset, cell.model, cell.request["forget"], data_dir=job.data_dir, **kw)
+        while len(_PREPARED) > _PREPARED_KEEP:
+            _PREPARED.pop(next(iter(_PREPARED)))
+        return _PREPARED[key], True
     sc = get_scenario(cell.request["scenario"], cell.request["params"])
-    return sc.prepare(cell.dataset, cell.model, data_dir=job.data_dir, **kw)
+    return sc.prepare(cell.dataset, cell.model, data_dir=job.data_dir, **kw), True
+
+
+def _trained(prepared: Any) -> list[str]:
+    """``kind/key`` of each Original and oracle this preparation trained (a cache miss), not found in the store."""
+    steps = getattr(prepared, "steps", None) or [prepared]
+    out = [f"{role}/{m.key}" for p in steps for role in ("original", "oracle")
+           if not (m := getattr(p, role)).cache_hit]
+    return list(dict.fromkeys(out))
 
 
 def run_cell(job: Job) -> dict[str, Any]:
     """Run one cell; its outcome as plain data (records as JSON). Never raises: an exception is the outcome's
-    ``failed`` status with its text and traceback; a record that diverged or changed nothing gives that status."""
+    ``failed`` status with its text and traceback; a record that diverged or changed nothing gives that status.
+    Besides what :meth:`ResultStore.write_cell` stores: ``prepare_s`` (loading or training the request's Original,
+    oracle and baseline metrics; about 0 when this process kept them from an earlier cell), ``prepared`` (False:
+    kept) and ``trained`` (the artifacts that preparation trained)."""
     from expunge import api
     from expunge.errors import ExpungeWarning
     from expunge.harness.distributions import cell_distributions
@@ -174,11 +106,13 @@ def run_cell(job: Job) -> dict[str, Any]:
     (cell,) = job.cells
     started, t0 = now(), time.perf_counter()
     out: dict[str, Any] = {"started_at": started, "pid": os.getpid(), "records": [], "error": None,
-                           "traceback": None}
+                           "traceback": None, "prepare_s": 0.0, "prepared": False, "trained": []}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExpungeWarning)  # the record holds the same facts
-            prepared = _prepare(cell, job)
+            prepared, fresh = _prepare(cell, job)
+            out["prepare_s"] = time.perf_counter() - t0
+            out["prepared"], out["trained"] = fresh, _trained(prepared) if fresh else []
             params = METHODS.get(cell.method).Params.from_overrides(cell.params)
             kw: dict[str, Any] = {"metrics": cell.metrics, "tier": cell.tier, "label": cell.label,
                                   "params_source": cell.params_source}
@@ -212,10 +146,12 @@ class Summary:
     lost_error: str = ""
     wall_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
+    trained: list[str] = field(default_factory=list)  # "original/KEY", "oracle/KEY": each cache miss of the cells
 
     def to_json(self) -> dict[str, Any]:
         return {"cells": self.total, "skipped": self.skipped, "ran": self.ok + self.failed, "ok": self.ok,
-                "failed": self.failed, "lost": self.lost, "statuses": self.statuses, "wall_s": round(self.wall_s, 3)}
+                "failed": self.failed, "lost": self.lost, "statuses": self.statuses, "trained": len(self.trained),
+                "wall_s": round(self.wall_s, 3)}
 
 
 class Progress(Protocol):
@@ -233,7 +169,8 @@ class NoProgress:
 def run_grid(cells: list[Cell], results: ResultStore, executor: Executor, *, store_root: str,
              data_dir: str | None = None, progress: Progress | None = None, retry_failed: bool = False) -> Summary:
     """Run every cell whose key ``results`` does not hold yet (with ``retry_failed``, also those stored as
-    ``failed`` by an exception); store each outcome as it completes."""
+    ``failed`` by an exception), a request's cells in one worker process; store each outcome as it completes.
+    Closes ``executor``."""
     t0 = time.perf_counter()
     progress = progress or NoProgress()
     if retry_failed:
@@ -243,15 +180,15 @@ def run_grid(cells: list[Cell], results: ResultStore, executor: Executor, *, sto
     summary = Summary(total=len(cells), skipped=len(cells) - len(todo))
     progress.start(len(cells), summary.skipped)
     try:
-        if executor.workers > 1:  # else each cell finds what the cells before it trained
-            _prepare_shared(todo, executor, store_root, data_dir)
-        for job, outcome in executor.map_unordered(run_cell, [Job((c,), store_root, data_dir) for c in todo]):
-            if isinstance(outcome, BaseException):  # a worker died (killed, out of memory): a broken pool fails
-                summary.lost += 1                   # every pending cell too, so none is stored; --resume reruns them
+        groups = request_groups(todo, store_root, data_dir, gated=executor.workers > 1)
+        for job, outcome in dispatch(executor.slots(), groups, run_cell):
+            if isinstance(outcome, BaseException):  # its worker died (killed, out of memory): not stored, and no
+                summary.lost += 1                   # cell is started after that; --resume reruns them
                 summary.lost_error = summary.lost_error or f"{type(outcome).__name__}: {outcome}"
                 progress.advance("lost")
                 continue
             results.write_cell(job.cells[0].describe(), outcome)
+            summary.trained += outcome.get("trained") or []
             status = outcome["status"]
             summary.statuses[status] = summary.statuses.get(status, 0) + 1
             if status == "ok":
@@ -266,20 +203,50 @@ def run_grid(cells: list[Cell], results: ResultStore, executor: Executor, *, sto
     return summary
 
 
-def _prepare_shared(cells: list[Cell], executor: Executor, store_root: str, data_dir: str | None) -> None:
-    """Train what parallel cells share once: first each Original (with one request's oracle), then the other
-    requests' oracles side by side. Errors are left for the cells to meet and record."""
-    firsts, rest = [], []
-    for group in settings(cells):
-        requests = list({_freeze(c.request): c for c in group}.values())
-        firsts.append(Job((requests[0],), store_root, data_dir))
-        rest += [Job((c,), store_root, data_dir) for c in requests[1:]]
-    for jobs in (firsts, rest):
-        for _ in executor.map_unordered(prepare_setting, jobs):
-            pass
-
-
-def _freeze(request: dict[str, Any]) -> str:
+def request_groups(cells: list[Cell], store_root: str, data_dir: str | None, *, gated: bool = True) \
+        -> list[Group[Job]]:
+    """The cells by request — same setting (dataset, model, seed, recipe) and request: one Original and oracle — in
+    first-seen order, each group gated on the Original it would train (:func:`_original_gates`) when ``gated``."""
     from expunge._io import stable_hash
 
-    return stable_hash(request)
+    by_request: dict[str, list[Cell]] = {}
+    for c in cells:
+        by_request.setdefault(stable_hash([c.setting, c.request]), []).append(c)
+    firsts = [cs[0] for cs in by_request.values()]
+    gates = _original_gates(firsts, store_root, data_dir) if gated else [None] * len(firsts)
+    return [Group([Job((c,), store_root, data_dir) for c in cs], gate)
+            for cs, gate in zip(by_request.values(), gates, strict=True)]
+
+
+def _original_gates(firsts: list[Cell], store_root: str, data_dir: str | None) -> list[str | None]:
+    """Per request (its first cell): None when its Original is in the artifact store already (a manifest's
+    presence: nothing is loaded), else the key of the Original its first cell will train. A request whose Original
+    cannot be told here (a scenario of several requests, a poisoned dataset) is gated on its setting, and so is
+    every other request of that setting, so that no two of them train the setting's Originals at once."""
+    from expunge import api
+    from expunge.data.request import dataset_for
+    from expunge.store import ArtifactStore
+    from expunge.train.loop import TrainRecipe
+    from expunge.train.oracle import model_spec_for, original_key
+
+    store = ArtifactStore(store_root)
+    keys: list[str | None] = []
+    for cell in firsts:
+        try:
+            if "forget" in cell.request:
+                kind: str | None = api.as_request(cell.request["forget"]).kind
+            else:
+                from expunge.scenarios.base import get_scenario
+
+                kind = getattr(get_scenario(cell.request["scenario"], cell.request["params"]), "request_kind", None)
+            if kind is None:
+                keys.append(None)
+                continue
+            ds = dataset_for(cell.dataset, kind, data_dir=data_dir)  # loaded (and cached) by expand() already
+            keys.append(original_key(ds, model_spec_for(ds, cell.model), TrainRecipe(**cell.recipe), seed=cell.seed))
+        except Exception:  # left for the cell to meet and record
+            keys.append(None)
+    unknown = {c.setting for c, k in zip(firsts, keys, strict=True) if k is None}
+    return [f"setting/{c.setting}" if c.setting in unknown else
+            None if store.exists("original", k) else f"original/{k}"  # type: ignore[arg-type]
+            for c, k in zip(firsts, keys, strict=True)]

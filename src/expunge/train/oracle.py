@@ -129,10 +129,20 @@ def _train(kind: str, key_parts: dict[str, Any], dataset: Dataset, positions: np
     return TrainedModel(model, manifest, hit, key)
 
 
+def original_key(dataset: Dataset, spec: ModelSpec, recipe: TrainRecipe, *, seed: int) -> str:
+    """The artifact-store key of the Original :func:`train_original` trains (or finds) for these arguments, without
+    loading anything (the bench harness checks the store with it before it schedules the cells)."""
+    return ArtifactStore.key(_original_parts(dataset, spec, recipe, seed))
+
+
+def _original_parts(dataset: Dataset, spec: ModelSpec, recipe: TrainRecipe, seed: int) -> dict[str, Any]:
+    return {"kind": "original", "dataset": dataset.fingerprint, "spec": spec.to_dict(), "recipe": recipe.to_dict(),
+            "seed": seed}
+
+
 def train_original(dataset: Dataset, spec: ModelSpec, recipe: TrainRecipe, *, seed: int, store: ArtifactStore,
                    progress: bool = True) -> TrainedModel:
-    parts = {"kind": "original", "dataset": dataset.fingerprint, "spec": spec.to_dict(), "recipe": recipe.to_dict(),
-             "seed": seed}
+    parts = _original_parts(dataset, spec, recipe, seed)
     positions = np.arange(len(dataset.train), dtype=np.int64)
     extra = {FORGET_DERIVED: mark(trained_on_forget=True)}  # every training example, so every future forget set
     return _train("original", parts, dataset, positions, spec, recipe, seed, store, progress, extra)
