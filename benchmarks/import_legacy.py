@@ -10,7 +10,8 @@ rows kept the label in ``method``: the method is the label's first word), params
 
     python benchmarks/import_legacy.py [--keep]   # then: expunge results benchmarks/results/GRID --format markdown
 
-``--keep`` leaves the legacy JSON files in place (by default they are deleted once their import is written).
+``--keep`` leaves the legacy JSON files in place (by default they are deleted once their import is written); once
+deleted (they were, in the commit that retired the scripts) they are read from the last commit that changed them.
 """
 
 from __future__ import annotations
@@ -43,10 +44,20 @@ LEGACY = {
 }
 
 
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def last_commit(path: Path) -> str:
-    out = subprocess.run(["git", "log", "-1", "--format=%H", "--", str(path.relative_to(ROOT))], cwd=ROOT,
-                         capture_output=True, text=True, check=True)
-    return out.stdout.strip() or "uncommitted"
+    """The last commit that added or changed ``path`` (so its content there is the legacy file)."""
+    return git("log", "-1", "--format=%H", "--diff-filter=AM", "--", str(path.relative_to(ROOT))).strip() \
+        or "uncommitted"
+
+
+def legacy_rows(path: Path, commit: str) -> list[dict[str, Any]]:
+    """The legacy file from the working tree, or (deleted since) from ``commit``."""
+    text = path.read_text() if path.exists() else git("show", f"{commit}:{path.relative_to(ROOT)}")
+    return json.loads(text)
 
 
 def method_of(label: str) -> str:
@@ -79,7 +90,8 @@ def cells_of(rows: list[dict[str, Any]], origin: dict[str, str], dataset: str, m
                 "recipe": dataclasses.asdict(default_recipe(dataset)), "tier": 0, "metrics": None,
                 "imported_from": origin}
         if "error" in first:
-            outcome = {"status": "failed", "error": first["error"], "records": []}
+            # a legacy error row has no time: stamped with the legacy file's commit date (deterministic, no earlier)
+            outcome = {"status": "failed", "error": first["error"], "records": [], "finished_at": origin["date"]}
         else:
             records = [RunRecord.from_json({**r, "method": method_of(label), "label": label}).to_json() for r in rs]
             outcome = {"status": "ok", "records": records, "started_at": rs[0].get("created_at"),
@@ -91,8 +103,10 @@ def cells_of(rows: list[dict[str, Any]], origin: dict[str, str], dataset: str, m
 def import_grid(grid: str, keep: bool) -> dict[str, Any]:
     file, script, dataset, model, title = LEGACY[grid]
     path = RESULTS / file
-    rows = json.loads(path.read_text())
-    origin = {"file": f"benchmarks/results/{file}", "commit": last_commit(path), "script": script}
+    commit = last_commit(path)
+    rows = legacy_rows(path, commit)
+    origin = {"file": f"benchmarks/results/{file}", "commit": commit, "script": script,
+              "date": git("log", "-1", "--format=%cI", commit).strip()}
     out = RESULTS / grid
     with tempfile.TemporaryDirectory() as tmp, ResultStore(tmp) as rs:
         rs.set_meta(title=title, imported_from=json.dumps(origin, sort_keys=True))
@@ -101,9 +115,9 @@ def import_grid(grid: str, keep: bool) -> dict[str, Any]:
             rs.write_cell(cell, outcome)
         assert len(rs.runs()) == len(rows), "every legacy row is one stored run"
         sizes = compact.export(rs, out)
-    before = path.stat().st_size
+    before = len(json.dumps(rows, indent=2)) if not path.exists() else path.stat().st_size
     if not keep:
-        path.unlink()
+        path.unlink(missing_ok=True)
     return {"grid": grid, "legacy_bytes": before, "rows": len(rows), "cells": len(cells), **sizes}
 
 

@@ -146,3 +146,10 @@ def test_the_command_writes_the_page() -> None:
                           "markdown"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert res.stdout == (RESULTS / "foundation.md").read_text()
+
+
+def test_the_html_report_reads_a_committed_folder() -> None:
+    from expunge.harness.report import load_groups
+
+    groups, counts = load_groups(RESULTS / "foundation")
+    assert counts == {"runs": 36, "records": 36, "failed": 0} and len(groups) == 12  # 6 methods × 2 requests
