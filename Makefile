@@ -34,7 +34,8 @@ docs: $(STAMP)
 	$(MKDOCS) build --strict
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/foundation.py
+	$(BIN)/expunge bench configs/foundation.yaml --out runs/bench/foundation --resume
+	$(BIN)/expunge results runs/bench/foundation --format markdown
 
 clean:
 	rm -rf $(VENV) runs site

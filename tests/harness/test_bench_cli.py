@@ -310,6 +310,14 @@ def test_results_csv_round_trips_the_store(tmp_path: Path) -> None:
     table = cli("results", "out", cwd=tmp_path, store=store)
     assert table.returncode == 0 and "finetune" in table.stdout and "forget_acc" in table.stdout
 
+    # the compact committed form: written by --format jsonl, read back by every format
+    exported = cli("results", "out", "--format", "jsonl", "--to", "exported", cwd=tmp_path, store=store)
+    assert exported.returncode == 0 and "runs.jsonl" in exported.stdout, exported.stderr
+    again = cli("results", "exported", "--format", "json", cwd=tmp_path, store=store)
+    assert [{k: v for k, v in d.items() if k != "id"} for d in json.loads(again.stdout)] == \
+        [{k: v for k, v in d.items() if k != "id"} for d in docs]
+    assert not (tmp_path / "exported" / DB_NAME).exists()  # read through a temporary store
+
 
 def test_results_on_a_folder_without_results(tmp_path: Path) -> None:
     res = cli("results", str(tmp_path), cwd=tmp_path, store=tmp_path / "store")

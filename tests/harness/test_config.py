@@ -54,6 +54,15 @@ BAD = [
     pytest.param(with_(seeds=[-1]), ["seeds", "out of range"], id="negative-seed"),
     pytest.param(with_(seeds=[]), ["seeds", "at least 1"], id="no-seed"),
     pytest.param(with_(methods="ssd"), ["methods", "valid list"], id="methods-not-a-list"),
+    pytest.param(with_(methods=[{"name": "ssd", "requests": ["class:4"]}]),
+                 ["methods[0] (ssd).requests", "no request is labelled 'class:4'", "Did you mean 'class:3'",
+                  "Request labels: class:3"], id="method-on-unknown-request"),
+    pytest.param(with_(requests=[{"forget": "class:3", "name": "a"}, {"forget": "class:4", "name": "a"}]),
+                 ["duplicate requests: a"], id="duplicate-request-name"),
+    pytest.param(with_(requests=[{"forget": "class:3"}, {"forget": "class:4"}],
+                       methods=[{"name": "ssd", "requests": ["class:3", "class:4"]},
+                                {"name": "ssd", "params": {"alpha": 5}, "requests": ["class:4"]}]),
+                 ["duplicate method labels: ssd", "disjoint 'requests'"], id="same-label-on-one-request"),
 ]
 
 

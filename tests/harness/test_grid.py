@@ -90,3 +90,27 @@ def test_settings_group_cells_sharing_an_original() -> None:
     groups = list(settings(cells))
     assert [len(g) for g in groups] == [9, 9]  # one Original per seed: 3 requests × 3 methods each
     assert all(len({c.seed for c in g}) == 1 for g in groups)
+
+
+def test_a_method_restricted_to_some_requests_runs_only_there() -> None:
+    # a tuned row beside the paper-default row of the same method, only on the requests it was tuned for
+    doc = {**BASE, "methods": [{"name": "ssd", "paper_defaults": True},
+                               {"name": "ssd", "label": "ssd [tuned]", "requests": ["class:3", "random:0.1"]}]}
+    cells = expand(parse_config(doc))
+    assert sorted({c.request_label for c in cells if c.label == "ssd [tuned]"}) == ["class:3", "random:0.1"]
+    assert len([c for c in cells if c.label == "ssd"]) == 3 * 2
+
+
+def test_request_name_is_display_only() -> None:
+    named = {**BASE, "requests": [{"forget": "class:3", "name": "full-class"}, *BASE["requests"][1:]]}
+    assert {k[1:]: v for k, v in keys(named).items() if k[0] == "full-class"} == \
+        {k[1:]: v for k, v in keys(BASE).items() if k[0] == "class:3"}
+
+
+def test_one_label_with_per_request_params_on_disjoint_requests() -> None:
+    doc = {**BASE, "methods": [{"name": "ssd", "label": "ssd [tuned]", "requests": ["class:3"]},
+                               {"name": "ssd", "label": "ssd [tuned]", "params": {"alpha": 5},
+                                "requests": ["random:0.1"]}]}
+    cells = {(c.request_label, c.seed): c for c in expand(parse_config(doc))}
+    assert cells["random:0.1", 0].params["alpha"] == 5 and cells["class:3", 0].params["alpha"] != 5
+    assert len(cells) == 2 * 2

@@ -98,17 +98,28 @@ def _executor(kind: str, workers: int, ray_address: str | None) -> Any:
 
 
 def results_cmd(
-    directory: Annotated[Path, typer.Argument(help="the --out folder of an `expunge bench` run")],
-    fmt: Annotated[Literal["table", "csv", "json"], typer.Option("--format", help="table (default), csv (long: one "
-                                                                                 "row per run, metric and role) or "
-                                                                                 "json (the run records and "
-                                                                                 "summaries)")] = "table",
+    directory: Annotated[Path, typer.Argument(help="the --out folder of an `expunge bench` run, or a folder of "
+                                                   "exported JSON Lines (runs.jsonl[.gz], as committed)")],
+    fmt: Annotated[Literal["table", "csv", "json", "jsonl", "markdown"], typer.Option(
+        "--format", help="table (default), csv (long: one row per run, metric and role), json (the run records and "
+                         "their summaries), "
+                         "jsonl (the compact committed form: runs.jsonl[.gz], baselines.jsonl, meta.json written to "
+                         "--to) or markdown (the benchmark page: per request, each method's verdicts)")] = "table",
+    to: Annotated[Path | None, typer.Option("--to", help="with --format jsonl: the folder to write the files to "
+                                                         "(default: DIR)")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="with --format markdown: the page's heading "
+                                                              "(default: the grid's title or name)")] = None,
 ) -> None:
-    """Show a bench folder's results: a table, a pandas-friendly long CSV, or the full run records as JSON."""
+    """Show a bench folder's results: a table, a pandas-friendly long CSV, the full run records as JSON, the compact
+    JSON Lines a store is rebuilt from (``expunge results EXPORTED_DIR`` reads them back), or the markdown page."""
     check_folder(directory, "DIR", write=False)
-    from expunge.harness.results import ResultStore
+    if to is not None and fmt != "jsonl":
+        raise ExpungeError("--to is where --format jsonl writes its files: pass --format jsonl with it")
+    if to is not None:
+        check_folder(to, "--to")
+    from expunge.harness.compact import export, open_results
 
-    with ResultStore(directory, create=False) as rs:
+    with open_results(directory) as rs:
         if fmt == "csv":
             rows = list(rs.long_rows())
             fields = ["run_key", "dataset", "model", "request", "seed", "method", "label", "status", "metric", "role",
@@ -124,6 +135,13 @@ def results_cmd(
             emit_json([{**run, "record": json.loads(records[run["run_key"]]["record"])
                         if records[run["run_key"]]["record"] else None,
                         "distributions": rs.run_distributions(run["run_key"], run["request_key"])} for run in runs])
+        elif fmt == "jsonl":
+            sizes = export(rs, to or directory)
+            typer.echo(f"wrote {', '.join(f'{k} ({v:,} bytes)' for k, v in sizes.items())} to {to or directory}")
+        elif fmt == "markdown":
+            from expunge.harness.tables import markdown
+
+            typer.echo(markdown(rs, title=title), nl=False)
         else:
             _print_table(rs)
 

@@ -12,6 +12,7 @@
       - finetune                       # a name: the shipped preset for the request, else the paper's defaults
       - {name: ssd, params: {alpha: 10}, label: "ssd a10"}
       - {name: neggrad, paper_defaults: true}
+      - {name: ssd, label: "ssd [tuned]", requests: [class:3]}  # only on these requests (labels)
     tier: 0                            # every metric up to this tier, or `metrics: [forget_acc, test_acc]`
     seeds: [0, 1]
 
@@ -98,6 +99,7 @@ class Request(_Strict):
     forget: str | None = None
     scenario: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    name: str | None = None  # how tables name it (e.g. "full-class"); default: the spec or scenario with params
 
     @model_validator(mode="after")
     def _one_kind(self) -> Request:
@@ -127,7 +129,9 @@ class Request(_Strict):
 
     @property
     def label(self) -> str:
-        """How tables name the request: the spec, or the scenario with its parameters."""
+        """How tables name the request: its ``name``, else the spec, or the scenario with its parameters."""
+        if self.name is not None:
+            return self.name
         if self.forget is not None:
             return self.forget
         args = " ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
@@ -136,13 +140,16 @@ class Request(_Strict):
 
 class Method(_Strict):
     """A method with its hyperparameters: ``preset`` (DATASET/MODEL/SCENARIO) or ``paper_defaults``, then
-    ``params`` overrides — as ``expunge unlearn --preset/--paper-defaults/--param``."""
+    ``params`` overrides — as ``expunge unlearn --preset/--paper-defaults/--param``. ``requests`` (labels of the
+    config's requests) restricts the method to those: a tuned row (``label: "ssd [tuned]"``, the shipped preset of
+    each request) beside the paper-default row of the same method, only where a preset was tuned."""
 
     name: str
     label: str | None = None
     preset: str | None = None
     paper_defaults: bool = False
     params: dict[str, Any] = Field(default_factory=dict)
+    requests: list[str] | None = Field(None, min_length=1)
 
     @field_validator("name")
     @classmethod
@@ -161,7 +168,8 @@ class Method(_Strict):
 
 
 class BenchConfig(_Strict):
-    """A whole grid. Lists must be non-empty and hold no duplicates; method labels must be unique."""
+    """A whole grid. Lists must be non-empty and hold no duplicates; method labels must be unique on each request
+    (entries of one label with disjoint ``requests`` are one table row with per-request hyperparameters)."""
 
     name: str | None = None
     datasets: list[str] = Field(min_length=1)
@@ -203,9 +211,17 @@ class BenchConfig(_Strict):
 
     @model_validator(mode="after")
     def _distinct(self) -> BenchConfig:
-        _unique("method labels", [m.display for m in self.methods],
-                fix="give the same method twice different 'label's")
-        _unique("requests", [r.label for r in self.requests])
+        labels = _unique("requests", [r.label for r in self.requests])
+        for req in labels:  # a label names one row per request: one label may carry other params elsewhere
+            _unique("method labels", [m.display for m in self.methods if m.requests is None or req in m.requests],
+                    fix="give the same method twice different 'label's, or disjoint 'requests'")
+        for i, m in enumerate(self.methods):
+            for name in m.requests or ():
+                if name not in labels:
+                    close = difflib.get_close_matches(name, labels, n=1)
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise ValueError(f"methods[{i}] ({m.display}).requests: no request is labelled {name!r}.{hint} "
+                                     f"Request labels: {', '.join(labels)}")
         return self
 
     @property

@@ -83,6 +83,8 @@ def expand(config: BenchConfig, *, data_dir: str | None = None) -> list[Cell]:
             for model in config.models:
                 for seed in config.seeds:
                     for m_i, m in enumerate(config.methods):
+                        if m.requests is not None and req.label not in m.requests:
+                            continue  # the method is restricted to other requests
                         with _located(f"methods[{m_i}] ({m.display}) on {d_name}/{model}, {req.label}"):
                             params, source = api.resolve_params(
                                 m.name, dataset=d_name, model=model, forget=req.forget, scenario=req.scenario,

@@ -70,12 +70,13 @@ class Group:
 
 
 def load_groups(directory: str | Path) -> tuple[list[Group], dict[str, Any]]:
-    """The stored records of a bench folder grouped by (dataset, model, request, label), in grid order, and the
-    store's counts ``{"runs", "records", "failed"}``. A missing folder or store, or one without a single record, is a
-    :class:`~expunge.harness.results.NoResults`."""
-    from expunge.harness.results import NoResults, ResultStore
+    """The stored records of a bench folder (or of its exported JSON Lines) grouped by (dataset, model, request,
+    label), in grid order, and the store's counts ``{"runs", "records", "failed"}``. A missing folder or store, or one
+    without a single record, is a :class:`~expunge.harness.results.NoResults`."""
+    from expunge.harness.compact import open_results
+    from expunge.harness.results import NoResults
 
-    with ResultStore(directory, create=False) as rs:
+    with open_results(directory) as rs:  # a bench folder, or a committed one (runs.jsonl)
         rows = rs.conn.execute("SELECT request, status, record, run_key, request_key FROM runs ORDER BY id").fetchall()
     groups: dict[tuple[str, ...], Group] = {}
     for request, _, doc, run_key, req_key in rows:

@@ -47,10 +47,11 @@ ABOUT = ("MIA score distributions: the per-example loss that mia_loss_auc attack
 
 
 def load_distributions(directory: str | Path) -> dict[tuple[str, str, str], dict[str, Any]] | None:
-    """Every stored summary ``{(key, role, kind): payload}``, or None for a store without the table."""
-    from expunge.harness.results import ResultStore
+    """Every stored summary ``{(key, role, kind): payload}``, or None for a store without the table (a committed
+    folder of exported JSON Lines carries no summaries: it reads as a store without any)."""
+    from expunge.harness.compact import open_results
 
-    with ResultStore(directory, create=False) as rs:
+    with open_results(directory) as rs:
         return rs.distributions() if rs.has_distributions() else None
 
 

@@ -1,0 +1,68 @@
+"""The shipped grid configs (configs/*.yaml) expand — names, scenario parameters, presets and overrides resolve —
+without training anything, into the grids the retired benchmark scripts ran (method_zoo.py, foundation.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from expunge.data.datasets import FASHION_DEFAULT_DIR
+from expunge.harness.config import load_config
+from expunge.harness.grid import Cell, expand
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+needs_fashion = pytest.mark.skipif(not Path(FASHION_DEFAULT_DIR).is_dir(),
+                                   reason=f"Fashion-MNIST is not installed at {FASHION_DEFAULT_DIR}")
+
+
+def cells_of(name: str) -> list[Cell]:
+    return expand(load_config(CONFIGS / f"{name}.yaml"))
+
+
+def per_request(cells: list[Cell]) -> dict[str, int]:
+    return dict(Counter(c.request_label for c in cells if c.seed == 0))
+
+
+def test_every_shipped_config_is_listed_here() -> None:
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-zoo", "fashion-zoo", "foundation"}
+
+
+def test_digits_zoo_is_every_method_on_five_scenarios() -> None:
+    cells = cells_of("digits-zoo")
+    # 22 methods; the class-only svd_class and unsir only on full-class (the script stored them as "not applicable")
+    assert per_request(cells) == {"full-class": 22, "sub-class": 20, "random": 20, "owners": 20, "sequential": 20}
+    assert {c.seed for c in cells} == {0, 1, 2}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["sub-class", "ssd"].params_source == "preset digits/mlp/full-class"  # the scenario's preset fallback
+    assert by["owners", "ssd"].params_source == "preset digits/mlp/random"
+    assert by["full-class", "retrain"].params_source == "paper defaults"
+
+
+@needs_fashion
+def test_fashion_zoo_has_paper_default_and_tuned_rows() -> None:
+    cells = cells_of("fashion-zoo")
+    assert per_request(cells) == {"full-class": 24, "sub-class": 19, "random": 22, "owners": 24, "sequential": 22}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    tuned = {k: c for k, c in by.items() if k[1].endswith("[tuned]")}
+    assert len(tuned) == 12
+    for (req, label), cell in tuned.items():  # a "[tuned]" row never silently runs the paper's defaults
+        assert cell.params_source.startswith("preset fashion-mnist/cnn/"), (req, label, cell.params_source)
+    assert by["sequential", "bad_teacher [tuned]"].params_source == "preset fashion-mnist/cnn/random"
+    # one label, per-request params: the owners preset is cut to 2 epochs, the random one is not
+    assert by["owners", "random_label [tuned]"].params_source == "preset fashion-mnist/cnn/owners + epochs=2"
+    assert by["random", "random_label [tuned]"].params_source == "preset fashion-mnist/cnn/random"
+    assert by["random", "finetune"].params["epochs"] == 2 and by["random", "fisher"].params["fisher_fraction"] == 0.1
+    assert by["sequential", "ssd [current I_D]"].params["full_importance"] == "current"
+    assert by["full-class", "ssd"].request == {"scenario": "full-class", "params": {"classes": "Sandal"}}
+
+
+@needs_fashion
+def test_foundation_is_six_methods_on_two_requests() -> None:
+    cells = cells_of("foundation")
+    assert per_request(cells) == {"full-class": 6, "random-10%": 6}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["full-class", "ssd:alpha=30"].params["alpha"] == 30
+    assert by["random-10%", "neggrad_plus:epochs=2"].params_source == "paper defaults + epochs=2"
+    assert len({c.setting for c in cells}) == 3  # one Original per seed, shared by both requests
