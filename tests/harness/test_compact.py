@@ -106,3 +106,21 @@ def test_loading_needs_an_export_and_an_empty_destination(tmp_path: Path) -> Non
         compact.load(tmp_path / "a", tmp_path / "a")
     with pytest.raises(NoResults), compact.open_results(tmp_path / "nothing"):
         pass
+
+
+def test_distributions_survive_the_round_trip(tmp_path: Path) -> None:
+    """The report's per-example summaries are exported (distributions.jsonl) and rebuilt row for row; a store
+    without any writes no file."""
+    dists = [{"step": 0, "role": role, "kind": "mia_loss", "payload": {"forget": {"q": [0.1, 0.5, 2.0]}, "role": role}}
+             for role in ("unlearned", "original", "retrain")]
+    with ResultStore(tmp_path / "a") as rs:
+        rs.write_cell(cell("a", "finetune"), {**outcome(record("finetune", 0.1)), "distributions": dists})
+        sizes = compact.export(rs, tmp_path / "out")
+        before = rs.distributions()
+    assert compact.DISTRIBUTIONS in sizes and len(before) == 3
+    with compact.load(tmp_path / "out", tmp_path / "b") as rebuilt:
+        assert rebuilt.distributions() == before
+    with ResultStore(tmp_path / "c") as rs:
+        fill(rs)
+        assert compact.DISTRIBUTIONS not in compact.export(rs, tmp_path / "out2")
+    assert not (tmp_path / "out2" / compact.DISTRIBUTIONS).exists()

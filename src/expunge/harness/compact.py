@@ -11,6 +11,8 @@ Retrain values (about 40% of a record) repeat on every method of a request. :fun
 * ``baselines.jsonl`` — the Original's and Retrain's values once per distinct pair, by id (a content hash: records
   of one request measured against two trainings of its oracle keep both).
 * ``meta.json`` — the store's ``meta`` table (the config text; ``imported_from`` for imported grids).
+* ``distributions.jsonl`` — the per-example summaries the report draws (:mod:`expunge.harness.distributions`), one
+  line per ``(key, role, kind)`` row as stored; absent when the store holds none (imported grids).
 
 :func:`load` writes the lines back through :meth:`ResultStore.write_cell <expunge.harness.results.ResultStore.
 write_cell>` in their order, so the rebuilt store's runs, records and metric rows equal the original's.
@@ -31,7 +33,7 @@ from expunge._io import atomic_write_bytes, atomic_write_json, stable_hash
 from expunge.harness.results import DB_NAME, NoResults, ResultStore
 from expunge.protocols.pipeline import gaps
 
-RUNS, BASELINES, META = "runs.jsonl", "baselines.jsonl", "meta.json"
+RUNS, BASELINES, META, DISTRIBUTIONS = "runs.jsonl", "baselines.jsonl", "meta.json", "distributions.jsonl"
 GZIP_OVER = 1_000_000  # bytes: above this runs.jsonl is written gzipped (git stores it compressed either way)
 _OUTCOME = ("started_at", "finished_at", "wall_s", "pid")
 
@@ -87,6 +89,13 @@ def export(rs: ResultStore, out: str | Path) -> dict[str, int]:
     atomic_write_bytes(out / BASELINES, base_text)
     atomic_write_json(out / META, rs.meta())
     sizes[BASELINES], sizes[META] = len(base_text), (out / META).stat().st_size
+    dists = rs.distributions()
+    (out / DISTRIBUTIONS).unlink(missing_ok=True)
+    if dists:
+        dist_text = "".join(_line({"key": k, "role": r, "kind": kind, "payload": p}) + "\n"
+                            for (k, r, kind), p in sorted(dists.items())).encode()
+        atomic_write_bytes(out / DISTRIBUTIONS, dist_text)
+        sizes[DISTRIBUTIONS] = len(dist_text)
     return sizes
 
 
@@ -126,6 +135,9 @@ def load(src: str | Path, dest: str | Path) -> ResultStore:
         rs.set_meta(**meta)
     for cell, outcome in cells.values():
         rs.write_cell(cell, {**outcome, "status": outcome.get("status") or "ok"})
+    if (src / DISTRIBUTIONS).is_file():
+        rs.insert_distributions((d["key"], d["role"], d["kind"], d["payload"])
+                                for d in _read_lines(src / DISTRIBUTIONS))
     return rs
 
 

@@ -27,7 +27,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -196,6 +196,13 @@ class ResultStore:
             if dist_rows:
                 self.conn.executemany("INSERT OR IGNORE INTO distributions (key, role, kind, payload) "
                                       "VALUES (?, ?, ?, ?)", dist_rows)
+
+    def insert_distributions(self, rows: Iterable[tuple[str, str, str, Any]]) -> None:
+        """Store summaries ``(key, role, kind, payload)`` as exported (:mod:`expunge.harness.compact` rebuilding a
+        store); rows already present are kept."""
+        with self._transaction():
+            self.conn.executemany("INSERT OR IGNORE INTO distributions (key, role, kind, payload) VALUES (?, ?, ?, ?)",
+                                  [(k, r, kind, _compact(p)) for k, r, kind, p in rows])
 
     def runs(self) -> list[dict[str, Any]]:
         """Every stored run row (without the record and cell JSON), in insertion order."""
