@@ -185,3 +185,18 @@ def test_privacy_onion_needs_no_method_and_do_nothing_equals_before(tiny, monkey
     no_method.extras = {"tier2": {"shadows": 4}}
     bare = evaluate(no_method, ["ulira_retain_auc"], roles=("original",))["ulira_retain_auc"]["original"]
     assert bare.value == res["original"].value
+
+
+def test_klom_baseline_rows_are_retrain_vs_retrain_and_doing_nothing(tiny):
+    """KLoM's Retrain row is the `retrain` method's KLoM (N independent retrains vs the N oracles: the noise floor)
+    and its Original row is doing nothing's (the N originals): known answers, computed with the request's baseline,
+    which names no method."""
+    base = tiny.eval_ctx.with_model("unlearned", tiny.original.model)
+    base.extras = {"tier2": {"models": 2}}
+    rows = evaluate(base, ["klom_p95_forget"], roles=("original", "retrain"))["klom_p95_forget"]
+    assert base.run.method is None and rows["original"].value is not None and rows["retrain"].value is not None
+    retrain = evaluate(method_ctx(tiny, "retrain", models=2), ["klom_p95_forget"], roles=("unlearned",))
+    nothing = evaluate(method_ctx(tiny, *DO_NOTHING, models=2), ["klom_p95_forget"], roles=("unlearned",))
+    assert rows["retrain"].value == retrain["klom_p95_forget"]["unlearned"].value
+    assert rows["original"].value == nothing["klom_p95_forget"]["unlearned"].value
+    assert rows["retrain"].details["n_models"] == 2

@@ -152,10 +152,10 @@ def _prepare(cell: Cell, job: Job) -> Any:
         from expunge._io import stable_hash
 
         key = stable_hash([cell.dataset, cell.model, cell.request, cell.seed, cell.recipe, cell.tier, cell.metrics,
-                           job.store_root, job.data_dir])
+                           cell.extras, job.store_root, job.data_dir])
         if key not in _PREPARED:
             _PREPARED[key] = api.prepare(cell.dataset, cell.model, cell.request["forget"], data_dir=job.data_dir,
-                                         **kw)
+                                         extras=cell.extras, **kw)
             while len(_PREPARED) > _PREPARED_KEEP:
                 _PREPARED.pop(next(iter(_PREPARED)))
         return _PREPARED[key]

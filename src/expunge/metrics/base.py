@@ -268,7 +268,7 @@ class Metric(ABC):
         missing = [n for n in self.needs if not ctx.has(n)]
         if missing:
             return MetricValue(None, reason=f"no {' / '.join(missing)} model")
-        if (reason := ctx.run.missing(*self.run_needs)) is not None:
+        if (reason := ctx.run.missing(*self.run_needs_for(role))) is not None:
             return MetricValue(None, reason=reason)
         if self.unlearned_only and role != "unlearned":
             return MetricValue(None, reason=UNLEARNED_ONLY)
@@ -280,6 +280,11 @@ class Metric(ABC):
             return MetricValue(None, reason=f"{self.name} came out non-finite ({value.value}) for the {role} model"
                                             f"{'; ' + value.reason if value.reason else ''}", details=value.details)
         return value
+
+    def run_needs_for(self, role: str) -> tuple[str, ...]:
+        """The RunInfo fields ``role``'s value needs (default: ``run_needs`` for every role; KLoM's Original and
+        Retrain rows do not depend on the method under test)."""
+        return self.run_needs
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

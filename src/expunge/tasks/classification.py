@@ -3,6 +3,18 @@
 Parity criteria (the gaps a method must close to count as indistinguishable from the Retrain on tier-0 measures):
 |Δ forget accuracy| ≤ 0.02, |Δ test accuracy| ≤ 0.02 and |Δ loss-MIA AUC| ≤ 0.05 — the bounds the project's method-zoo
 tables have used since their first run.
+
+Per-example criteria, judged on random and owners requests (:mod:`expunge.verdict`), where the Original is usually
+within the tier-0 tolerances of the Retrain (the population criteria have no power):
+
+* ``ulira_auc`` (U-LiRA, Hayes et al., arXiv 2403.01218): |Δ| ≤ 0.05, the loss-MIA's AUC tolerance — one bound for
+  one kind of number; an AUC's standard error on ~150 forget vs ~150 held-out targets (digits' random 10%) is about
+  0.03, so 0.05 is ~1.7 standard errors: smaller would fail exact retraining on noise at CPU sizes.
+* ``klom_p95_forget`` (KLoM, Georgiev et al., arXiv 2410.23232), **one-sided**: unlearned − retrain ≤ 0.5 nats, where
+  the Retrain row is the Retrain-vs-Retrain value (the noise floor of the binned KL at this N). The tolerance is
+  absolute in nats because the floor already carries the small-N bias; 0.5 nats is a tenth of the range the p95 spans
+  between the floor and doing nothing on digits at N = 4 (benchmarks/results/per_example_digits.md), and about the
+  spread of the floor itself between seeds there.
 """
 
 from __future__ import annotations
@@ -25,6 +37,9 @@ class Classification(Task):
     summary = "integer class labels; cross-entropy loss; accuracy"
     headline_metrics = ("forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "js_to_retrain_forget")
     parity_criteria: ClassVar[Mapping[str, float]] = {"forget_acc": 0.02, "test_acc": 0.02, "mia_loss_auc": 0.05}
+    per_example_criteria: ClassVar[Mapping[str, float]] = {"ulira_auc": 0.05, "klom_p95_forget": 0.5}
+    per_example_kinds = frozenset({"random", "owners"})
+    one_sided_criteria = frozenset({"klom_p95_forget"})
 
     def targets(self, y: Any) -> torch.Tensor:
         arr = np.asarray(y)
