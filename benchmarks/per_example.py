@@ -75,6 +75,14 @@ def write(rows: list[dict[str, Any]], name: str, source: Path, meta: dict[str, s
         labels = Counter(r["verdict"] for r in rs)
         md.append(f"| {req} | {method} | {sum(r['at_parity'] for r in rs)}/{len(rs)} seeds | "
                   + ", ".join(f"{k} ×{n}" for k, n in labels.items()) + " |")
+    n = len(rows)
+    power = ", ".join(f"`{m}` had power on {sum(r[f'{m}_status'] in ('met', 'missed') for r in rows)}/{n} records"
+                      for m in PER_EXAMPLE)
+    saturated = sum(r["klom_p95_forget_original"] is not None
+                    and r["klom_p95_forget_original"] == r["klom_p95_forget_retrain"] for r in rows)
+    md += ["", f"Per-example criteria: {power}. KLoM's Original row equal to its Retrain row (the p95 saturated at "
+           f"the floor's ceiling ln((1/N)/1e-5): the two sets of N margins share no bin on over 5% of the examples) "
+           f"on {saturated}/{n} records."]
     md += ["", "## Per seed", "",
            "| request | method | seed | U-LiRA AUC (unl. / orig. / retr.) | U-LiRA | KLoM p95 forget (unl. / orig. / "
            "retr.) | KLoM | pop. | verdict |", "|---|---|---|---|---|---|---|---|---|"]
