@@ -80,9 +80,8 @@ def write(rows: list[dict[str, Any]], name: str, source: Path, meta: dict[str, s
                       for m in PER_EXAMPLE)
     saturated = sum(r["klom_p95_forget_original"] is not None
                     and r["klom_p95_forget_original"] == r["klom_p95_forget_retrain"] for r in rows)
-    md += ["", f"Per-example criteria: {power}. KLoM's Original row equal to its Retrain row (the p95 saturated at "
-           f"the floor's ceiling ln((1/N)/1e-5): the two sets of N margins share no bin on over 5% of the examples) "
-           f"on {saturated}/{n} records."]
+    md += ["", f"Per-example criteria: {power}. KLoM's Original row equal to its Retrain row (the p95 saturated: "
+           f"the two sets of N margins share no bin on over 5% of the examples) on {saturated}/{n} records."]
     md += ["", "## Per seed", "",
            "| request | method | seed | U-LiRA AUC (unl. / orig. / retr.) | U-LiRA | KLoM p95 forget (unl. / orig. / "
            "retr.) | KLoM | pop. | verdict |", "|---|---|---|---|---|---|---|---|---|"]
