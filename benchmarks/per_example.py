@@ -105,7 +105,7 @@ def main() -> None:
     with ResultStore(args.bench, create=False) as store:
         records = [RunRecord.from_json(d) for d in store.records()]
         meta = store.meta()
-    meta.setdefault("config_path", args.config)
+    meta["config_path"] = args.config  # as the page names it (the run may have read a copy)
     rows = rows_of(records)
     if not rows:
         raise SystemExit(f"per_example: {args.bench} holds no records")

@@ -137,9 +137,9 @@ def test_tier2_sizes_reach_the_cells_and_their_keys() -> None:
     config = load_config(Path(__file__).parents[2] / "configs" / "digits-per-example.yaml")
     cells = expand(config)
     assert len(cells) == 12 and {c.method for c in cells} >= {"retrain", "finetune"}
-    assert all(c.extras == {"tier2": {"shadows": 4, "models": 4}} for c in cells)
+    assert all(c.extras == {"tier2": {"shadows": 8, "models": 8}} for c in cells)
     assert {"ulira_auc", "klom_p95_forget"} <= set(cells[0].metrics or ())
-    other = expand(parse_config({**config.model_dump(), "tier2": {"shadows": 8, "models": 4}}))
+    other = expand(parse_config({**config.model_dump(), "tier2": {"shadows": 4, "models": 4}}))
     assert not {c.key for c in cells} & {c.key for c in other}
     plain = expand(parse_config(GOOD))
     assert plain[0].extras == {} and "extras" not in plain[0].key_parts

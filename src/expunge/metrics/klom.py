@@ -17,7 +17,8 @@ Rows (our choice, for the verdict's one-sided per-example criterion, :mod:`expun
 that noise floor measured — N independently seeded retrains (the ``retrain`` method, seeds ctx.seed + i, cached and
 shared with a grid's ``retrain`` rows) against the same N oracles; the **Original** row is doing nothing — the N
 originals against the N oracles (free: KLoM trains the originals anyway). Neither depends on the method under test,
-so both are computed with the request's baseline and need no method; the unlearned row needs it.
+so both are computed with the request's baseline and need no method; the unlearned row needs it. The ``retrain``
+method's own unlearned row is then the Retrain row itself (the same cached runs).
 """
 
 from __future__ import annotations
