@@ -253,6 +253,9 @@ class Metric(ABC):
     unlearned_only: ClassVar[bool] = False
     # The value an exact unlearner gets where the metric fixes one (KLoM 0, ε-score 1); None: compare with the Retrain.
     ideal: ClassVar[float | None] = None
+    # The Retrain row is a noise floor measured with independent retrains (KLoM), not the oracle's own value: an
+    # unlearned model bit-identical to the oracle scores the ``ideal``, at or below that floor.
+    retrain_is_floor: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:

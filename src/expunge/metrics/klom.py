@@ -60,7 +60,7 @@ class _Klom(_tier2.Tier2Metric):
     higher_is_better = False
     split: ClassVar[str]
 
-    label = "KLoM"
+    label, retrain_is_floor = "KLoM", True
     ideal = 0.0  # unlearned margins distributed as the oracles' (an exact unlearner): identical histograms
 
     def run_needs_for(self, role: str) -> tuple[str, ...]:
