@@ -46,6 +46,7 @@ RESULT_SOURCES = {
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",
     "ray_scaling": "benchmarks/ray_scaling.py",
+    "per_example_digits": "configs/digits-per-example.yaml, then benchmarks/per_example.py",
 }
 
 
@@ -205,9 +206,15 @@ def _syntaxes(kinds: list[str]) -> str:
 def tasks_md() -> str:
     from expunge.tasks import TASKS
 
-    out = [_table(["task", "summary", "headline metrics", "parity criteria: gap to Retrain at most"],
+    def per_example(cls: Any) -> str:
+        crit = ", ".join(f"`{m}` {'(one-sided) ' if m in cls.one_sided_criteria else ''}≤ {tol}"
+                         for m, tol in cls.per_example_criteria.items())
+        return f"{crit} on {', '.join(sorted(cls.per_example_kinds))} requests" if crit else "none"
+
+    out = [_table(["task", "summary", "headline metrics", "parity criteria: gap to Retrain at most",
+                   "per-example criteria"],
                   [[f"`{name}`", cls.summary, ", ".join(f"`{m}`" for m in cls.headline_metrics),
-                    ", ".join(f"`{m}` ≤ {tol}" for m, tol in cls.parity_criteria.items())]
+                    ", ".join(f"`{m}` ≤ {tol}" for m, tol in cls.parity_criteria.items()), per_example(cls)]
                    for name, cls in TASKS.items()]), "\n"]
     for name, cls in TASKS.items():
         out.append(f"## `{name}`\n\n" + rst_to_md(module_doc(cls.__module__)) + "\n")

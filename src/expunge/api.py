@@ -77,7 +77,7 @@ def load(dataset: str | Dataset, *, forget: Forget | None = None, task: str | No
 def prepare(dataset: str | Dataset, model: Model, forget: Forget, *, seed: int = 0,
             store: ArtifactStore | None = None, data_dir: str | None = None, recipe: TrainRecipe | None = None,
             original: nn.Module | None = None, metrics: Iterable[str] | None = None, tier: int = 0,
-            progress: bool = True) -> Prepared:
+            progress: bool = True, extras: Mapping[str, Any] | None = None) -> Prepared:
     """Resolve a forget request on a dataset and get its Original and retrain oracle (from the cache, or trained).
 
     Args:
@@ -94,6 +94,8 @@ def prepare(dataset: str | Dataset, model: Model, forget: Forget, *, seed: int =
         original: A model you already trained on the whole dataset (with ``recipe``): used as the Original instead
             of training one; the oracle is still trained by expunge with ``recipe``.
         metrics, tier: The metrics of the baseline evaluation (default: every tier-0 metric of the task).
+        extras: Reach every metric of this request's evaluations, e.g. ``{"tier2": {"shadows": 8, "models": 4}}``
+            (the sizes of the tier-2 pipelines).
 
     The request is validated before anything is trained (unknown or duplicate ids, empty or whole-set requests
     raise :class:`~expunge.errors.InvalidForgetRequest`, naming the ids), and so is the seed
@@ -106,7 +108,7 @@ def prepare(dataset: str | Dataset, model: Model, forget: Forget, *, seed: int =
     store = store or ArtifactStore()
     adopted = None if original is None else adopt_original(ds, spec, original, store=store)
     return prepare_splits(ds, spec, splits, seed=seed, store=store, recipe=recipe, metrics=metrics, tier=tier,
-                          progress=progress, original=adopted)
+                          progress=progress, original=adopted, extras=extras)
 
 
 SEED_LIMIT = 2**32  # NumPy's legacy seeding (scikit-learn's random_state) accepts 0 <= seed < 2**32

@@ -63,6 +63,13 @@ BAD = [
                        methods=[{"name": "ssd", "requests": ["class:3", "class:4"]},
                                 {"name": "ssd", "params": {"alpha": 5}, "requests": ["class:4"]}]),
                  ["duplicate method labels: ssd", "disjoint 'requests'"], id="same-label-on-one-request"),
+    pytest.param(with_(tier2={"shadows": 7}), ["tier2.shadows", "must be even"], id="odd-shadows"),
+    pytest.param(with_(tier2={"models": 1}), ["tier2.models", "greater than or equal to 2", "got 1"],
+                 id="one-model"),
+    pytest.param(with_(tier2={"shadow": 8}), ["tier2", "unknown key 'shadow'", "Did you mean 'shadows'"],
+                 id="unknown-tier2-key"),
+    pytest.param(with_(tier2={"shadows": 8}, requests=[{"scenario": "sequential"}]),
+                 ["tier2 options apply to forget requests"], id="tier2-with-scenario"),
 ]
 
 
@@ -131,3 +138,17 @@ def test_shipped_digits_config_is_valid() -> None:
     cells = expand(config)
     assert len(cells) == 16  # 1 dataset × 1 model × 2 requests × 2 seeds × 4 methods
     assert issubclass(BenchConfigError, ExpungeError)
+
+
+def test_tier2_sizes_reach_the_cells_and_their_keys() -> None:
+    """The per-example config's K and N reach every cell's evaluation extras and key (another K is another cell);
+    a config without tier2 keeps its keys and passes no extras."""
+    config = load_config(Path(__file__).parents[2] / "configs" / "digits-per-example.yaml")
+    cells = expand(config)
+    assert len(cells) == 12 and {c.method for c in cells} >= {"retrain", "finetune"}
+    assert all(c.extras == {"tier2": {"shadows": 8, "models": 8}} for c in cells)
+    assert {"ulira_auc", "klom_p95_forget"} <= set(cells[0].metrics or ())
+    other = expand(parse_config({**config.model_dump(), "tier2": {"shadows": 4, "models": 4}}))
+    assert not {c.key for c in cells} & {c.key for c in other}
+    plain = expand(parse_config(GOOD))
+    assert plain[0].extras == {} and "extras" not in plain[0].key_parts

@@ -102,6 +102,28 @@ def test_long_rows_join_baselines_to_each_run(tmp_path: Path) -> None:
     assert by["b:0", "forget_acc", "original"] == by["a:0", "forget_acc", "original"] == 1.0
 
 
+def test_a_method_bound_baseline_is_each_runs_own(tmp_path: Path) -> None:
+    """U-LiRA scores the Original and the Retrain against shadows unlearned by the method under test: two methods on
+    one request have different Original rows, and each run's export shows its own (not the first cell's), while
+    forget accuracy's baseline stays stored once per request."""
+    def with_ulira(method: str, forget_acc: float, ulira_original: float) -> dict[str, Any]:
+        r = record(method, forget_acc)
+        r["metrics"]["ulira_auc"], r["original"]["ulira_auc"], r["retrain"]["ulira_auc"] = 0.5, ulira_original, 0.5
+        r["gap_to_retrain"]["ulira_auc"] = 0.0
+        return r
+
+    with ResultStore(tmp_path) as rs:
+        rs.write_cell(cell("a", "finetune"), ok(with_ulira("finetune", 0.1, 0.80)))
+        rs.write_cell(cell("b", "retrain"), ok(with_ulira("retrain", 0.0, 0.55)))
+        by_run = {}
+        for row in rs.long_rows():
+            by_run.setdefault(row["run_key"], {})[(row["metric"], row["role"])] = row["value"]
+        assert by_run["a:0"][("ulira_auc", "original")] == 0.80 and by_run["b:0"][("ulira_auc", "original")] == 0.55
+        assert by_run["b:0"][("forget_acc", "original")] == 1.0 and len(by_run["a:0"]) == len(by_run["b:0"]) == 12
+        n = rs.conn.execute("SELECT COUNT(*) FROM metrics WHERE metric = 'forget_acc' AND role = 'original'")
+        assert n.fetchone()[0] == 1
+
+
 def test_second_lock_on_the_same_folder_fails_fast(tmp_path: Path) -> None:
     busy = r"another `expunge bench` \(pid \d+\) is running"
     with BenchLock(tmp_path), pytest.raises(BenchLocked, match=busy), BenchLock(tmp_path):

@@ -185,3 +185,32 @@ def test_privacy_onion_needs_no_method_and_do_nothing_equals_before(tiny, monkey
     no_method.extras = {"tier2": {"shadows": 4}}
     bare = evaluate(no_method, ["ulira_retain_auc"], roles=("original",))["ulira_retain_auc"]["original"]
     assert bare.value == res["original"].value
+
+
+def test_klom_baseline_rows_are_retrain_vs_retrain_and_doing_nothing(tiny):
+    """KLoM's Retrain row is the `retrain` method's KLoM (N independent retrains vs the N oracles: the noise floor)
+    and its Original row is doing nothing's (the N originals): known answers, computed with the request's baseline,
+    which names no method."""
+    base = tiny.eval_ctx.with_model("unlearned", tiny.original.model)
+    base.extras = {"tier2": {"models": 2}}
+    rows = evaluate(base, ["klom_p95_forget"], roles=("original", "retrain"))["klom_p95_forget"]
+    assert base.run.method is None and rows["original"].value is not None and rows["retrain"].value is not None
+    retrain = evaluate(method_ctx(tiny, "retrain", models=2), ["klom_p95_forget"], roles=("unlearned",))
+    nothing = evaluate(method_ctx(tiny, *DO_NOTHING, models=2), ["klom_p95_forget"], roles=("unlearned",))
+    assert rows["retrain"].value == retrain["klom_p95_forget"]["unlearned"].value
+    assert rows["original"].value == nothing["klom_p95_forget"]["unlearned"].value
+    assert rows["retrain"].details["n_models"] == 2
+
+
+def test_a_runs_record_carries_ulira_rows_of_the_original_and_the_retrain(tiny):
+    """U-LiRA scores every model against shadows unlearned by the method under test, so the request's baseline
+    (computed before any method) cannot give its Original and Retrain rows: the run computes them with its method,
+    and the sizes given to prepare (extras) reach them."""
+    from expunge.api import unlearn
+
+    prep = prepare("digits", "mlp", "random:0.1", seed=0, store=tiny.store, recipe=TINY, progress=False,
+                   metrics=["ulira_auc", "forget_acc"], extras={"tier2": {"shadows": 2}})
+    assert prep.baseline["ulira_auc"]["original"].value is None  # no method yet
+    record, _ = unlearn(prep, "finetune", {"epochs": 1}, metrics=["ulira_auc", "forget_acc"])
+    assert all(isinstance(v["ulira_auc"], float) for v in (record.metrics, record.original, record.retrain))
+    assert record.reasons.get("ulira_auc", {}).get("original") is None

@@ -14,6 +14,7 @@
       - {name: neggrad, paper_defaults: true}
       - {name: ssd, label: "ssd [tuned]", requests: [class:3]}  # only on these requests (labels)
     tier: 0                            # every metric up to this tier, or `metrics: [forget_acc, test_acc]`
+    tier2: {shadows: 8, models: 4}     # optional: sizes of the tier-2 pipelines (U-LiRA's K, KLoM's N)
     seeds: [0, 1]
 
 :func:`load_config` validates the shape and every name here (pydantic, ``extra="forbid"``): an unknown key is an
@@ -167,6 +168,26 @@ class Method(_Strict):
         return self.label or self.name
 
 
+class Tier2Options(_Strict):
+    """Sizes of the tier-2 pipelines (:class:`expunge.metrics._tier2.Tier2Config`, the CLI's ``expunge evaluate
+    --shadows K --models N``): given for forget requests only (a scenario prepares its own requests)."""
+
+    shadows: int | None = Field(None, ge=2)   # U-LiRA K shadows (even: each example is IN for exactly K/2)
+    models: int | None = Field(None, ge=2)    # KLoM / ε-score N seeded models
+
+    @field_validator("shadows")
+    @classmethod
+    def _even(cls, value: int | None) -> int | None:
+        if value is not None and value % 2:
+            raise ValueError(f"the number of shadows must be even (each example is IN for exactly K/2), got {value}")
+        return value
+
+    def extras(self) -> dict[str, Any]:
+        """The evaluation context's ``extras`` (``{"tier2": {...}}``), {} when nothing is set."""
+        values = self.model_dump(exclude_none=True)
+        return {"tier2": values} if values else {}
+
+
 class BenchConfig(_Strict):
     """A whole grid. Lists must be non-empty and hold no duplicates; method labels must be unique on each request
     (entries of one label with disjoint ``requests`` are one table row with per-request hyperparameters)."""
@@ -179,6 +200,7 @@ class BenchConfig(_Strict):
     methods: list[Method] = Field(min_length=1)
     tier: int = Field(0, ge=0, le=2)
     metrics: list[str] | None = Field(None, min_length=1)
+    tier2: Tier2Options = Field(default_factory=Tier2Options)
     seeds: list[int] = Field(min_length=1)
 
     @field_validator("methods", mode="before")
@@ -222,6 +244,9 @@ class BenchConfig(_Strict):
                     hint = f" Did you mean {close[0]!r}?" if close else ""
                     raise ValueError(f"methods[{i}] ({m.display}).requests: no request is labelled {name!r}.{hint} "
                                      f"Request labels: {', '.join(labels)}")
+        if self.tier2.extras() and any(r.scenario is not None for r in self.requests):
+            raise ValueError("tier2 options apply to forget requests; a scenario request prepares its own "
+                             "evaluation. Fix: drop 'tier2' or give the requests as forget specs")
         return self
 
     @property

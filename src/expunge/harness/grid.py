@@ -41,6 +41,7 @@ class Cell:
     recipe: dict[str, Any]
     tier: int = 0
     metrics: tuple[str, ...] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)  # the evaluation's extras: {"tier2": {"shadows": K, ...}}
     key_parts: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -93,11 +94,13 @@ def expand(config: BenchConfig, *, data_dir: str | None = None) -> list[Cell]:
                         parts = {"expunge": __version__, "dataset": d_name, "model": model, "recipe": recipe,
                                  "request": request, "seed": seed, "method": m.name, "params": values,
                                  "tier": config.tier, "metrics": config.metrics}
+                        if extras := config.tier2.extras():  # absent when unset: earlier grids keep their keys
+                            parts["extras"] = extras
                         cells.append(Cell(key=cell_key(parts), dataset=d_name, model=model, request=request,
                                           request_label=req.label, seed=seed, method=m.name, label=m.display,
                                           params=values, params_source=source, recipe=recipe, tier=config.tier,
                                           metrics=None if config.metrics is None else tuple(config.metrics),
-                                          key_parts=parts))
+                                          extras=extras, key_parts=parts))
     return cells
 
 

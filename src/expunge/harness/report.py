@@ -105,10 +105,13 @@ class Row:
 
 
 def key_metrics(groups: Sequence[Group]) -> list[str]:
-    """The parity criteria of the grid's tasks, in order (classification: forget_acc, test_acc, mia_loss_auc)."""
+    """The parity criteria of the grid's tasks, in order (classification: forget_acc, test_acc, mia_loss_auc), then
+    the per-example criteria some record carries (ulira_auc, klom_p95_forget)."""
     out: list[str] = []
-    for task in dict.fromkeys(r.task for g in groups for r in g.records):
+    records = [r for g in groups for r in g.records]
+    for task in dict.fromkeys(r.task for r in records):
         out += [m for m in get_task(task).parity_criteria if m not in out]
+        out += [m for m in get_task(task).per_example_criteria if m not in out and any(m in r.metrics for r in records)]
     return out
 
 
@@ -176,7 +179,7 @@ def table_html(rows: Sequence[Row], metrics: Sequence[str]) -> str:
                                for part in ("unlearned", "original", "retrain", "gap"))
         out.append(f'<tr class="row"><td>{e(g.dataset)}/{e(g.model)}</td><td>{e(g.request)}</td>'
                    f"<td>{e(g.label)}</td><td>{c['seeds']}</td>{metric_cells}"
-                   f'<td class="{cls}" title="{e(why)}">{e(p.label)}{e(p.power_note)}</td>'
+                   f'<td class="{cls}" title="{e(why)}">{e(p.label)}{e(p.power_note)}{e(p.measure_note)}</td>'
                    f"<td>{e(c['speed_up'])}</td><td>{e(c['amortised'])}</td><td>{e(c['precompute'])}</td></tr>")
     out.append("</tbody></table>")
     return "\n".join(out)

@@ -7,7 +7,9 @@ Tables:
   :class:`~expunge.record.RunRecord` JSON (what the verdict rules read); ``cell`` the cell's description.
 * ``metrics`` — long form ``(key, metric, role, value)``: roles ``unlearned`` and ``gap`` under the run's
   ``run_key``; roles ``original`` and ``retrain`` under the ``request_key`` (Original, oracle, request, metric
-  selection), so the baselines are stored once per request, not once per method.
+  selection), so the baselines are stored once per request, not once per method — except for a metric whose
+  Original and Retrain rows depend on the method (U-LiRA scores them against shadows unlearned by it:
+  :func:`method_bound`), stored under the ``run_key`` too.
 * ``distributions`` — ``(key, role, kind, payload)``: compact per-example summaries for the report
   (:mod:`expunge.harness.distributions`: ``mia_loss`` quantiles forget vs test, ``class_acc`` per-class accuracy
   vectors), keyed like ``metrics`` — the unlearned model's under its ``run_key``, the Original's and Retrain's under
@@ -24,6 +26,7 @@ absent, and a present cell is finished (``--resume`` skips it). One ``expunge be
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -185,6 +188,10 @@ class ResultStore:
                          "record": to_json_bytes(rec).decode(), "time_s": rec.get("time_s")})
             for role, section in _ROLE_FIELDS.items():
                 owner = run_key if role in RUN_ROLES else req_key
+                if owner == req_key:  # a method-bound baseline row is the run's own
+                    bound = [(run_key, m, role, _number(v)) for m, v in (rec.get(section) or {}).items()
+                             if method_bound(m)]
+                    metric_rows += bound
                 metric_rows += [(owner, m, role, _number(v)) for m, v in (rec.get(section) or {}).items()]
         dist_rows = _distribution_rows(key, cell, records, outcome)
         columns = list(rows[0])
@@ -221,10 +228,12 @@ class ResultStore:
         ident = ("run_key", "dataset", "model", "request", "seed", "method", "label", "status")
         for run in self.runs():
             head = {k: run[k] for k in ident}
-            values = self.conn.execute(
-                "SELECT metric, role, value FROM metrics WHERE (key = ? AND role IN ('unlearned', 'gap')) OR "
-                "(key = ? AND role IN ('original', 'retrain')) ORDER BY metric, role",
-                (run["run_key"], run["request_key"])).fetchall()
+            found = self.conn.execute(
+                "SELECT metric, role, value, key = ? AS own FROM metrics WHERE key = ? OR "
+                "(key = ? AND role IN ('original', 'retrain')) ORDER BY metric, role, own",
+                (run["run_key"], run["run_key"], run["request_key"])).fetchall()
+            # the run's own row wins: a method-bound baseline (method_bound) is stored under the run's key too
+            values = list({(v["metric"], v["role"]): v for v in found}.values())
             if not values:
                 yield {**head, "metric": None, "role": None, "value": None, "error": run["error"]}
             for v in values:
@@ -303,6 +312,19 @@ def _compact(payload: Any) -> str:
         return json.dumps(payload, separators=(",", ":"), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         return json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+
+
+@functools.cache
+def method_bound(metric: str) -> bool:
+    """Whether ``metric``'s Original and Retrain values depend on the method under test (they need it:
+    :meth:`expunge.metrics.base.Metric.run_needs_for`), so they cannot be stored once per request."""
+    from expunge.metrics.base import METRICS
+
+    try:
+        cls = METRICS.get(metric)
+    except ExpungeError:
+        return False
+    return not cls.unlearned_only and "method" in cls().run_needs_for("original")
 
 
 def _number(value: Any) -> float | None:

@@ -30,6 +30,8 @@ code each one fixes:
 * **No power** (the verdict's notion): a criterion the Original itself passes, or on which the Original and the Retrain
   are within noise, cannot tell whether unlearning happened; it is "no power", never "met", and a seed whose every
   criterion lacks power is "no power", not at parity.
+* **Per-example criteria** (the verdict's, on random and owners requests: U-LiRA, KLoM): judged when the records carry
+  them; otherwise "not measured", listed per seed (:attr:`SeedParity.measure_note`) and never counted as met.
 * **Signed gap closure** (:func:`gap_closure`): (unlearned − original) / (retrain − original) on one metric: 1 = at the
   Retrain's, 0 = still at the Original's, > 1 = overshoot (e.g. an MIA AUC below the Retrain's when the Original's is
   above it — forgotten points look *less* like members than unseen ones, itself a signal), < 0 = moved away. None
@@ -249,13 +251,14 @@ class GridRules:
 
 
 # --- parity per seed, no power -------------------------------------------------------------------------------------
-_ORDER = {"missed": 3, "unknown": 2, "no power": 1, "met": 0}  # a seed's criterion status: the worst over its steps
+# a seed's criterion status: the worst over its steps
+_ORDER = {"missed": 4, "unknown": 3, "not measured": 2, "no power": 1, "met": 0}
 
 
 @dataclass(frozen=True)
 class SeedParity:
     """Parity of one method on one request over seeds. ``criteria``: metric -> status -> number of seeds (a seed's
-    status on a criterion is the worst over its records: missed > unknown > no power > met)."""
+    status on a criterion is the worst over its records: missed > unknown > not measured > no power > met)."""
 
     at_parity: int
     n_seeds: int
@@ -278,6 +281,13 @@ class SeedParity:
         """The criteria without power (listed, never counted as met) on some seeds: '; no power: test_acc 3/3'."""
         nop = self.seeds_with("no power")
         return "; no power: " + ", ".join(f"{m} {n}/{self.n_seeds}" for m, n in nop.items()) if nop else ""
+
+    @property
+    def measure_note(self) -> str:
+        """The per-example criteria the records did not carry: '; not measured: ulira_auc 3/3' (random/owners
+        requests evaluated at tier 0: their parity rests on population criteria alone)."""
+        nm = self.seeds_with("not measured")
+        return "; not measured: " + ", ".join(f"{m} {n}/{self.n_seeds}" for m, n in nm.items()) if nm else ""
 
     def seeds_with(self, status: str) -> dict[str, int]:
         """metric -> number of seeds on which it had ``status`` (only metrics with at least one)."""

@@ -73,10 +73,11 @@ def _prepare(cell: Cell, job: Job) -> tuple[Any, bool]:
         from expunge._io import stable_hash
 
         key = stable_hash([cell.dataset, cell.model, cell.request, cell.seed, cell.recipe, cell.tier, cell.metrics,
-                           job.store_root, job.data_dir])
+                           cell.extras, job.store_root, job.data_dir])
         if key in _PREPARED:
             return _PREPARED[key], False
-        _PREPARED[key] = api.prepare(cell.dataset, cell.model, cell.request["forget"], data_dir=job.data_dir, **kw)
+        _PREPARED[key] = api.prepare(cell.dataset, cell.model, cell.request["forget"], data_dir=job.data_dir,
+                                     extras=cell.extras, **kw)
         while len(_PREPARED) > _PREPARED_KEEP:
             _PREPARED.pop(next(iter(_PREPARED)))
         return _PREPARED[key], True

@@ -13,7 +13,7 @@ the four ``ulira_*`` metrics and every role share one pipeline run.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -121,6 +121,7 @@ class SeededOutputs:
     unlearned_acc: dict[str, list[float]]  # split -> N accuracies
     oracle_acc: dict[str, list[float]]
     info: dict[str, Any]
+    original_phi: dict[str, np.ndarray] = field(default_factory=dict)  # split -> (n, N); from_originals only
 
 
 def mean_ratio(num: list[float], den: list[float]) -> float | None:

@@ -253,6 +253,9 @@ class Metric(ABC):
     unlearned_only: ClassVar[bool] = False
     # The value an exact unlearner gets where the metric fixes one (KLoM 0, ε-score 1); None: compare with the Retrain.
     ideal: ClassVar[float | None] = None
+    # The Retrain row is a noise floor measured with independent retrains (KLoM), not the oracle's own value: an
+    # unlearned model bit-identical to the oracle scores the ``ideal``, at or below that floor.
+    retrain_is_floor: ClassVar[bool] = False
 
     @abstractmethod
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
@@ -268,7 +271,7 @@ class Metric(ABC):
         missing = [n for n in self.needs if not ctx.has(n)]
         if missing:
             return MetricValue(None, reason=f"no {' / '.join(missing)} model")
-        if (reason := ctx.run.missing(*self.run_needs)) is not None:
+        if (reason := ctx.run.missing(*self.run_needs_for(role))) is not None:
             return MetricValue(None, reason=reason)
         if self.unlearned_only and role != "unlearned":
             return MetricValue(None, reason=UNLEARNED_ONLY)
@@ -280,6 +283,11 @@ class Metric(ABC):
             return MetricValue(None, reason=f"{self.name} came out non-finite ({value.value}) for the {role} model"
                                             f"{'; ' + value.reason if value.reason else ''}", details=value.details)
         return value
+
+    def run_needs_for(self, role: str) -> tuple[str, ...]:
+        """The RunInfo fields ``role``'s value needs (default: ``run_needs`` for every role; KLoM's Original and
+        Retrain rows do not depend on the method under test)."""
+        return self.run_needs
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -12,6 +12,13 @@ the N oracles are clipped to ±100 and binned on 20 shared bins; KLoM = KL(P_U �
 the details. Defaults N = 8 on CPU (``--models``); the paper uses N = 100. With small N the binned plug-in KL is
 biased upwards (20 bins, 8 samples): compare methods at the same N, and read Retrain-vs-Retrain noise from the
 spread of values, not from 0.
+
+Rows (our choice, for the verdict's one-sided per-example criterion, :mod:`expunge.verdict`): the **Retrain** row is
+that noise floor measured — N independently seeded retrains (the ``retrain`` method, seeds ctx.seed + i, cached and
+shared with a grid's ``retrain`` rows) against the same N oracles; the **Original** row is doing nothing — the N
+originals against the N oracles (free: KLoM trains the originals anyway). Neither depends on the method under test,
+so both are computed with the request's baseline and need no method; the unlearned row needs it. The ``retrain``
+method's own unlearned row is then the Retrain row itself (the same cached runs).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from typing import Any, ClassVar
 
 from expunge.metrics import _tier2
 from expunge.metrics._tier2 import Tier2Config
-from expunge.metrics.base import EvalContext, MetricValue, register_metric
+from expunge.metrics.base import EvalContext, MetricValue, MissingInput, register_metric
 from expunge.metrics.functional.klom import klom, klom_summary
 
 NEEDS = ("model_spec", "recipe", "store", "method")
@@ -28,9 +35,20 @@ SPLITS = ("forget", "retain", "test")
 BINS, CLIP, FLOOR = 20, 100.0, 1e-5
 
 
-def klom_result(ctx: EvalContext) -> dict[str, Any]:
-    out: _tier2.SeededOutputs = ctx.provided("seeded", Tier2Config.from_ctx(ctx), True, SPLITS)
-    summaries = {s: klom_summary(klom(out.unlearned_phi[s], out.oracle_phi[s], bins=BINS, clip=CLIP, floor=FLOOR))
+BASELINE_METHOD = "retrain"  # the Retrain row: independent retrains vs the oracles (the noise floor)
+
+
+def klom_result(ctx: EvalContext, role: str = "unlearned") -> dict[str, Any]:
+    """KLoM of ``role``: the run's method (unlearned), independent retrains (retrain) or the originals (original),
+    each against the N oracles."""
+    cfg = Tier2Config.from_ctx(ctx)
+    if role == "unlearned":
+        out: _tier2.SeededOutputs = ctx.provided("seeded", cfg, True, SPLITS)
+        models = out.unlearned_phi
+    else:  # one pipeline run (retrains + originals + oracles) answers both baseline rows
+        out = ctx.provided("seeded", cfg, True, SPLITS, BASELINE_METHOD)
+        models = out.original_phi if role == "original" else out.unlearned_phi
+    summaries = {s: klom_summary(klom(models[s], out.oracle_phi[s], bins=BINS, clip=CLIP, floor=FLOOR))
                  for s in SPLITS}
     return {"summaries": summaries, "n_models": len(out.seeds), "seeds": out.seeds, "bins": BINS, "clip": CLIP,
             "floor": FLOOR, "info": out.info}
@@ -42,11 +60,16 @@ class _Klom(_tier2.Tier2Metric):
     higher_is_better = False
     split: ClassVar[str]
 
-    unlearned_only, label = True, "KLoM"
+    label, retrain_is_floor = "KLoM", True
     ideal = 0.0  # unlearned margins distributed as the oracles' (an exact unlearner): identical histograms
 
+    def run_needs_for(self, role: str) -> tuple[str, ...]:
+        return self.run_needs if role == "unlearned" else tuple(n for n in self.run_needs if n != "method")
+
     def result(self, ctx: EvalContext, role: str) -> dict[str, Any]:
-        return klom_result(ctx)
+        if role not in ("unlearned", "original", "retrain"):
+            raise MissingInput(f"KLoM has rows for the unlearned model, the Original and the Retrain, not {role!r}")
+        return klom_result(ctx, role)
 
     def value_from(self, res: dict[str, Any], ctx: EvalContext, role: str) -> MetricValue:
         summ = res["summaries"][self.split]

@@ -23,7 +23,7 @@ from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import NonFiniteOutputs
 from expunge.methods.base import RunContext, get_method
-from expunge.metrics.base import EvalContext, MetricValue, RunInfo, evaluate
+from expunge.metrics.base import METRICS, EvalContext, MetricValue, RunInfo, evaluate
 from expunge.metrics.functional.stats import separable
 from expunge.models import ModelSpec
 from expunge.protocols.runner import run_method
@@ -165,7 +165,13 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
     ectx = prep.eval_ctx.with_model("unlearned", res.model)
     ectx.run = replace(ectx.run, method=m.name, method_params=m.params.to_dict())
     results = evaluate(ectx, metrics, tier=tier, roles=("unlearned",))
-    merged = {name: {**prep.baseline.get(name, {}), **by_role} for name, by_role in results.items()}
+    # A metric whose Original and Retrain rows depend on the method (U-LiRA: the shadows are unlearned by it) has
+    # none in the request's baseline, computed before any method: compute them now, with the method known.
+    bound = [n for n in results if "method" in METRICS.get(n)().run_needs_for("original")
+             and not METRICS.get(n).unlearned_only]
+    per_method = evaluate(ectx, bound, roles=("original", "retrain")) if bound else {}
+    merged = {name: {**prep.baseline.get(name, {}), **per_method.get(name, {}), **by_role}
+              for name, by_role in results.items()}
     unlearned, retrain = values_of(merged, "unlearned"), values_of(merged, "retrain")
     status, status_reason = run_status(ectx, unchanged=res.unchanged, steps=res.steps)
     retrain_time = prep.oracle.train_time_s

@@ -170,15 +170,18 @@ def _outputs(model: nn.Module, ctx: EvalContext, splits: tuple[str, ...]) -> tup
 
 
 def seeded_outputs(ctx: EvalContext, cfg: Tier2Config, from_originals: bool = False,
-                   splits: tuple[str, ...] = ("forget",)) -> SeededOutputs:
+                   splits: tuple[str, ...] = ("forget",), method_name: str | None = None) -> SeededOutputs:
     """φ and accuracies of N unlearned models and N oracles (seeds ctx.seed + i).
 
     ``from_originals`` False (ε-score): the method runs N times with seeds ctx.seed + i from the run's original.
-    True (KLoM): unlearned model i comes from original i (``train_original(seed=ctx.seed + i)``; i = 0 is the run's).
+    True (KLoM): unlearned model i comes from original i (``train_original(seed=ctx.seed + i)``; i = 0 is the run's),
+    and the originals' φ are returned too (``original_phi``: doing nothing, KLoM's Original row).
     Oracle i is ``retrain_oracle(seed=ctx.seed + i)`` (i = 0 is the run's oracle).
+    ``method_name`` replaces the run's method (with its default parameters): ``"retrain"`` gives N independently
+    seeded retrains, KLoM's Retrain row (the Retrain-vs-Retrain noise floor), on a context that names no method.
     """
     run, store, ds = ctx.run, ctx.run.store, ctx.dataset
-    method = method_of(ctx)
+    method = method_of(ctx) if method_name is None else get_method(method_name)
     seeds = [ctx.seed + i for i in range(cfg.models)]
     miss = [s for s in seeds if not store.exists("oracle", store.key(_key_parts("oracle", ctx, s)))]
     sizes = [ctx.splits.retain.size] * len(miss)
@@ -194,6 +197,7 @@ def seeded_outputs(ctx: EvalContext, cfg: Tier2Config, from_originals: bool = Fa
                              n_unlearn=n_unlearn, method=method.name), "seeds": seeds}
     u_phi: dict[str, list[np.ndarray]] = {s: [] for s in splits}
     o_phi: dict[str, list[np.ndarray]] = {s: [] for s in splits}
+    orig_phi: dict[str, list[np.ndarray]] = {s: [] for s in splits}
     u_acc: dict[str, list[float]] = {"retain": [], "test": []}
     o_acc: dict[str, list[float]] = {"retain": [], "test": []}
     hits = 0
@@ -211,6 +215,9 @@ def seeded_outputs(ctx: EvalContext, cfg: Tier2Config, from_originals: bool = Fa
         hits += int(hit)
         oracle = retrain_oracle(ds, ctx.splits, run.model_spec, run.recipe, seed=s, store=store,
                                 progress=False).model
+        if from_originals:  # doing nothing: the originals' own margins
+            for k in splits:
+                orig_phi[k].append(phi(original, *ctx.split_tensors(k), ("identity",))[:, 0])
         for m, phi_d, acc_d in ((model, u_phi, u_acc), (oracle, o_phi, o_acc)):
             p, a = _outputs(m, ctx, splits)
             for k, v in p.items():
@@ -219,7 +226,8 @@ def seeded_outputs(ctx: EvalContext, cfg: Tier2Config, from_originals: bool = Fa
                 acc_d[k].append(v)
     info["unlearning_runs_cached"] = hits
     return SeededOutputs(seeds, {k: np.stack(v, 1) for k, v in u_phi.items()},
-                         {k: np.stack(v, 1) for k, v in o_phi.items()}, u_acc, o_acc, info)
+                         {k: np.stack(v, 1) for k, v in o_phi.items()}, u_acc, o_acc, info,
+                         {k: np.stack(v, 1) for k, v in orig_phi.items() if v})
 
 
 def _load_original(ctx: EvalContext) -> nn.Module:

@@ -4,8 +4,9 @@ A :class:`Task` is stateless: it turns raw targets into the tensor the models tr
 says how many outputs a model needs (:meth:`Task.num_outputs`), defines the training loss (:meth:`Task.loss`, the
 mean over a batch) and the per-example loss membership-inference attacks score (:meth:`Task.example_losses`), and
 names the metrics a report leads with (``headline_metrics``) and the criteria of retrain parity
-(``parity_criteria``: metric → absolute tolerance on the gap to the Retrain). It imports nothing above the registry,
-so every layer may use it.
+(``parity_criteria``: metric → absolute tolerance on the gap to the Retrain; ``per_example_criteria``: the tier-2
+per-example criteria added on the request kinds ``per_example_kinds``, where the population criteria have no power).
+It imports nothing above the registry, so every layer may use it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class Task(ABC):
     summary: ClassVar[str]
     headline_metrics: ClassVar[tuple[str, ...]]
     parity_criteria: ClassVar[Mapping[str, float]]
+    # Per-example criteria (tier 2: U-LiRA, KLoM) judged on records of these request kinds; {} = none for the task.
+    per_example_criteria: ClassVar[Mapping[str, float]] = {}
+    per_example_kinds: ClassVar[frozenset[str]] = frozenset()
+    # Of those, the criteria judged one-sidedly (a distance to the oracles: lower is closer, so only "above" misses)
+    one_sided_criteria: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def targets(self, y: Any) -> torch.Tensor:
@@ -56,7 +62,8 @@ class Task(ABC):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {"name": cls.name, "summary": cls.summary, "headline_metrics": list(cls.headline_metrics),
-                "parity_criteria": dict(cls.parity_criteria)}
+                "parity_criteria": dict(cls.parity_criteria), "per_example_criteria": dict(cls.per_example_criteria),
+                "per_example_kinds": sorted(cls.per_example_kinds)}
 
 
 TASKS: Registry[type[Task]] = Registry("task", package="expunge.tasks", entry_point_group="expunge.tasks")

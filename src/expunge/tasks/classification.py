@@ -3,6 +3,20 @@
 Parity criteria (the gaps a method must close to count as indistinguishable from the Retrain on tier-0 measures):
 |Δ forget accuracy| ≤ 0.02, |Δ test accuracy| ≤ 0.02 and |Δ loss-MIA AUC| ≤ 0.05 — the bounds the project's method-zoo
 tables have used since their first run.
+
+Per-example criteria, judged on random and owners requests (:mod:`expunge.verdict`), where the Original is usually
+within the tier-0 tolerances of the Retrain (the population criteria have no power):
+
+* ``ulira_auc`` (U-LiRA, Hayes et al., arXiv 2403.01218): |Δ| ≤ 0.05, the loss-MIA's AUC tolerance — one bound for
+  one kind of number; an AUC's standard error on ~150 forget vs ~150 held-out targets (digits' random 10%) is about
+  0.03, so 0.05 is ~1.7 standard errors: smaller would fail exact retraining on noise at CPU sizes.
+* ``klom_p95_forget`` (KLoM, Georgiev et al., arXiv 2410.23232), **one-sided**: unlearned − retrain ≤ 0.5 nats, where
+  the Retrain row is the Retrain-vs-Retrain value (N independent retrains vs the N oracles: the small-N bias of the
+  binned KL is in it, so the tolerance is absolute). With N = 8–16 margins per side, 20 bins and the 1e-5 floor, a
+  shift of every example's margin distribution by one standard deviation raises the p95 by 0.9–1.0 nats over
+  same-distribution samples (simulated, ``tests/metrics/functional/test_klom.py``); 0.5 nats is half of that. At
+  N = 4 the p95 saturates near 10.5 nats even between retrains (over 5% of the examples' two sets of 4 margins share
+  no bin), so the Original sits on the floor and the criterion has no power: the verdict says so.
 """
 
 from __future__ import annotations
@@ -25,6 +39,9 @@ class Classification(Task):
     summary = "integer class labels; cross-entropy loss; accuracy"
     headline_metrics = ("forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "js_to_retrain_forget")
     parity_criteria: ClassVar[Mapping[str, float]] = {"forget_acc": 0.02, "test_acc": 0.02, "mia_loss_auc": 0.05}
+    per_example_criteria: ClassVar[Mapping[str, float]] = {"ulira_auc": 0.05, "klom_p95_forget": 0.5}
+    per_example_kinds = frozenset({"random", "owners"})
+    one_sided_criteria = frozenset({"klom_p95_forget"})
 
     def targets(self, y: Any) -> torch.Tensor:
         arr = np.asarray(y)

@@ -66,3 +66,28 @@ def test_summary() -> None:
     with pytest.warns(DegenerateInputWarning):
         e = klom_summary([])
     assert e["p95"] is None and e["reason"] == "no example"
+
+
+@pytest.mark.parametrize("n", [8, 16])
+def test_the_verdicts_klom_tolerance_separates_a_one_sd_shift(n):
+    """The one-sided KLoM criterion's 0.5 nats (expunge.tasks.classification): with n margins per side, 20 bins and
+    the 1e-5 floor, shifting every example's margins by one standard deviation raises the p95 by more than the
+    tolerance over same-distribution samples (the Retrain-vs-Retrain floor), and by less than 2.5× it."""
+    from expunge.tasks import get_task
+
+    tol = get_task("classification").per_example_criteria["klom_p95_forget"]
+    rng = np.random.default_rng(0)
+    u, r = rng.normal(size=(2000, n)), rng.normal(size=(2000, n))
+    same = klom_summary(klom(u, r))["p95"]
+    shifted = klom_summary(klom(u + 1.0, r))["p95"]
+    assert tol < shifted - same < 2.5 * tol
+
+
+def test_at_four_models_the_p95_saturates_so_the_criterion_has_no_power():
+    """Same-distribution samples of 4 share no bin on over 5% of the examples: their p95 is the value of margins in
+    disjoint bins (here 0.5·ln(0.5/1e-5) + 0.5·ln(0.25/1e-5)), and a one-SD shift cannot raise it."""
+    rng = np.random.default_rng(0)
+    u, r = rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4))
+    ceiling = 0.5 * math.log(0.5 / 1e-5) + 0.5 * math.log(0.25 / 1e-5)
+    assert klom_summary(klom(u, r))["p95"] == pytest.approx(ceiling)
+    assert klom_summary(klom(u + 1.0, r))["p95"] == pytest.approx(ceiling)
