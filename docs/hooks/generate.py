@@ -39,6 +39,7 @@ if str(ROOT / "src") not in sys.path:  # a source checkout without `pip install 
 
 # What each benchmark results file measures and which script writes it (the page titles come from the files).
 RESULT_SOURCES = {
+    "digits": "expunge results benchmarks/results/digits --format markdown",
     "foundation": "expunge results benchmarks/results/foundation --format markdown",
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",

@@ -26,7 +26,8 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 
 def test_every_shipped_config_is_listed_here() -> None:
-    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-zoo", "fashion-zoo", "foundation"}
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-zoo", "fashion-zoo",
+                                                          "foundation"}
 
 
 def test_digits_zoo_is_every_method_on_five_scenarios() -> None:
@@ -66,3 +67,10 @@ def test_foundation_is_six_methods_on_two_requests() -> None:
     assert by["full-class", "ssd:alpha=30"].params["alpha"] == 30
     assert by["random-10%", "neggrad_plus:epochs=2"].params_source == "paper defaults + epochs=2"
     assert len({c.setting for c in cells}) == 3  # one Original per seed, shared by both requests
+
+
+def test_digits_per_example_carries_its_tier2_sizes() -> None:
+    cells = cells_of("digits-per-example")
+    assert {c.request_label for c in cells} == {"random:0.1", "owners:20"}
+    assert {c.label for c in cells} >= {"retrain", "finetune", "ssd"}
+    assert all(c.extras == {"tier2": {"shadows": 8, "models": 8}} for c in cells)  # K = 8 shadows, N = 8 models
