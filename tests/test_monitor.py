@@ -89,3 +89,16 @@ def test_only_the_outermost_block_releases_free_memory(monkeypatch):
         pass
     assert calls == [1, 1] and outer.result.wall_s >= 0
     assert monitor._DEPTH == 0
+
+
+def test_the_probe_names_how_the_peak_was_measured():
+    """Run records carry ``Monitor.probe``: benchmark tables trust a delta only when the block began by releasing free
+    memory (else the delta is a lower bound); a nested block releases nothing, so its probe says so."""
+    with Monitor() as outer, Monitor() as inner:
+        pass
+    released = outer.released
+    assert outer.probe == (f"{outer.mode}, release-first" if released else outer.mode)
+    assert not inner.released and inner.probe == inner.mode
+    with Monitor(release_first=False) as m:
+        pass
+    assert m.probe == m.mode

@@ -153,3 +153,18 @@ def test_the_html_report_reads_a_committed_folder() -> None:
 
     groups, counts = load_groups(RESULTS / "foundation")
     assert counts == {"runs": 36, "records": 36, "failed": 0} and len(groups) == 12  # 6 methods × 2 requests
+
+
+def test_peak_memory_is_exact_only_for_a_release_first_probe() -> None:
+    """A delta is shown as measured when the run notes the exact probe (the monitor writes it into the record's
+    notes; retired scripts stamped it beside the record), as a lower bound otherwise."""
+    from expunge.harness.tables import peak_delta_mb
+
+    def rec(**where: Any) -> RunRecord:
+        doc = {k: v for k, v in record("ssd").items() if k != "memory_probe"}
+        return RunRecord.from_json({**doc, **where, "peak_delta_bytes": 3 * 2**20})
+
+    assert peak_delta_mb([rec(notes={"memory_probe": "hwm, release-first"})]) == "3.0"
+    assert peak_delta_mb([rec(memory_probe="hwm, release-first")]) == "3.0"
+    assert peak_delta_mb([rec(notes={"memory_probe": "hwm"})]) == "≥ 3"
+    assert peak_delta_mb([rec()]) == "≥ 3"

@@ -68,6 +68,7 @@ def run_method(method: UnlearningMethod[Any], original: nn.Module, dataset: Data
           batchnorm.recording_batchnorm() as bn_events, frozen):
         torch.manual_seed(ctx.seed)
         unlearned = method.unlearn(working, data, ctx)
+    ctx.notes["memory_probe"] = mon.probe  # how peak_delta_bytes was measured: tables trust only the exact kind
     if state_hash(original) != before:
         raise InputModelModified(f"method {method.name!r} modified the original model it was given")
     unchanged = type(unlearned) is type(original) and state_hash(unlearned) == before

@@ -99,7 +99,9 @@ class Measurement:
 
 class Monitor:
     """Context manager measuring wall time and peak RSS: ``with Monitor() as m: ...; m.result``.
-    ``mode`` (after entering): ``"hwm"``, ``"sampled"`` or ``"lifetime"`` (see the module docstring)."""
+    ``mode`` (after entering): ``"hwm"``, ``"sampled"`` or ``"lifetime"`` (see the module docstring); ``probe``
+    adds ", release-first" when the block began by handing free memory back to the OS (its delta is then exact, not
+    a lower bound)."""
 
     def __init__(self, interval_s: float = 0.005, *, use_hwm: bool = True, release_first: bool = True) -> None:
         self.interval_s = interval_s
@@ -107,10 +109,16 @@ class Monitor:
         self.release_first = release_first
         self.result = Measurement()
         self.mode = ""
+        self.released = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_rss = 0
         self._peak = 0
+
+    @property
+    def probe(self) -> str:
+        """How the peak was measured, as run records name it (``"hwm, release-first"``: the exact kind)."""
+        return f"{self.mode}, release-first" if self.released else self.mode
 
     def _poll(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -132,7 +140,7 @@ class Monitor:
             outermost = _DEPTH == 0
             _DEPTH += 1
         if self.release_first and outermost:
-            release_free_memory()
+            self.released = release_free_memory()
         rss = current_rss()
         self._start_rss = self._peak = rss or 0
         if rss is not None and self.use_hwm:
