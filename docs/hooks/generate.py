@@ -41,6 +41,8 @@ if str(ROOT / "src") not in sys.path:  # a source checkout without `pip install 
 RESULT_SOURCES = {
     "digits": "expunge results benchmarks/results/digits --format markdown",
     "foundation": "expunge results benchmarks/results/foundation --format markdown",
+    "foundation-seed0": "expunge bench (configs/foundation.yaml at seeds [0]), then expunge results "
+                        "benchmarks/results/foundation-seed0 --format markdown",
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
