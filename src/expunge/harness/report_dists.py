@@ -18,12 +18,11 @@ summaries existed, a request without any, and the runs whose summaries failed ar
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expunge.harness.report_plots import LAYOUT, _colour, interval
+from expunge.harness.report_plots import LAYOUT, _colour, by_request, interval, note_html
 
 if TYPE_CHECKING:
     from expunge.harness.report import Group
@@ -58,17 +57,6 @@ def load_distributions(directory: str | Path) -> dict[tuple[str, str, str], dict
 def page_note(dists: Dists | None) -> str:
     """What the page says about the per-example figures before the figures."""
     return OLD_STORE if dists is None else NONE_STORED if not dists else ABOUT
-
-
-def _where(g: Group) -> str:
-    return f"{g.dataset}/{g.model} {g.request}"
-
-
-def _by_request(groups: Sequence[Group]) -> dict[str, list[Group]]:
-    out: dict[str, list[Group]] = {}
-    for g in groups:
-        out.setdefault(_where(g), []).append(g)
-    return out
 
 
 def payloads(groups: Sequence[Group], dists: Dists, kind: str) -> dict[str, list[Mapping[str, Any]]]:
@@ -108,27 +96,23 @@ def figures(groups: Sequence[Group], dists: Dists | None) -> Iterator[tuple[str,
     """``(title, note HTML, figure or None)`` per request: the MIA box plot and the per-class bars, or a note."""
     if not dists:
         return
-    for where, gs in _by_request(groups).items():
+    for where, gs in by_request(groups).items():
         issues = problems(gs, dists)
-        trouble = _note("Not computed for: " + "; ".join(issues[:5]) + (" …" if len(issues) > 5 else "")) \
+        trouble = note_html("Not computed for: " + "; ".join(issues[:5]) + (" …" if len(issues) > 5 else "")) \
             if issues else ""
         mia, acc = mia_boxes(payloads(gs, dists, "mia_loss")), class_bars(payloads(gs, dists, "class_acc"))
         if mia is None and acc is None:
-            yield f"Per-example distributions: {where}", _note(
+            yield f"Per-example distributions: {where}", note_html(
                 "No per-example summary is stored for this request.") + trouble, None
             continue
         if mia is not None:
-            yield f"MIA loss distributions, forget vs test: {where}", _note(
+            yield f"MIA loss distributions, forget vs test: {where}", note_html(
                 "Per-example loss (log scale) of each model on the forget and test sets: box = quartiles, whiskers "
                 "= 5th–95th percentile, averaged over seeds.") + trouble, mia
             trouble = ""
         if acc is not None:
-            yield f"Per-class test accuracy: {where}", _note(
+            yield f"Per-class test accuracy: {where}", note_html(
                 "Mean ± 95% CI over seeds; shaded: the forgotten classes.") + trouble, acc
-
-
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
 
 
 def vincentized(summaries: Sequence[Mapping[str, Any]]) -> tuple[list[float] | None, float | None]:

@@ -42,35 +42,39 @@ def interval(values: Sequence[float | None]) -> tuple[float | None, float]:
     return ci["mean"], (ci["high"] - ci["low"]) / 2
 
 
-def _where(g: Group) -> str:
+def request_title(g: Group) -> str:
+    """How the report titles a request's figures: dataset/model and the request (shared with report_dists)."""
     return f"{g.dataset}/{g.model} {g.request}"
 
 
 def figures(groups: Sequence[Group], rules: GridRules) -> Iterator[tuple[str, str, Any]]:
-    yield "Accuracy vs speed-up", _note("Test accuracy (mean over seeds) against the rules' speed-up (log scale); "
+    yield "Accuracy vs speed-up", note_html("Test accuracy (mean over seeds) against the rules' speed-up (log scale); "
                                         "dashed: the Retrain's test accuracy per request."), tradeoff(groups, rules)
-    for where, gs in _by_request(groups).items():
+    for where, gs in by_request(groups).items():
         kind = gs[0].kind
         if kind == "class" and (fig := classwise(gs)) is not None:
-            yield f"Class-wise accuracy: {where}", _note("Mean over seeds of the stored class-wise metrics."), fig
+            yield f"Class-wise accuracy: {where}", note_html("Mean over seeds of the stored class-wise metrics."), fig
         if kind == "random":
-            yield (f"Gap closure: {where}", _note("(unlearned − original) / (retrain − original): 1 = at the Retrain, "
-                                                  "0 = still at the Original, > 1 = overshoot; mean ± 95% CI over "
-                                                  "seeds; a missing bar has no gap to close (no power)."),
+            yield (f"Gap closure: {where}",
+                   note_html("(unlearned − original) / (retrain − original): 1 = at the Retrain, 0 = still at the "
+                             "Original, > 1 = overshoot; mean ± 95% CI over seeds; a missing bar has no gap to close "
+                             "(no power)."),
                    closure(gs))
         if any(g.sequential for g in gs):
-            yield f"Sequential requests: {where}", _note("Mean over seeds at each step; dashed: the Retrain."), \
+            yield f"Sequential requests: {where}", note_html("Mean over seeds at each step; dashed: the Retrain."), \
                 curves(gs)
 
 
-def _note(text: str) -> str:
+def note_html(text: str) -> str:
+    """A figure's explanatory note as escaped HTML."""
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def _by_request(groups: Sequence[Group]) -> dict[str, list[Group]]:
+def by_request(groups: Sequence[Group]) -> dict[str, list[Group]]:
+    """The groups of each request, by :func:`request_title`, in first-seen order."""
     out: dict[str, list[Group]] = {}
     for g in groups:
-        out.setdefault(_where(g), []).append(g)
+        out.setdefault(request_title(g), []).append(g)
     return out
 
 
@@ -80,7 +84,7 @@ def tradeoff(groups: Sequence[Group], rules: GridRules) -> Any:
     fig = go.Figure()
     colours: dict[str, str] = {}
     palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-    for where, gs in _by_request(groups).items():
+    for where, gs in by_request(groups).items():
         colour = colours.setdefault(where, palette[len(colours) % len(palette)])
         xs, ys, names = [], [], []
         for g in gs:
