@@ -24,6 +24,17 @@ from expunge.store import ArtifactStore
 from expunge.tasks import Task, get_task
 
 
+# The name under which an Original's training-time state (what a task's trainer kept, e.g. a federation's server
+# record: expunge.tasks.Task.train_from_scratch) is stored as a train statistic; methods read it with
+# ``train_statistic(TRAINING_STATE, ..., batch_size=0)``
+TRAINING_STATE = "training_state"
+
+
+def statistic_key(name: str, original_key: str, batch_size: int) -> dict[str, Any]:
+    """The store key parts of train statistic ``name`` of an Original (one formula for its writers and readers)."""
+    return {"stat": name, "original": original_key, "batch_size": batch_size}
+
+
 class DataAccess(enum.Flag):
     NONE = 0
     FORGET = enum.auto()         # forget examples with labels
@@ -214,6 +225,6 @@ class UnlearningData:
 
         if self._store is None or self._original_key is None:
             return run()[0]
-        key = self._store.key({"stat": name, "original": self._original_key, "batch_size": batch_size})
+        key = self._store.key(statistic_key(name, self._original_key, batch_size))
         tensors, _, _ = self._store.get_or_create_tensors("train_stats", key, run)
         return tensors

@@ -387,3 +387,8 @@ def load_fashion_mnist(*, data_dir: str | None = None, labels: LabelSet = "fine"
         fine_to_coarse=FASHION_FINE_TO_COARSE, coarse_names=FASHION_COARSE, labels=labels,
         raw_for_fingerprint=(xtr, xte), input_range=(-FASHION_MEAN / FASHION_STD, (1 - FASHION_MEAN) / FASHION_STD),
     )
+
+
+# Datasets derived from the ones above register themselves in their own modules, imported last (they build on
+# load_dataset): the federated copies (<base>-fed-iid, <base>-fed-dir<alpha>).
+from expunge.data import federated as _federated  # noqa: E402, F401

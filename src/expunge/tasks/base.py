@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +22,12 @@ from expunge._registry import Registry
 from expunge.errors import ExpungeError
 
 Batch = tuple[torch.Tensor, ...]
+
+
+class FitOn(Protocol):
+    """Plain supervised training of the training examples at ``positions`` (see :meth:`Task.train_from_scratch`)."""
+
+    def __call__(self, model: torch.nn.Module, positions: np.ndarray, *, seed: int, epochs: int) -> dict[str, Any]: ...
 
 
 class UnsupportedTask(ExpungeError, ValueError):
@@ -58,6 +64,20 @@ class Task(ABC):
     def batch_loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
         """The loss of ``model`` on ``(x, y)``: the :func:`~expunge.train.loop.train_loop` loss of plain training."""
         return self.loss(model(batch[0]), batch[1])
+
+    def train_from_scratch(self, model: torch.nn.Module, positions: np.ndarray, fit_on: FitOn, *,
+                           owners: np.ndarray | None, seed: int, epochs: int) \
+            -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """How this task trains a model from scratch on the training examples at ``positions`` (the Original: all of
+        them; the retrain oracle: the retain set) — the hook :mod:`expunge.train.oracle` calls.
+
+        ``fit_on(model, positions, seed=, epochs=)`` is plain supervised training of those examples with the run's
+        recipe (:func:`expunge.train.loop.fit` and this task's :meth:`batch_loss`; ``epochs`` overrides the recipe's)
+        and returns its train log; ``owners`` holds the owner (user, client) of every training example. Returns the
+        train log for the manifest and the training-time state the store keeps beside the model (``{}``: none).
+        Default: ``fit_on`` on the pooled examples for the recipe's ``epochs``; a task whose models are trained
+        another way (federated: FedAvg over the owners as clients) overrides it and builds on ``fit_on``."""
+        return fit_on(model, positions, seed=seed, epochs=epochs), {}
 
     @classmethod
     def describe(cls) -> dict[str, Any]:
