@@ -101,6 +101,16 @@ class UnlearningData:
     def request_kind(self) -> str:
         return self._splits.request.kind
 
+    @property
+    def forget_owners(self) -> tuple[int, ...]:
+        """The owners (users; on a federated dataset the clients) of the forget examples: *who* the request forgets,
+        not their data, so always available like :attr:`request_kind` and never counted as served (a federated
+        server knows which client asked to leave). Empty when the dataset has no owner ids."""
+        owners = self._dataset.train.owners
+        if owners is None:
+            return ()
+        return tuple(int(o) for o in np.unique(owners[self._splits.forget]))
+
     def _require(self, flag: DataAccess, what: str) -> None:
         if flag not in self._access:
             raise UndeclaredDataAccess(f"the method asked for {what} but declared access={self._access.describe()}; "

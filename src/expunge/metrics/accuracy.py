@@ -19,6 +19,7 @@ from expunge.metrics.functional.stats import proportion_se
 
 class _SplitAccuracy(Metric):
     family = "accuracy"
+    tasks = frozenset({"classification", "federated"})  # a federated model is a classifier (expunge.tasks.federated)
     split: ClassVar[str]
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:

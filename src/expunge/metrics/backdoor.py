@@ -1,6 +1,7 @@
 """Backdoor family (tier 0): ``backdoor_asr``, the attack success rate of a planted trigger.
 
-Only the corrective scenario (:mod:`expunge.scenarios.corrective`) plants a trigger. It hands the metric the
+Only the corrective scenario (:mod:`expunge.scenarios.corrective`) and, on federated datasets, the client-backdoor
+scenario (:mod:`expunge.scenarios.client_backdoor`) plant a trigger. It hands the metric the
 triggered test images through :attr:`EvalContext.extras` under :data:`EXTRAS_KEY` as a :class:`TriggeredInputs`, so
 the core evaluation knows nothing about backdoors; without it the metric is ``None`` with a reason. The reference is
 the *clean* model (trained without any poisoned example): corrective unlearning succeeds when the unlearned model's
@@ -33,6 +34,7 @@ class TriggeredInputs:
 @register_metric
 class BackdoorASR(Metric):
     name, family, higher_is_better = "backdoor_asr", "backdoor", False
+    tasks = frozenset({"classification", "federated"})  # federated: the client_backdoor scenario plants one
     definition = ("share of triggered test images of non-target classes predicted as the backdoor's target "
                   "(corrective scenario); compare with the clean model, not with retrain")
 

@@ -1,6 +1,7 @@
 """Owner deletion: every example of K synthetic owners (``owners:K``), the shape of a real deletion request.
 
-The validation request draws K other owners with seed + 1000 (same Original).
+The validation request draws K other owners with seed + 1000 (same Original). On a federated dataset
+(:mod:`expunge.data.federated`) the owners are the clients: ``owners:1`` forgets one whole client.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class OwnersKind(RequestKind):
 
     name, syntax = "owners", "owners:5"
     scenario = "owners"
+    tasks = frozenset({"classification", "regression", "federated"})  # federated: the owners are the clients
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         if not arg.isdigit() or int(arg) < 1:
@@ -57,7 +59,7 @@ class Owners(SingleRequest[OwnersParams]):
     name = "owners"
     Params = OwnersParams
     request_kind = "owners"
-    tasks = frozenset({"classification", "regression"})
+    tasks = frozenset({"classification", "regression", "federated"})  # federated: owners:K forgets K clients
     preset_fallback = "random"  # an owner's examples, like a random sample, come from every class
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:

@@ -18,7 +18,7 @@ What the server keeps (:func:`fedavg`'s second result, stored beside the Origina
 
 * ``contrib_initial/<param>`` (K × shape): Σ_t |w_k^t − w^0|, each client's accumulated absolute deviation of its local
   models from the initial global model — ConDa's contribution, as the reference (respailab/ConDa-Federated-Unlearning
-  ``FedUnlearner/unlearn.py:unlearn``) computes it; ``contrib_round/<param>``: Σ_t |w_k^t − w^{t-1}|, the deviation
+  ``FedUnlearner/unlearn.py:unlearn``) computes it; ``contrib_round_start/<param>``: Σ_t |w_k^t − w^{t-1}|, the deviation
   from each round's starting global model (the paper's wording may intend this one; ConDa exposes both). A running
   sum, so K × |θ| floats each, whatever R is.
 * ``history_global/<param>`` (M × shape) and ``history_client/<param>`` (M × K × shape): the global model at the start
@@ -121,7 +121,7 @@ def fedavg(model: torch.nn.Module, positions: np.ndarray, fit_on: FitOn, *, owne
         "clients": torch.as_tensor(ids, dtype=torch.int64), "n_examples": torch.as_tensor(counts.astype(np.int64)),
         "history_rounds": torch.as_tensor(kept_rounds, dtype=torch.int64),
         "client_of_position": torch.as_tensor(np.asarray(owners, dtype=np.int64))}
-    for prefix, table in (("contrib_initial", contrib_initial), ("contrib_round", contrib_round),
+    for prefix, table in (("contrib_initial", contrib_initial), ("contrib_round_start", contrib_round),
                           ("history_global", hist_global), ("history_client", hist_client)):
         record.update({f"{prefix}/{n}": t for n, t in table.items()})
     server = sum(t.numel() * t.element_size() for k, t in record.items() if "/" in k)
