@@ -66,6 +66,17 @@ def prepared_class3(session_store: ArtifactStore) -> Prepared:
     return prepare("digits", "mlp", "class:3", seed=0, store=session_store, recipe=FAST, progress=False)
 
 
+# A tiny federation (digits-fed-iid: 10 clients of ~135 images, mlp_small): 5 FedAvg rounds, ~1 s
+FED_FAST = TrainRecipe(epochs=5, batch_size=32, optimizer="adam", lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def prepared_federated(session_store: ArtifactStore) -> Prepared:
+    """digits-fed-iid / mlp_small, forget one client (owners:1): for methods of the federated task."""
+    return prepare("digits-fed-iid", "mlp_small", "owners:1", seed=0, store=session_store, recipe=FED_FAST,
+                   progress=False)
+
+
 @pytest.fixture(scope="session")
 def prepared_random(session_store: ArtifactStore) -> Prepared:
     return prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=FAST, progress=False)
