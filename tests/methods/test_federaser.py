@@ -26,6 +26,7 @@ def test_replays_without_the_client(prepared_federated):
                      original_manifest=prep.original.manifest)
     res = run_method(get_method("federaser"), prep.original.model, prep.dataset, prep.splits, ctx,
                      original_key=prep.original.key)
-    assert res.access["forget_seen"] == 0 and res.access["retain_seen"] == prep.splits.retain.size
+    # rounds 2 and 4 are calibrated with half a local epoch each: about one pass over the retain set in all
+    assert res.access["forget_seen"] == 0 and 0.9 < res.access["retain_seen"] / prep.splits.retain.size < 1.5
     assert res.notes["replayed_rounds"] == 3 and res.notes["calibration_steps"] > 0  # rounds 0, 2, 4 of 5
     assert res.notes["forgotten_clients"] == list(prep.dataset.train.owners[prep.splits.forget[:1]])

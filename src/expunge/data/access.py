@@ -111,6 +111,14 @@ class UnlearningData:
             return ()
         return tuple(int(o) for o in np.unique(owners[self._splits.forget]))
 
+    @property
+    def train_owners(self) -> np.ndarray | None:
+        """The owner (user; client) of every training example, by position (a copy; None when the dataset has none):
+        ids, not data, like :attr:`forget_owners`. With :meth:`retain_positions` it groups the retain set by owner,
+        e.g. into a federation's clients for :meth:`retain_loader` ``(positions=...)``."""
+        owners = self._dataset.train.owners
+        return None if owners is None else owners.copy()
+
     def _require(self, flag: DataAccess, what: str) -> None:
         if flag not in self._access:
             raise UndeclaredDataAccess(f"the method asked for {what} but declared access={self._access.describe()}; "
@@ -159,9 +167,20 @@ class UnlearningData:
         self._require(DataAccess.RETAIN, "the retain set's positions")
         return self._splits.retain.copy()
 
-    def retain_loader(self, batch_size: int, *, shuffle: bool = True, seed: int | None = None) -> Batches:
+    def retain_loader(self, batch_size: int, *, shuffle: bool = True, seed: int | None = None,
+                      positions: np.ndarray | None = None) -> Batches:
+        """Batches of the retain set, or of the retain examples at ``positions`` (a subset of
+        :meth:`retain_positions`: one owner's, one federated client's).
+
+        Raises:
+            ValueError: ``positions`` holds a position outside the retain set."""
         self._require(DataAccess.RETAIN, "the retain set")
-        return self._batches(self._splits.retain, batch_size, shuffle, seed, "retain_seen")
+        if positions is None:
+            return self._batches(self._splits.retain, batch_size, shuffle, seed, "retain_seen")
+        positions = np.asarray(positions, dtype=np.int64)
+        if not np.isin(positions, self._splits.retain).all():
+            raise ValueError("retain_loader(positions=...) must name retain positions only (see retain_positions())")
+        return self._batches(positions, batch_size, shuffle, seed, "retain_seen")
 
     def retain_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         self._require(DataAccess.RETAIN, "the retain set")

@@ -31,15 +31,13 @@ import copy
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
 from expunge._hparams import Hyperparams, hp
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batches
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.methods.conda import client_groups, server_record
+from expunge.methods.conda import MissingServerRecord, client_groups, server_record
 from expunge.tasks.federated import client_seed, record_table
 from expunge.train.loop import TrainRecipe, make_optimizer, train_loop
 
@@ -84,9 +82,10 @@ class FedEraser(UnlearningMethod[FedEraserParams]):
         old_global, old_client = record_table(record, "history_global"), record_table(record, "history_client")
         names = list(old_global)
         # each remaining client's own examples (the simulation hands every client its data; the server sees none)
-        x, y = data.retain_tensors()
-        owner = record["client_of_position"].numpy()[data.retain_positions()]
-        local = {clients[i]: np.flatnonzero(owner == clients[i]) for i in r_rows}
+        retain, owners = data.retain_positions(), data.train_owners
+        if owners is None:
+            raise MissingServerRecord("federaser needs the dataset's clients (owners); this dataset has none")
+        local = {clients[i]: retain[owners[retain] == clients[i]] for i in r_rows}
 
         def fedavg(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
             return {n: sum(w * s[n] for w, s in zip(weights, states, strict=True)) for n in names}
@@ -102,9 +101,8 @@ class FedEraser(UnlearningMethod[FedEraserParams]):
                 c = clients[i]
                 worker = copy.deepcopy(model)
                 worker.load_state_dict(new_global, strict=False)
-                rows = local[c]
-                batches = Batches(x[rows], y[rows], batch_size=recipe.batch_size, shuffle=True,
-                                  seed=client_seed(ctx.seed, int(record["history_rounds"][j]), c))
+                batches = data.retain_loader(recipe.batch_size, positions=local[c],
+                                             seed=client_seed(ctx.seed, int(record["history_rounds"][j]), c))
                 budget = max(1, math.ceil(p.calibration_ratio * len(batches)))
                 opt = make_optimizer(worker.parameters(), recipe.optimizer, lr=recipe.lr, momentum=recipe.momentum,
                                      weight_decay=recipe.weight_decay)

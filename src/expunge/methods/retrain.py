@@ -13,8 +13,10 @@ Reference: if-loops/selective-synaptic-dampening ``src/forget_full_class_strateg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+import numpy as np
 from torch import nn
 
 from expunge._hparams import Hyperparams, hp
@@ -40,7 +42,7 @@ class Retrain(UnlearningMethod[RetrainParams]):
     access = DataAccess.RETAIN
     Params = RetrainParams
     exact = True
-    tasks = frozenset({"classification", "regression"})  # trains with the task's loss, like the oracle
+    tasks = frozenset({"classification", "regression", "federated"})  # trains as the oracle does (the task's hook)
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         if ctx.model_spec is None or ctx.recipe is None:
@@ -48,8 +50,15 @@ class Retrain(UnlearningMethod[RetrainParams]):
         salt = "oracle" if self.params.same_seeds_as_oracle else "retrain-method"
         init_seed, order_seed = derive_seed(ctx.seed, f"{salt}-init"), derive_seed(ctx.seed, f"{salt}-order")
         fresh = ctx.model_spec.build(seed=init_seed)
-        batches = data.retain_loader(ctx.recipe.batch_size, seed=order_seed)
-        tlog = fit(fresh, batches, ctx.recipe, seed=order_seed, loss_fn=data.task.batch_loss,
-                   progress="retrain" if ctx.progress else None)
-        ctx.notes.update(epochs=tlog.epochs, steps=tlog.steps)
+        recipe = ctx.recipe
+
+        def fit_on(model: nn.Module, positions: np.ndarray, *, seed: int, epochs: int) -> dict[str, Any]:
+            batches = data.retain_loader(recipe.batch_size, seed=seed, positions=positions)
+            return fit(model, batches, replace(recipe, epochs=epochs), seed=seed, loss_fn=data.task.batch_loss,
+                       progress="retrain" if ctx.progress else None).to_dict()
+
+        # as the oracle trains (the task's hook: plain fit of the pooled retain set; FedAvg for a federation)
+        tlog, _ = data.task.train_from_scratch(fresh, data.retain_positions(), fit_on, owners=data.train_owners,
+                                               seed=order_seed, epochs=recipe.epochs)
+        ctx.notes.update(epochs=tlog.get("epochs"), steps=tlog.get("steps"))
         return fresh

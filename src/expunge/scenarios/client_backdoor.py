@@ -6,8 +6,11 @@ Dampening", arXiv 2410.04144. Reference: respailab/ConDa-Federated-Unlearning ``
 
 Set-up, on a federated dataset (:mod:`expunge.data.federated`):
 
-1. The request is the shared ``owners:1`` — one client drawn with the run's seed (validation: seed + 1000), exactly
-   the client ``expunge unlearn --forget owners:1`` forgets.
+1. The request is the shared ``owners:1`` — one client drawn with the run's seed, exactly the client ``expunge
+   unlearn --forget owners:1`` forgets. The validation request for tuning forgets another, clean client of the same
+   federation (``owners:1`` drawn with seed + 1000, or the next seed whose draw is not the attacker), so tuning never
+   sees the evaluated client and keeps the same Original; there the Retrain keeps the backdoor, and the objective
+   (gaps to the Retrain on ``backdoor_asr`` and ``test_acc``) asks a method not to damage what it should keep.
 2. That client's data gets the trigger: a share ``poison`` of its examples whose class is not ``target`` (seeded
    draw) get the corrective scenario's trigger (:func:`~expunge.scenarios.corrective.add_trigger`: a white square in
    the bottom-right corner, side max(2, side // 9): 3×3 on 28×28) and the label ``target``. The other clients are
@@ -126,16 +129,21 @@ class ClientBackdoor(Scenario[ClientBackdoorParams]):
         p = self.params
         clean = load_dataset(dataset, data_dir=data_dir) if isinstance(dataset, str) else dataset
         self.check_task(clean.task)
-        rseed = request_seed(seed, validation)
-        client = forgotten_client(clean, rseed)
-        poisoned, probe = backdoor_client(clean, client=client, fraction=p.poison, target=p.target,
+        attacker = forgotten_client(clean, seed)
+        poisoned, probe = backdoor_client(clean, client=attacker, fraction=p.poison, target=p.target,
                                           side=p.trigger_size, seed=seed)
-        splits = ForgetRequest("owners", n_owners=1).resolve(poisoned, seed=rseed)  # the same client: same owners
+        rseed = request_seed(seed, validation)
+        if validation:  # another client of the same federation (same Original): the first later draw that differs
+            while forgotten_client(clean, rseed) == attacker:
+                rseed += 1
+        splits = ForgetRequest("owners", n_owners=1).resolve(poisoned, seed=rseed)  # the owners are unchanged
+        client = int(poisoned.train.owners[splits.forget[0]])  # type: ignore[index]
         prep = prepare_splits(poisoned, model, splits, seed=seed, store=store, recipe=recipe,
                               metrics=_with_required(metrics), tier=tier, progress=progress,
                               extras={EXTRAS_KEY: probe})
         n_poison = int(np.sum(poisoned.train.fine != clean.train.fine))
         info = {"clean_dataset": clean.name, "clean_fingerprint": clean.fingerprint, "client": client,
+                "attacker": attacker,
                 "client_size": int(splits.forget.size), "n_poisoned": n_poison, "target": p.target,
                 "trigger": {"side": poisoned.derivation["side"] if poisoned.derivation else None,
                             "corner": "bottom-right"}}

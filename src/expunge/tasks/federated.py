@@ -24,8 +24,9 @@ What the server keeps (:func:`fedavg`'s second result, stored beside the Origina
 * ``history_global/<param>`` (M × shape) and ``history_client/<param>`` (M × K × shape): the global model at the start
   of every ``HISTORY_INTERVAL``-th round and every client's local model after it (FedEraser's retained updates, Liu et
   al., IWQoS 2021; interval 2 as FedEraser's Δt), M = ⌈R / 2⌉: M × (K + 1) × |θ| floats.
-* ``clients``, ``n_examples`` (K), ``history_rounds`` (M), and ``client_of_position`` (the client of every training
-  example — simulation bookkeeping for methods that let the remaining clients train, not something a server holds).
+* ``clients``, ``n_examples`` (K) and ``history_rounds`` (M). Which examples a client holds is not in the record
+  (a server never sees it): a method that lets the remaining clients train gets their data through its declared
+  retain access, grouped by the dataset's owners (:attr:`~expunge.data.access.UnlearningData.train_owners`).
 
 ``server_bytes`` in the train log is the memory of the two contribution sums and of the history, the cost of keeping
 them; it is also recorded in the stored artifact's manifest.
@@ -119,8 +120,7 @@ def fedavg(model: torch.nn.Module, positions: np.ndarray, fit_on: FitOn, *, owne
         log["epochs"] = float(r + 1)
     record: dict[str, torch.Tensor] = {
         "clients": torch.as_tensor(ids, dtype=torch.int64), "n_examples": torch.as_tensor(counts.astype(np.int64)),
-        "history_rounds": torch.as_tensor(kept_rounds, dtype=torch.int64),
-        "client_of_position": torch.as_tensor(np.asarray(owners, dtype=np.int64))}
+        "history_rounds": torch.as_tensor(kept_rounds, dtype=torch.int64)}
     for prefix, table in (("contrib_initial", contrib_initial), ("contrib_round_start", contrib_round),
                           ("history_global", hist_global), ("history_client", hist_client)):
         record.update({f"{prefix}/{n}": t for n, t in table.items()})
