@@ -44,6 +44,7 @@ RESULT_SOURCES = {
     "foundation-seed0": "expunge bench (configs/foundation.yaml at seeds [0]), then expunge results "
                         "benchmarks/results/foundation-seed0 --format markdown",
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
+    "federated": "expunge results benchmarks/results/federated --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
     "inference_batch": "benchmarks/inference_batch.py",

@@ -27,7 +27,7 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 def test_every_shipped_config_is_listed_here() -> None:
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-zoo", "fashion-zoo",
-                                                          "foundation"}
+                                                          "foundation", "federated"}
 
 
 def test_digits_zoo_is_every_method_on_five_scenarios() -> None:
@@ -74,3 +74,13 @@ def test_digits_per_example_carries_its_tier2_sizes() -> None:
     assert {c.request_label for c in cells} == {"random:0.1", "owners:20"}
     assert {c.label for c in cells} >= {"retrain", "finetune", "ssd"}
     assert all(c.extras == {"tier2": {"shadows": 8, "models": 8}} for c in cells)  # K = 8 shadows, N = 8 models
+
+
+@needs_fashion
+def test_federated_is_conda_federaser_and_retrain_on_two_partitions() -> None:
+    cells = cells_of("federated")
+    assert per_request(cells) == {"backdoor-client": 8, "one-client": 8}  # 4 methods × 2 partitions
+    assert {c.seed for c in cells} == {0, 1, 2}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["backdoor-client", "conda:round_start"].params["reference"] == "round_start"
+    assert by["one-client", "conda"].params_source == "paper defaults"

@@ -264,6 +264,29 @@ def section_lines(sec: Section, rules: GridRules, parity_rows: list[tuple[Any, .
             + f" | {times(ci(mr, rules.speed_up, 1))} | {precompute_cell(mr, rules)}"
             + f" | {times(ci(mr, rules.amortised_speed_up, 1))} | {peak_delta_mb(mr)} | "
             + (f"**yes** ({sp.label}{sp.power_note})" if sp.all_seeds else why_not_parity(mr, sp, mia)) + " |")
+    return [*lines, "", *page_metric_lines(recs)]
+
+
+def page_metric_lines(recs: Sequence[RunRecord]) -> list[str]:
+    """A table of the task's further page metrics (:attr:`~expunge.tasks.Task.page_metrics`: the federated task's
+    backdoor success and client MIA), Original, Retrain and each method with its gap to the Retrain; nothing for a
+    task without any, or when no record measured them."""
+    from expunge.tasks import get_task
+
+    metrics = [m for task in dict.fromkeys(r.task for r in recs) for m in get_task(task).page_metrics
+               if any(r.metrics.get(m) is not None or r.retrain.get(m) is not None for r in recs)]
+    if not metrics:
+        return []
+    lines = [f"Further metrics of the {recs[0].task} task (mean ± 95% CI over seeds; Δ = |method − Retrain|):", "",
+             "| method | " + " | ".join(f"{m} | Δ{m}" for m in metrics) + " |", "|---|" + "---|---|" * len(metrics)]
+    for role in ("original", "retrain"):
+        lines.append(f"| {role.capitalize()} | " + " | ".join(
+            f"{ci(recs, lambda r, m=m, role=role: getattr(r, role).get(m))} | " for m in metrics) + " |")
+    for label in sorted({r.label for r in recs}):
+        mr = [r for r in recs if r.label == label]
+        lines.append(f"| {label} | " + " | ".join(
+            f"{ci(mr, lambda r, m=m: r.metrics.get(m))} | {ci(mr, lambda r, m=m: r.gap_to_retrain.get(m))}"
+            for m in metrics) + " |")
     return [*lines, ""]
 
 

@@ -44,6 +44,9 @@ class Task(ABC):
     per_example_kinds: ClassVar[frozenset[str]] = frozenset()
     # Of those, the criteria judged one-sidedly (a distance to the oracles: lower is closer, so only "above" misses)
     one_sided_criteria: ClassVar[frozenset[str]] = frozenset()
+    # Further metrics a benchmark page shows for this task, in a table of their own under each request's (federated:
+    # the backdoor's success and the client-level MIA); () = none
+    page_metrics: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def targets(self, y: Any) -> torch.Tensor:

@@ -149,6 +149,7 @@ class Federated(Classification):
     # The classification bounds, with forget accuracy at 0.05: a client's forget set is one client's data (a few
     # hundred examples, label-skewed under Dirichlet partitions), so two federations differ by more on it.
     parity_criteria: ClassVar[Mapping[str, float]] = {"forget_acc": 0.05, "test_acc": 0.02, "mia_loss_auc": 0.05}
+    page_metrics = ("backdoor_asr", "client_mia_auc")
     per_example_criteria: ClassVar[Mapping[str, float]] = {}
     per_example_kinds = frozenset()
     one_sided_criteria = frozenset()
