@@ -119,3 +119,21 @@ def test_federated_datasets_are_registered():
     ds = load_dataset("digits-fed-dir0.5")
     assert ds.task == "federated" and ds.num_classes == 10 and len(np.unique(ds.train.owners)) == 10
     assert ds.fingerprint != load_dataset("digits").fingerprint != load_dataset("digits-fed-iid").fingerprint
+
+
+def test_the_server_record_is_stored_with_the_original_and_purged_with_it(tmp_path):
+    from expunge.data.access import TRAINING_STATE, statistic_key
+    from expunge.store import ArtifactStore
+    from expunge.store.purge import plan_original
+    from expunge.train.loop import TrainRecipe
+    from expunge.train.oracle import model_spec_for, train_original
+
+    store = ArtifactStore(tmp_path)
+    ds = load_dataset("digits-fed-iid")
+    original = train_original(ds, model_spec_for(ds, "mlp_small"), TrainRecipe(epochs=1, batch_size=64), seed=0,
+                              store=store, progress=False)
+    note = original.manifest["training_state"]
+    assert note["key"] == store.key(statistic_key(TRAINING_STATE, original.key, 0)) and note["nbytes"] > 0
+    assert original.manifest["train_log"]["federation"]["clients"] == 10
+    plan = plan_original(store, original.key)
+    assert {(i.kind, i.key) for i in plan.items} == {("original", original.key), ("train_stats", note["key"])}

@@ -23,7 +23,6 @@ from expunge.errors import UndeclaredDataAccess
 from expunge.store import ArtifactStore
 from expunge.tasks import Task, get_task
 
-
 # The name under which an Original's training-time state (what a task's trainer kept, e.g. a federation's server
 # record: expunge.tasks.Task.train_from_scratch) is stored as a train statistic; methods read it with
 # ``train_statistic(TRAINING_STATE, ..., batch_size=0)``

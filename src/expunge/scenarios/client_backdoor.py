@@ -160,7 +160,7 @@ class ClientBackdoor(Scenario[ClientBackdoorParams]):
             -> tuple[Dataset, dict[str, Any]]:
         """The poisoned federation a stored run was made on (the caller checks its fingerprint) and its probe."""
         clean = load_dataset(str(derivation["clean"]), data_dir=data_dir)
-        dataset, probe = backdoor_client(clean, client=int(derivation["client"]), fraction=float(derivation["fraction"]),
-                                         target=int(derivation["target"]), side=int(derivation["side"]),
-                                         seed=int(derivation["seed"]))
+        dataset, probe = backdoor_client(clean, client=int(derivation["client"]),
+                                         fraction=float(derivation["fraction"]), target=int(derivation["target"]),
+                                         side=int(derivation["side"]), seed=int(derivation["seed"]))
         return dataset, {EXTRAS_KEY: probe}

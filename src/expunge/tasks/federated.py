@@ -18,9 +18,9 @@ What the server keeps (:func:`fedavg`'s second result, stored beside the Origina
 
 * ``contrib_initial/<param>`` (K × shape): Σ_t |w_k^t − w^0|, each client's accumulated absolute deviation of its local
   models from the initial global model — ConDa's contribution, as the reference (respailab/ConDa-Federated-Unlearning
-  ``FedUnlearner/unlearn.py:unlearn``) computes it; ``contrib_round_start/<param>``: Σ_t |w_k^t − w^{t-1}|, the deviation
-  from each round's starting global model (the paper's wording may intend this one; ConDa exposes both). A running
-  sum, so K × |θ| floats each, whatever R is.
+  ``FedUnlearner/unlearn.py:unlearn``) computes it; ``contrib_round_start/<param>``: Σ_t |w_k^t − w^{t-1}|, the
+  deviation from each round's starting global model (the paper's wording may intend this one; ConDa exposes both).
+  A running sum, so K × |θ| floats each, whatever R is.
 * ``history_global/<param>`` (M × shape) and ``history_client/<param>`` (M × K × shape): the global model at the start
   of every ``HISTORY_INTERVAL``-th round and every client's local model after it (FedEraser's retained updates, Liu et
   al., IWQoS 2021; interval 2 as FedEraser's Δt), M = ⌈R / 2⌉: M × (K + 1) × |θ| floats.

@@ -154,12 +154,13 @@ def _train(kind: str, key_parts: dict[str, Any], dataset: Dataset, positions: np
 def save_training_state(store: ArtifactStore, original_key: str, state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Store the training-time state a task's trainer returned for an Original (the federated task: what the server
     kept) where :meth:`~expunge.data.access.UnlearningData.train_statistic` finds it under the name
-    :data:`~expunge.data.access.TRAINING_STATE`; it derives from every training example, so it is marked
-    forget-derived like the Original. Returns the manifest's ``training_state`` note (key and bytes)."""
+    :data:`~expunge.data.access.TRAINING_STATE`; it derives from every training example, so its lineage is the
+    Original's child (``expunge purge --original`` removes both). Returns the manifest's ``training_state`` note
+    (key and bytes)."""
     key = store.key(statistic_key(TRAINING_STATE, original_key, 0))
-    saved = store.save_tensors("train_stats", key, state, {
-        "statistic": TRAINING_STATE, "original": original_key, "batch_size": 0,
-        FORGET_DERIVED: mark(trained_on_forget=True)})
+    # lineage from the store's rule for train_stats: forget-derived, child of the Original (purged with it)
+    saved = store.save_tensors("train_stats", key, state, {"statistic": TRAINING_STATE, "original": original_key,
+                                                           "batch_size": 0})
     return {"key": key, "nbytes": int(saved["tensors_nbytes"])}
 
 
