@@ -106,7 +106,8 @@ def scenario(
         return
     has_asr = any(r.metrics.get("backdoor_asr") is not None for r in records)
     for r in records:
-        metrics = (*get_task(r.task).headline_metrics, "backdoor_asr") if has_asr else None
+        headline = get_task(r.task).headline_metrics  # a federated task already leads with backdoor_asr
+        metrics = (*headline, "backdoor_asr") if has_asr and "backdoor_asr" not in headline else None
         info = r.extra.get("scenario_info", {})
         step = (f" step {r.extra['step']}/{r.extra['k']} (cumulative {r.forget})" if "step" in r.extra else
                 f" ({info['n_identified']} of {info['n_poisoned']} poisoned examples identified)"

@@ -50,11 +50,15 @@ class Section:
 
 
 def sections(rs: ResultStore) -> list[Section]:
-    """The store's runs grouped by request label, in first-seen order."""
+    """The store's runs grouped by request label, in first-seen order — and by dataset too when the grid has several
+    (``request — dataset``), so that one table never averages two datasets' Originals and oracles."""
     out: dict[str, Section] = {}
-    for request, label, error, doc, cell in rs.conn.execute(
-            "SELECT request, label, error, record, cell FROM runs ORDER BY id"):
-        sec = out.setdefault(request, Section(request, json.loads(cell)))
+    rows = [(request, label, error, doc, json.loads(cell)) for request, label, error, doc, cell in rs.conn.execute(
+            "SELECT request, label, error, record, cell FROM runs ORDER BY id")]
+    several = len({c.get("dataset") for *_, c in rows}) > 1
+    for request, label, error, doc, cell in rows:
+        name = f"{request} — {cell.get('dataset')}" if several else request
+        sec = out.setdefault(name, Section(name, cell))
         if doc is None:
             sec.failed.setdefault(label, error or "failed")
         else:
