@@ -140,3 +140,20 @@ def test_the_server_record_is_stored_with_the_original_and_purged_with_it(tmp_pa
     assert original.manifest["train_log"]["federation"]["clients"] == 10
     plan = plan_original(store, original.key)
     assert {(i.kind, i.key) for i in plan.items} == {("original", original.key), ("train_stats", note["key"])}
+
+
+def test_the_hook_keeps_todays_trainer_bit_for_bit(tmp_path):
+    """A classification Original trained through Task.train_from_scratch is the model plain fit trains."""
+    from expunge._seeds import derive_seed
+    from expunge.store import ArtifactStore
+    from expunge.store.artifacts import state_hash
+    from expunge.train.loop import TrainRecipe, fit
+    from expunge.train.oracle import model_spec_for, retain_batches, train_original
+
+    ds, recipe = load_dataset("digits"), TrainRecipe(epochs=2, batch_size=64)
+    spec = model_spec_for(ds, "mlp")
+    original = train_original(ds, spec, recipe, seed=4, store=ArtifactStore(tmp_path), progress=False)
+    direct = spec.build(seed=derive_seed(4, "original-init"))
+    order = derive_seed(4, "original-order")
+    fit(direct, retain_batches(ds, np.arange(len(ds.train)), recipe, order), recipe, seed=order)
+    assert state_hash(direct) == state_hash(original.model) and "training_state" not in original.manifest
