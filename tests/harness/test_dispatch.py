@@ -159,7 +159,7 @@ def test_request_groups_gate_an_untrained_original_and_a_setting_they_cannot_rea
     heads = [g.head for g in groups]  # the first group of each seed's gate trains its Original in a job of its own
     firsts = [g.gate not in [o.gate for o in groups[:i]] for i, g in enumerate(groups)]
     assert [h is not None for h in heads] == firsts and sum(firsts) == 2
-    assert all(h.original_only and h.cells[0] == g.items[0].cells[0] for h, g in zip(heads, groups) if h)
+    assert all(h.original_only and h.cells[0] == g.items[0].cells[0] for h, g in zip(heads, groups, strict=True) if h)
     assert gates["class:3", 0] == gates["random:0.1", 0] != gates["class:3", 1] == gates["random:0.1", 1]
     for seed in (0, 1):  # the Originals in the store (a manifest is what the store checks)
         key = gates["class:3", seed].split("/")[1]  # type: ignore[union-attr]
