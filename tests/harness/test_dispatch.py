@@ -171,3 +171,21 @@ def test_request_groups_gate_an_untrained_original_and_a_setting_they_cannot_rea
     seq = expand(parse_config({**grid, "seeds": [0], "requests": [
         {"forget": "class:3"}, {"scenario": "sequential", "params": {"k": 2, "base": "random:0.02"}}]}))
     assert {g.gate for g in request_groups(seq, str(tmp_path), None)} == {f"setting/{seq[0].setting}"}
+
+
+def test_a_heads_job_trains_the_original_its_gate_names_for_requests_and_scenarios(tmp_path: Path) -> None:
+    """The head of a gated group — a forget request or a one-request scenario — trains exactly the Original keyed by
+    its gate (so the waiting requests find it), and finds it the second time."""
+    from expunge.harness.config import parse_config
+    from expunge.harness.grid import expand
+    from expunge.harness.run import request_groups, run_cell
+
+    grid = {"datasets": ["digits"], "models": ["mlp"], "recipe": {"epochs": 1}, "seeds": [0],
+            "requests": [{"scenario": "full-class", "params": {"classes": "3"}}, {"forget": "random:0.1"}],
+            "methods": ["finetune"]}
+    groups = request_groups(expand(parse_config(grid)), str(tmp_path), None)
+    assert [g.head is not None for g in groups] == [True, False] and groups[0].gate == groups[1].gate
+    out = run_cell(groups[0].head)  # type: ignore[arg-type]
+    assert out["error"] is None and out["trained"] == [groups[0].gate]
+    assert run_cell(groups[0].head)["trained"] == []  # type: ignore[arg-type]
+    assert [g.gate for g in request_groups(expand(parse_config(grid)), str(tmp_path), None)] == [None, None]
