@@ -26,8 +26,17 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 
 def test_every_shipped_config_is_listed_here() -> None:
-    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-zoo", "fashion-zoo",
-                                                          "foundation"}
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
+                                                          "digits-zoo", "fashion-zoo", "foundation"}
+
+
+def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_criteria() -> None:
+    cells = cells_of("digits-random-forgetting")
+    assert per_request(cells) == {"random:0.1": 10, "owners:20": 10}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["random:0.1", "reset_finetune:shrink"].params["damage"] == "shrink"
+    assert by["owners:20", "dmm:multiplier=30"].params["multiplier"] == 30
+    assert {"ulira_auc", "klom_p95_forget"} <= set(by["random:0.1", "dmm"].metrics)
 
 
 def test_digits_zoo_is_every_method_on_five_scenarios() -> None:
