@@ -34,7 +34,7 @@ def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_cri
     cells = cells_of("digits-random-forgetting")
     assert per_request(cells) == {"random:0.1": 10, "owners:20": 10}
     by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
-    assert by["random:0.1", "reset_finetune:shrink"].params["damage"] == "shrink"
+    assert by["random:0.1", "reset_finetune:shrink,epochs=3"].params["damage"] == "shrink"
     assert by["owners:20", "dmm:multiplier=30"].params["multiplier"] == 30
     assert {"ulira_auc", "klom_p95_forget"} <= set(by["random:0.1", "dmm"].metrics)
 
