@@ -25,11 +25,14 @@ Feedback", UAI 2009): for each positive (u, i) in the batch one negative item j 
 ``example_losses`` (the per-interaction loss membership attacks and loss distributions read) is BPR's expectation
 over the uniform negative: mean over j ≠ i of softplus(ŝ_uj − ŝ_ui) — deterministic, no sampling.
 
-Parity criteria (absolute tolerances on the gap to the Retrain): |Δ recall20_forget| ≤ 0.05, |Δ recall20_test| ≤
-0.03, |Δ mia_rank_auc| ≤ 0.05. Chosen, not measured over many seeds: an independently seeded retrain of the built-in
-``recsys-synth`` MF differs from the oracle by about 0.01-0.02 in forget and test Recall@20 on the committed
-benchmark's requests (benchmarks/results/recsys), and the Original's forget recall is 0.3-0.6 above the Retrain's,
-so the forget criterion has power; the AUC bound is classification's.
+Parity criteria (absolute tolerances on the gap to the Retrain): |Δ recall20_forget| ≤ 0.08, |Δ recall20_test| ≤
+0.03, |Δ mia_rank_auc| ≤ 0.08. Measured on the committed benchmark (benchmarks/results/recsys: ``recsys-synth``,
+``mf``, five requests — 10 users, CURE4Rec core and edge 5%, random 5%, 2 items — seeds 0-2): an independently
+seeded exact retrain differs from the oracle by at most 0.076 in forget Recall@20 (next largest 0.036), 0.020 in test
+Recall@20 and 0.075 in the rank-MIA AUC (next 0.066) — small forget sets (101 interactions of the edge users, 10
+users) are noisy — so the tolerances sit just above those, while the Original misses the forget and MIA criteria on
+every run (by ≥ 0.17 and ≥ 0.32). The test criterion has no power there (the Original generalises like the Retrain:
+its test recall is within 0.022); it guards utility.
 """
 
 from __future__ import annotations
@@ -74,8 +77,9 @@ class Recsys(Task):
     name = "recsys"
     summary = "implicit-feedback (user, item) interactions; BPR loss with uniform sampled negatives; Recall/NDCG@20"
     headline_metrics = ("recall20_forget", "recall20_retain", "recall20_test", "ndcg20_forget", "mia_rank_auc")
-    parity_criteria: ClassVar[Mapping[str, float]] = {"recall20_forget": 0.05, "recall20_test": 0.03,
-                                                      "mia_rank_auc": 0.05}
+    parity_criteria: ClassVar[Mapping[str, float]] = {"recall20_forget": 0.08, "recall20_test": 0.03,
+                                                      "mia_rank_auc": 0.08}
+    report_columns = ("recall20_forget", "recall20_retain", "recall20_test", "mia_rank_auc")
 
     def targets(self, y: Any) -> torch.Tensor:
         arr = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
