@@ -81,3 +81,20 @@ def test_request_end_to_end_owner_is_user(store) -> None:  # type: ignore[no-unt
     assert base["recall20_forget"]["original"].value > base["recall20_forget"]["retrain"].value
     record, _ = api.unlearn(prep, "finetune", {"optimizer": "adam", "lr": 3e-3, "epochs": 1})
     assert record.task == "recsys" and record.metrics["recall20_test"] is not None
+
+
+@pytest.mark.slow
+def test_cli_runs_a_recsys_request(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EXPUNGE_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, "-m", "expunge.cli.main", "unlearn", "--task", "recsys", "--data",
+                          "recsys-synth", "--model", "mf", "--forget", "users:edge:0.05", "--method", "reverse_bpr",
+                          "--json"], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode in (0, 3), res.stderr
+    record = json.loads(res.stdout)
+    assert record["task"] == "recsys" and record["forget"] == "users:edge:0.05"
+    assert record["metrics"]["recall20_forget"] < record["original"]["recall20_forget"]

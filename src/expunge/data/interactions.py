@@ -193,8 +193,9 @@ def find_interaction_file(data_dir: str | None) -> Path:
     if not data_dir and (bundled := _recbole_ml100k()) is not None:
         return bundled
     searched = ", ".join(str(p) for p in places) or "no --data-dir or EXPUNGE_DATA given"
-    raise DatasetNotFound(f"no MovieLens-format file found ({searched}; looked for a file, or {', '.join(MOVIELENS_NAMES)}"
-                          " or *.inter in a folder). Fix: pass --data-dir PATH (u.data, ratings.csv, ratings.dat or "
+    names = ", ".join(MOVIELENS_NAMES)
+    raise DatasetNotFound(f"no MovieLens-format file found ({searched}; looked for a file, or {names} or *.inter in a "
+                          "folder). Fix: pass --data-dir PATH (u.data, ratings.csv, ratings.dat or "
                           "a RecBole .inter file), or `pip install recbole`, which ships MovieLens-100K")
 
 

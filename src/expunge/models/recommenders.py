@@ -27,8 +27,8 @@ class MatrixFactorization(nn.Module):
                  init_std: float = 0.1) -> None:
         super().__init__()
         if tuple(input_shape) != (2,):
-            raise ValueError(f"mf takes (user, item) pairs of shape (2,), not {tuple(input_shape)}: it is a recommender "
-                             "for the recsys task")
+            raise ValueError(f"mf takes (user, item) pairs of shape (2,), not {tuple(input_shape)}: it is a "
+                             "recommender for the recsys task")
         self.num_items = int(num_classes)
         self.users = nn.Embedding(int(n_users), dim)
         self.items = nn.Embedding(self.num_items, dim)
