@@ -184,6 +184,7 @@ class IdsKind(RequestKind):
 
     name, syntax = "ids", "ids:FILE"
     scenario = None
+    tasks = frozenset({"classification", "regression", "recsys"})  # recsys: interaction ids
     presets_from = "random"  # explicit ids are tuned like a scattered sample
 
     def parse(self, arg: str, written: str) -> ForgetRequest:

@@ -22,7 +22,7 @@ class RandomKind(RequestKind):
 
     name, syntax = "random", "random:0.1"
     scenario = "random"
-    tasks = frozenset({"classification", "regression", "recsys"})  # recsys: owner = user, example = interaction
+    tasks = frozenset({"classification", "regression", "recsys"})  # recsys: a share of the interactions
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         try:
