@@ -78,3 +78,17 @@ def test_synthetic_default_is_seeded_and_has_structure() -> None:
     assert counts.max() > 8 * counts.min()  # heavy and light users: CURE4Rec's core and edge differ
     from expunge.data.interactions import load_recsys_synth
     assert load_recsys_synth().fingerprint == ds.fingerprint  # rebuilt from scratch: same content
+
+
+def test_recbole_copy_is_found_without_importing_recbole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pip install recbole` ships MovieLens-100K as recbole/dataset_example/ml-100k/ml-100k.inter: found by location
+    (importing recbole would pull in its dependencies; here importing it would raise)."""
+    pkg = tmp_path / "site" / "recbole"
+    (pkg / "dataset_example" / "ml-100k").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise RuntimeError('recbole must not be imported')\n")
+    inter = pkg / "dataset_example" / "ml-100k" / "ml-100k.inter"
+    inter.write_text("user_id:token\titem_id:token\trating:float\ttimestamp:float\n" + U_DATA)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delenv("EXPUNGE_DATA", raising=False)
+    assert find_interaction_file(None) == inter
+    assert load_movielens().model_kwargs == {"n_users": 8}

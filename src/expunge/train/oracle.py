@@ -52,6 +52,8 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
     # stays at a retrain's level (0.18-0.21); at lr 1e-3 the Original's forget recall was only 0.51, and at dim 64 /
     # lr 5e-3 it memorised everything (0.98) with lower test recall.
     "recsys-synth": TrainRecipe(epochs=40, batch_size=256, optimizer="adam", lr=3e-3),
+    # movielens (a user's file; ML-100K: 80k training interactions): a starting point, not tuned — larger batches keep
+    # an epoch near a second; on RecBole's ML-100K copy (seed 0) an Original trains in ≈ 6 s with test Recall@20 0.30.
     "movielens": TrainRecipe(epochs=20, batch_size=1024, optimizer="adam", lr=3e-3),
 }
 
