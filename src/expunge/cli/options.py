@@ -12,7 +12,9 @@ import typer
 
 from expunge.errors import ExpungeError, IncompatibleModel, InvalidPath
 
-DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist)")]
+DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist, diabetes, "
+                                                    "synthetic-regression, fashion-rotation) or csv:PATH (with --target)")]
+TargetOpt = Annotated[str | None, typer.Option("--target", help="with --data csv:PATH: the column to predict")]
 ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (used by scikit-learn) refuses seeds outside [0, 2**32)
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="seed of the original, the oracles, the "
@@ -31,6 +33,19 @@ PaperDefaultsOpt = Annotated[bool, typer.Option("--paper-defaults", help="use th
                                                                          "a tuned preset matches the request")]
 TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task (classification, regression); "
                                                             "default: the dataset's own")]
+
+
+def with_target(data: str, target: str | None) -> str:
+    """``data`` with ``--target`` folded into its name (``csv:PATH`` → ``csv:PATH?target=COL``): the name alone then
+    reloads the dataset (run records, ``expunge evaluate``, harness configs)."""
+    if target is None:
+        return data
+    if not data.startswith("csv:"):
+        raise ExpungeError(f"--target names the column to predict of a csv:PATH dataset; {data!r} has its own targets. "
+                           "Fix: drop --target, or pass --data csv:PATH")
+    from urllib.parse import quote
+
+    return f"{data}{'&' if '?' in data else '?'}target={quote(target, safe='')}"
 
 
 def parse_params(items: list[str], flag: str = "--param") -> dict[str, str]:

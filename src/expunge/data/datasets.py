@@ -46,7 +46,8 @@ from expunge.errors import CorruptDataFile, DatasetNotFound, InvalidDataset, Inv
 from expunge.tasks import get_task
 
 LabelSet = Literal["fine", "coarse"]
-# package: a module of expunge.data that registers datasets (expunge.data.interactions) is found on first lookup
+# package: a module of expunge.data that registers datasets (expunge.data.interactions) is found on first lookup. A
+# name ending in ":" (``"csv:"``) is a *scheme*: ``load_dataset("csv:PATH...")`` calls it with ``spec="PATH..."``.
 DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset", package="expunge.data")
 OWNER_SEED = 20240917  # fixed: owner groups are a property of the dataset, not of a run
 
@@ -258,6 +259,9 @@ def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[.
 
 @lru_cache(maxsize=8)
 def _load_cached(name: str, data_dir: str | None, labels: LabelSet) -> Dataset:
+    scheme, sep, spec = name.partition(":")
+    if sep and name not in DATASETS and f"{scheme}:" in DATASETS:  # a scheme dataset: "csv:PATH?target=COL"
+        return DATASETS.get(f"{scheme}:")(spec=spec, data_dir=data_dir, labels=labels)
     return DATASETS.get(name)(data_dir=data_dir, labels=labels)
 
 
