@@ -77,8 +77,16 @@ def prepared_recsys(session_store: ArtifactStore) -> Prepared:
     return prepare("recsys-synth", "mf", "owners:3", seed=0, store=session_store, recipe=FAST, progress=False)
 
 
+@pytest.fixture(scope="session")
+def prepared_regression(session_store: ArtifactStore) -> Prepared:
+    """diabetes / mlp, forget random:0.1 (≈ 1 s of training): the contract suites' request for regression-only
+    plug-ins."""
+    return prepare("diabetes", "mlp", "random:0.1", seed=0, store=session_store, progress=False)
+
+
 # The prepared request the contract suites run a plug-in on, by the first task it supports (classification first).
-PREPARED_FOR_TASK = {"classification": "prepared_class3", "recsys": "prepared_recsys"}
+PREPARED_FOR_TASK = {"classification": "prepared_class3", "recsys": "prepared_recsys",
+                     "regression": "prepared_regression"}
 
 
 @pytest.fixture
