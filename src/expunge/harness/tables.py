@@ -292,6 +292,24 @@ def section_lines(sec: Section, rules: GridRules, parity_rows: list[tuple[Any, .
             + f" | {times(ci(mr, rules.amortised_speed_up, 1))} | {peak_delta_mb(mr)} | "
             + (f"**yes** ({sp.label}{sp.power_note})" if sp.all_seeds else why_not_parity(mr, sp, mia, cols, tol))
             + " |")
+    return [*lines, "", *page_metric_lines(sec)]
+
+
+def page_metric_lines(sec: Section) -> list[str]:
+    """A second table for a request whose task names ``page_metrics`` (regression: the paper's other measures):
+    each of them per model, mean ± CI over seeds; '—' where a run lacks the metric."""
+    names = get_task(sec.records[0].task).page_metrics if sec.records else ()
+    if not names:
+        return []
+    recs = sec.records
+    lines = [f"More measures ({recs[0].task}): " + ", ".join(f"`{n}`" for n in names) + ".", "",
+             "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for role in ("original", "retrain"):
+        lines.append(f"| {role.capitalize()} | " + " | ".join(
+            ci(recs, lambda r, n=n, role=role: getattr(r, role).get(n)) for n in names) + " |")
+    for label in sorted({r.label for r in recs}):
+        mr = [r for r in recs if r.label == label]
+        lines.append(f"| {label} | " + " | ".join(ci(mr, lambda r, n=n: r.metrics.get(n)) for n in names) + " |")
     return [*lines, ""]
 
 

@@ -42,6 +42,8 @@ class Task(ABC):
     # classification columns (forget_acc, retain_acc, test_acc and the request's MIA AUC). The parity column then
     # judges ``parity_criteria``.
     report_columns: ClassVar[tuple[str, ...]] = ()
+    # More metrics the bench page shows in a second table per request (mean ± CI per model); () = none.
+    page_metrics: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def targets(self, y: Any) -> torch.Tensor:
