@@ -119,11 +119,11 @@ def test_bad_csv_files(tmp_path: Path):
         csv_file.load_csv(spec=f"{tmp_path / 'missing.csv'}?target=y")
     dup = tmp_path / "dup.csv"
     dup.write_text("a,a,y\n" + "1,2,3\n" * 10)
-    with pytest.raises(InvalidDataset, match="duplicate column name.*'a'"):
+    with pytest.raises(InvalidDataset, match=r"duplicate column name.*'a'"):
         csv_file.load_csv(spec=f"{dup}?target=y")
     few = tmp_path / "few.csv"
     few.write_text("a,y\n1,2\n3,4\n")
-    with pytest.raises(InvalidDataset, match="2 data row.*at least 8"):
+    with pytest.raises(InvalidDataset, match=r"2 data row.*at least 8"):
         csv_file.load_csv(spec=f"{few}?target=y")
     latin = tmp_path / "latin.csv"
     latin.write_bytes("caf\xe9,y\n".encode("latin-1") + b"1,2\n" * 10)

@@ -46,6 +46,7 @@ RESULT_SOURCES = {
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
     "recsys": "expunge results benchmarks/results/recsys --format markdown",
+    "regression": "expunge results benchmarks/results/regression --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",

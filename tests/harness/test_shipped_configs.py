@@ -27,7 +27,8 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 def test_every_shipped_config_is_listed_here() -> None:
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
-                                                          "digits-zoo", "fashion-zoo", "foundation", "recsys"}
+                                                          "digits-zoo", "fashion-zoo", "foundation", "recsys",
+                                                          "regression"}
 
 
 def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_criteria() -> None:
@@ -92,3 +93,15 @@ def test_digits_per_example_carries_its_tier2_sizes() -> None:
     assert {c.request_label for c in cells} == {"random:0.1", "owners:20"}
     assert {c.label for c in cells} >= {"retrain", "finetune", "ssd"}
     assert all(c.extras == {"tier2": {"shadows": 8, "models": 8}} for c in cells)  # K = 8 shadows, N = 8 models
+
+
+def test_regression_is_blindspot_and_baselines_on_two_datasets_with_equal_budgets() -> None:
+    cells = cells_of("regression")
+    assert {c.dataset for c in cells} == {"diabetes", "synthetic-regression"} and {c.seed for c in cells} == {0, 1, 2}
+    assert per_request(cells) == {"random:0.1": 12, "owners:5": 12}  # 6 rows x 2 datasets
+    by = {(c.dataset, c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["diabetes", "owners:5", "blindspot_regression [paper defaults]"].params["epochs"] == 1
+    for label in ("blindspot_regression", "gaussian_amnesiac", "finetune", "neggrad"):  # one budget for all
+        p = by["diabetes", "random:0.1", label].params
+        assert (p["epochs"], p["batch_size"]) == (10, 32), label
+    assert all(c.tier == 1 for c in cells)  # relearn_steps and ain

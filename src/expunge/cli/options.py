@@ -13,7 +13,8 @@ import typer
 from expunge.errors import ExpungeError, IncompatibleModel, InvalidPath
 
 DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist, diabetes, "
-                                                    "synthetic-regression, fashion-rotation) or csv:PATH (with --target)")]
+                                                    "synthetic-regression, fashion-rotation) or csv:PATH (with "
+                                                    "--target)")]
 TargetOpt = Annotated[str | None, typer.Option("--target", help="with --data csv:PATH: the column to predict")]
 ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (used by scikit-learn) refuses seeds outside [0, 2**32)

@@ -16,7 +16,7 @@ lr 1e-3 on the forget and retain sets together).
    a(A) = L2-normalise(flatten(mean over channels of A²)) (attention transfer, Zagoruyko & Komodakis 2017).
 3. Adam, no weight decay.
 
-Choices the paper and the reference leave open, made here (each tested in ``tests/methods/test_blindspot_regression.py``):
+Choices the paper and the reference leave open, made here (tested in ``tests/methods/test_blindspot_regression.py``):
 
 * **Which activations.** The reference's AllCNN returns every conv block's output; a generic model returns only its
   prediction. Ours hooks the output of every ``Linear`` / ``Conv1d`` / ``Conv2d`` module except the last one
