@@ -30,7 +30,7 @@ def record(method: str, **metrics: float) -> dict[str, Any]:
 def page(tmp_path: Path, records: list[dict[str, Any]]) -> str:
     with ResultStore(tmp_path / "store") as rs:
         for i, r in enumerate(records):
-            rs.write_cell({"key": f"k{i}", "dataset": "diabetes", "model": "mlp", "seed": 0, "method": r["method"],
+            rs.write_cell({"key": f"k{i}", "dataset": r["dataset"], "model": "mlp", "seed": 0, "method": r["method"],
                            "label": r["method"], "request": {"forget": "random:0.1"}, "request_label": "random:0.1",
                            "tier": 1, "metrics": None}, {"status": "ok", "records": [RunRecord.from_json(r).to_json()]})
         return markdown(rs, title="t")
@@ -59,3 +59,13 @@ def test_the_task_s_page_metrics_get_their_own_table(tmp_path: Path) -> None:
            "| ain |" in table
     assert "| m | 0.000 | — | — | — | 6.000 | 0.500 |" in table  # metrics a run lacks are '—'
     assert "| Retrain | 0.000 | — | — | — | 12.000 | 1.000 |" in table
+
+
+def test_a_grid_of_several_datasets_gets_one_section_per_dataset_and_request(tmp_path: Path) -> None:
+    """Requests of one label on two datasets are different forget sets with different oracles: never averaged."""
+    other = {**record("m", forget_mse=0.75), "dataset": "synthetic-regression"}
+    table = page(tmp_path, [record("m", forget_mse=0.75), other])
+    assert "## diabetes/mlp · random:0.1\n" in table and "## synthetic-regression/mlp · random:0.1\n" in table
+    assert "\n## random:0.1\n" not in table
+    single = page(tmp_path / "one", [record("m", forget_mse=0.75)])  # one dataset: sections keep the request label
+    assert "\n## random:0.1\n" in single
