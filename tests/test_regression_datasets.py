@@ -166,3 +166,15 @@ def test_cli_unlearns_a_csv_and_the_record_names_the_dataset_fully(tmp_path: Pat
     assert rec["dataset"] == f"csv:{path}?drop=id&target=price" and rec["task"] == "regression"
     assert rec["metrics"]["forget_mse"] is not None and rec["request"]["n_forget"] == 4
     assert digest(path) == before
+
+
+def test_a_harness_config_accepts_a_csv_dataset(tmp_path: Path):
+    from expunge.harness.config import load_config
+    from expunge.harness.grid import expand
+
+    path = write_csv(tmp_path / "d.csv")
+    cfg = tmp_path / "grid.yaml"
+    cfg.write_text(f"name: mine\ndatasets: ['csv:{path}?target=price&drop=id']\nmodels: [mlp]\n"
+                   "requests: [{forget: 'random:0.1'}]\nmethods: [blindspot_regression]\nseeds: [0]\n")
+    cells = expand(load_config(cfg))
+    assert [c.dataset for c in cells] == [f"csv:{path}?target=price&drop=id"]
