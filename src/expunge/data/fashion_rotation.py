@@ -13,7 +13,16 @@ the pixels, which any model fits exactly on train and test alike — the Origina
 and there would be nothing to forget. The angle needs the garment's shape (a symmetric bag rotated by 40° looks like
 one rotated by −50°, outside the range, and some items are nearly rotation-invariant), so a CNN generalises
 imperfectly and fits its own training images better than unseen ones — the memorisation unlearning removes, as in
-the paper's age regression on AgeDB faces. Small (4,000 images), so an Original trains in seconds on a CPU.
+the paper's age regression on AgeDB faces. Small (4,000 images): with its recipe (15 epochs, batch 64, Adam 1e-3;
+``expunge.train.oracle.DEFAULT_RECIPES``) the ``cnn`` Original and its oracle train in about 40 s each on one CPU
+thread.
+
+Measured (``cnn``, ``random:0.1``, seed 0): Original forget / test MSE 0.010 / 0.043, Retrain 0.059 / 0.044 — the
+angle is learnable enough that the memorised part is small in standardized units, below the ``regression`` task's
+0.15 forget tolerance, so on this dataset the forget criterion has no power at the default tolerances: pass tighter
+``criteria`` to :func:`expunge.verdict.judge`, or read ``mse_to_retrain_forget`` and the MIAs. (It is not in
+``configs/regression.yaml`` for that reason and for its cost: two trainings per seed take longer than the whole
+diabetes + synthetic grid's Originals.)
 """
 
 from __future__ import annotations
