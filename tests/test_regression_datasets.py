@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from expunge.cli.main import app
 from expunge.cli.options import with_target
+from expunge.data import csv_file, fashion_rotation, synthetic_regression
 from expunge.data.datasets import DATASETS, load_dataset
-from expunge.data.sets import csv_file, fashion_rotation, synthetic_regression
 from expunge.errors import DatasetNotFound, ExpungeError, InvalidDataset
 
 

@@ -56,7 +56,8 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
     # an epoch near a second; on RecBole's ML-100K copy (seed 0) an Original trains in ≈ 6 s with test Recall@20 0.30.
     "movielens": TrainRecipe(epochs=20, batch_size=1024, optimizer="adam", lr=3e-3),
     # synthetic-regression (750 rows) and fashion-rotation (4,000 images): the recipes their modules' docstrings
-    # measure (expunge.data.synthetic_regression, expunge.data.fashion_rotation): the Original memorises its noise enough for forgetting to be measurable.
+    # measure (expunge.data.synthetic_regression, expunge.data.fashion_rotation): the Original memorises enough of
+    # its training rows for forgetting to be measurable.
     "synthetic-regression": TrainRecipe(epochs=30, batch_size=32, optimizer="adam", lr=1e-3),
     "fashion-rotation": TrainRecipe(epochs=15, batch_size=64, optimizer="adam", lr=1e-3),
 }
