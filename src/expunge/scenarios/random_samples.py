@@ -53,7 +53,7 @@ class RandomSamples(SingleRequest[RandomParams]):
     name = "random"
     Params = RandomParams
     request_kind = "random"
-    tasks = frozenset({"classification", "regression"})
+    tasks = frozenset({"classification", "regression", "graph"})
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:
         return ForgetRequest("random", fraction=self.params.fraction)  # the draw is seeded by resolve()
