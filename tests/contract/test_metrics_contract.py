@@ -128,13 +128,18 @@ class Problems:
         ``kind``: "random" (a quarter), "class" (class 1) or "single" (one example, no baseline)."""
 
         def make() -> Prepared:
-            ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5) \
-                if task == "classification" else regression_blobs(seed=5)
-            request = {"random": ForgetRequest("random", fraction=0.25),
-                       "class": ForgetRequest("class", classes=("1",)), "single": ForgetRequest("ids", ids=(7,))}[kind]
+            if task == "graph":  # a tiny block model; its "random" request deletes edges (the edge metrics' input)
+                from expunge.data.graphs import sbm_dataset
+
+                ds = sbm_dataset("contract-sbm", sizes=(20, 20), p_in=0.2, p_out=0.02, n_features=4, seed=5)
+            else:
+                ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5) \
+                    if task == "classification" else regression_blobs(seed=5)
+            request = {"random": ForgetRequest("edges" if task == "graph" else "random", fraction=0.25),
+                       "class": ForgetRequest("class", classes=("1",)), "single": ForgetRequest("ids", ids=(int(ds.train.ids[7]),))}[kind]
             store = ArtifactStore(self.tmp.mktemp(f"metric-contract-{task}-{kind}"))
-            return prepare_splits(ds, "mlp", request.resolve(ds, seed=0), store=store, recipe=TINY,
-                                  metrics=[] if kind == "single" else None, tier=1, progress=False,
+            return prepare_splits(ds, "gcn" if task == "graph" else "mlp", request.resolve(ds, seed=0), store=store,
+                                  recipe=TINY, metrics=[] if kind == "single" else None, tier=1, progress=False,
                                   extras=TIER2_SIZES)
 
         return self._once(("prep", task, kind), make)

@@ -87,12 +87,20 @@ def sbm_graph(sizes: tuple[int, ...] = (200, 200, 200, 200), p_in: float = 0.02,
     return Graph(features, canonical_edges(np.stack([iu[chosen], ju[chosen]], axis=1))), labels
 
 
+def sbm_dataset(name: str = "sbm", *, sizes: tuple[int, ...] = (200, 200, 200, 200), p_in: float = 0.02,
+                p_out: float = 0.002, n_features: int = 16, signal: float = 0.6, seed: int = SBM_SEED,
+                test_fraction: float = 0.4, labels: LabelSet = "fine") -> GraphDataset:
+    """A stochastic-block-model node-classification dataset (the registered ``sbm`` with its defaults; smaller ones
+    for tests and quick trials), split stratified with ``random_state=0``."""
+    graph, y = sbm_graph(sizes, p_in, p_out, n_features, signal, seed)
+    tr, te = stratified_split(y, test_fraction, seed=0)
+    return graph_dataset(name, graph, y, train_ids=tr, test_ids=te,
+                         class_names=tuple(str(c) for c in range(len(sizes))), labels_set=labels)
+
+
 @register_dataset("sbm")
 def load_sbm(*, data_dir: str | None = None, labels: LabelSet = "fine") -> Dataset:
-    graph, y = sbm_graph()
-    tr, te = stratified_split(y, 0.4, seed=0)
-    return graph_dataset("sbm", graph, y, train_ids=tr, test_ids=te, class_names=("0", "1", "2", "3"),
-                         labels_set=labels)
+    return sbm_dataset("sbm", labels=labels)
 
 
 @register_dataset("karate")

@@ -21,6 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from expunge.errors import NonFiniteOutputs
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.graph import link_scores, pair_auc, posterior_similarity, sample_non_edges
 from expunge.metrics.functional.stats import auc_se
@@ -54,9 +55,14 @@ def node_outputs(ctx: EvalContext, role: str, what: str) -> np.ndarray:
         rows[torch.as_tensor(ds.train.ids)], rows[torch.as_tensor(ds.test.ids)] = view.train_x, view.test_x
         with torch.no_grad(), eval_mode(model):
             out = model.features(rows) if what == "features" else torch.softmax(model(rows), dim=1)
+        if not bool(torch.isfinite(out).all()):  # checked once; a collapsed model's entry is the reason
+            return f"the {role} model's node {what} are not finite: a collapsed model"
         return out.double().numpy()
 
-    return ctx.cached(("graph_nodes", what), compute, role=role, local=True)
+    out = ctx.cached(("graph_nodes", what), compute, role=role, local=True)
+    if isinstance(out, str):
+        raise NonFiniteOutputs(out)
+    return out
 
 
 class _EdgeAUC(Metric):
