@@ -22,6 +22,13 @@ TINY = TrainRecipe(epochs=5, batch_size=64, optimizer="adam", lr=3e-3)
 SMALL = {"sequential": {"k": 2}, "hard-forget": {"k": 10}}
 
 
+def tiny_graph():
+    """A small block model for scenarios of the graph task only (edge deletion)."""
+    from expunge.data.graphs import sbm_dataset
+
+    return sbm_dataset("contract-sbm", sizes=(30, 30, 30), p_in=0.15, p_out=0.01, n_features=8, seed=3)
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """Evaluation and validation settings per scenario, built once."""
@@ -33,7 +40,8 @@ def prepared(tmp_path_factory):
     def get(name: str, validation: bool):
         if (name, validation) not in cache:
             sc = get_scenario(name, SMALL.get(name))
-            cache[name, validation] = (sc, sc.prepare("digits", "mlp", seed=0, store=store, recipe=TINY,
+            data, model = ("digits", "mlp") if "classification" in sc.tasks else (tiny_graph(), "gcn")
+            cache[name, validation] = (sc, sc.prepare(data, model, seed=0, store=store, recipe=TINY,
                                                       metrics=METRICS, progress=False, validation=validation))
         return cache[name, validation]
 

@@ -19,8 +19,11 @@ node embeddings (MSE): L = α·L_r + (1 − α)·L_f. It is the graph form of th
   says ("the edge scores ... of deleted edges"): MSE between the student's and the destroyer's link scores
   σ(h_u·h_v) of each deleted edge whose two endpoints are training nodes, endpoint rows as they were; an edge with a
   test endpoint has no row the method may read and is skipped (counted in the notes).
-* Defaults (unverified in the paper's text we have): α = 0.5, τ = 1 (Bad Teacher's), λ = 1, 20 epochs over the
-  retained nodes in batches of 64 each paired with a cycled batch of deleted elements, Adam lr 1e-3, no weight decay.
+* Defaults (the paper's are not in the text we have; set on ``sbm``/``gcn``, seed 0): α = 0.8, τ = 1 (Bad Teacher's),
+  λ = 1, 10 epochs over the retained nodes in batches of 64, each paired with a cycled batch of deleted elements,
+  Adam lr 1e-2, no weight decay. Measured there: at lr 1e-3 the student barely moves in 10-20 epochs (class:0 forget
+  accuracy 1.0 → 0.58, the oracle's is 0); at α = 0.5 a random 10% request costs ≈ 8 points of retain accuracy, at
+  0.8 ≈ 3 with the same forgetting.
 """
 
 from __future__ import annotations
@@ -46,12 +49,12 @@ from expunge.train.loop import train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class DistillToDeleteParams(GradientParams):
-    epochs: int = hp(20, "passes over the retained training nodes", low=1, search=(1, 50))
-    lr: float = hp(1e-3, "learning rate", low=0.0, low_open=True, search=(1e-4, 1e-1), log=True)
+    epochs: int = hp(10, "passes over the retained training nodes", low=1, search=(1, 50))
+    lr: float = hp(1e-2, "learning rate", low=0.0, low_open=True, search=(1e-4, 1e-1), log=True)
     optimizer: Literal["sgd", "adam", "adamw"] = hp("adam", "optimiser", choices=("sgd", "adam", "adamw"))
     weight_decay: float = hp(0.0, "weight decay", low=0.0)
     batch_size: int = hp(64, "retained nodes per step (each paired with as many deleted elements)", low=1)
-    alpha: float = hp(0.5, "weight of the preserver loss L_r (1 − alpha on the destroyer loss L_f)", low=0.0,
+    alpha: float = hp(0.8, "weight of the preserver loss L_r (1 − alpha on the destroyer loss L_f)", low=0.0,
                       high=1.0, search=(0.1, 0.9))
     temperature: float = hp(1.0, "KL temperature τ of the soft targets", low=0.0, low_open=True, search=(0.5, 8.0),
                             log=True)

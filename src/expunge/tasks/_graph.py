@@ -131,16 +131,20 @@ def encode(graph: Graph, nodes: np.ndarray, *, removed_nodes: np.ndarray | None 
     return rows
 
 
-def present_edges(rows: torch.Tensor, nodes: np.ndarray, graph: Graph) -> np.ndarray:
-    """The canonical edges visible in ``rows`` (of ``nodes``): each node's real neighbour slots matched back to node
-    ids by their features. For tests: proves which edges a set of rows carries."""
+def present_edges(rows: torch.Tensor, graph: Graph) -> np.ndarray:
+    """The canonical edges visible in ``rows``: each row's node (slot 0) and real neighbour slots matched back to
+    node ids by their features (unique per node in any real-valued feature graph). For tests: proves which edges a
+    set of rows carries, whatever their order."""
     f = graph.n_features
     feats = torch.as_tensor(graph.features, dtype=torch.float32)
+
+    def ids_of(v: torch.Tensor) -> list[int]:
+        return torch.nonzero((feats == v).all(dim=1)).reshape(-1).tolist()
+
     found = []
-    for r, node in zip(rows, np.asarray(nodes), strict=True):
-        for slot in range(1, rows.shape[1]):
-            if r[slot, 1] == 0:
-                continue
-            match = torch.nonzero((feats == r[slot, 2:2 + f]).all(dim=1)).reshape(-1).numpy()
-            found.extend((int(node), int(m)) for m in match if m != node)
+    for r in rows:
+        for node in ids_of(r[0, 2:2 + f]):
+            for slot in range(1, rows.shape[1]):
+                if r[slot, 1] != 0:
+                    found.extend((node, m) for m in ids_of(r[slot, 2:2 + f]) if m != node)
     return canonical_edges(np.asarray(found, dtype=np.int64)) if found else np.zeros((0, 2), np.int64)

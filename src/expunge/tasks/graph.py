@@ -62,7 +62,8 @@ def deleted_edges(splits: Any) -> np.ndarray:
 class GraphNodes(Classification):
     name = "graph"
     summary = "node classification on a graph; requests delete nodes or edges; cross-entropy; accuracy"
-    headline_metrics = ("forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "edge_auc_forget")
+    headline_metrics = ("forget_acc", "retain_acc", "test_acc", "mia_loss_auc", "js_to_retrain_forget",
+                        "edge_auc_forget")
     parity_criteria: ClassVar[Mapping[str, float]] = {"forget_acc": 0.02, "test_acc": 0.02, "mia_loss_auc": 0.05}
     per_example_criteria: ClassVar[Mapping[str, float]] = {}
     per_example_kinds = frozenset()
