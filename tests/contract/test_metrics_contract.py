@@ -136,7 +136,8 @@ class Problems:
                 ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5) \
                     if task == "classification" else regression_blobs(seed=5)
             request = {"random": ForgetRequest("edges" if task == "graph" else "random", fraction=0.25),
-                       "class": ForgetRequest("class", classes=("1",)), "single": ForgetRequest("ids", ids=(int(ds.train.ids[7]),))}[kind]
+                       "class": ForgetRequest("class", classes=("1",)),
+                       "single": ForgetRequest("ids", ids=(int(ds.train.ids[7]),))}[kind]
             store = ArtifactStore(self.tmp.mktemp(f"metric-contract-{task}-{kind}"))
             return prepare_splits(ds, "gcn" if task == "graph" else "mlp", request.resolve(ds, seed=0), store=store,
                                   recipe=TINY, metrics=[] if kind == "single" else None, tier=1, progress=False,

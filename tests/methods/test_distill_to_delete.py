@@ -39,8 +39,8 @@ def test_alpha_one_keeps_the_original(prepared_graph):
     sums into full-size steps."""
     prep = prepared_graph
     ctx = RunContext(seed=0, model_spec=prep.spec, recipe=prep.recipe)
-    res = run_method(get_method("distill_to_delete", {"alpha": 1.0, "epochs": 2, "optimizer": "sgd"}), prep.original.model,
-                     prep.dataset, prep.splits, ctx)
+    method = get_method("distill_to_delete", {"alpha": 1.0, "epochs": 2, "optimizer": "sgd"})
+    res = run_method(method, prep.original.model, prep.dataset, prep.splits, ctx)
     for a, b in zip(res.model.parameters(), prep.original.model.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6)
 
