@@ -27,7 +27,16 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 def test_every_shipped_config_is_listed_here() -> None:
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-zoo", "fashion-zoo",
-                                                          "foundation"}
+                                                          "foundation", "graph"}
+
+
+def test_graph_is_the_graph_methods_on_node_and_edge_requests() -> None:
+    cells = cells_of("graph")
+    assert per_request(cells) == {"random:0.1": 12, "class:0": 12, "edges:0.05": 12}  # 6 rows x gcn, sage
+    assert {c.seed for c in cells} == {0, 1, 2} and {c.model for c in cells} == {"gcn", "sage"}
+    by = {(c.request_label, c.model, c.label): c for c in cells if c.seed == 0}
+    assert by["edges:0.05", "gcn", "distill_to_delete"].params_source == "paper defaults"
+    assert by["class:0", "sage", "neggrad adam"].params["optimizer"] == "adam"
 
 
 def test_digits_zoo_is_every_method_on_five_scenarios() -> None:

@@ -12,8 +12,8 @@ import typer
 
 from expunge.errors import ExpungeError, IncompatibleModel, InvalidPath
 
-DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist)")]
-ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet)")]
+DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist, diabetes, sbm, karate)")]
+ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet; gcn, sage for graphs)")]
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (used by scikit-learn) refuses seeds outside [0, 2**32)
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="seed of the original, the oracles, the "
                                                                           "requests and the method (0 to 2**32-1)")]
@@ -22,14 +22,15 @@ StoreOpt = Annotated[Path | None, typer.Option("--store", help="artifact cache (
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with dataset files (Fashion-MNIST IDX)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 ForgetOpt = Annotated[str, typer.Option("--forget", help="what to forget: class:3 | classes:3,5 | subclass:NAME | "
-                                                         "random:0.1 | owners:K | ids:FILE (`expunge scenarios`)")]
+                                                         "random:0.1 | owners:K | edges:0.05 | ids:FILE "
+                                                         "(`expunge scenarios`)")]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE hyperparameter override")]
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/SCENARIO: start from this tuned preset "
                                                                 "(default: the shipped one matching the request, if "
                                                                 "any); --param overrides it")]
 PaperDefaultsOpt = Annotated[bool, typer.Option("--paper-defaults", help="use the paper's hyperparameters even when "
                                                                          "a tuned preset matches the request")]
-TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task (classification, regression); "
+TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task (classification, regression, graph); "
                                                             "default: the dataset's own")]
 
 
