@@ -168,3 +168,15 @@ def test_headline_and_parity_metrics_exist_for_the_task():
     t = get_task("graph")
     for name in (*t.headline_metrics, *t.parity_criteria):
         assert "graph" in METRICS.get(name).tasks, name
+
+
+def test_a_stored_edge_request_is_evaluated_again(tiny_graph, session_store):
+    """`expunge evaluate` rebuilds the request from the manifest: its deleted edges too (else the fingerprint check
+    would refuse it), and gives the numbers of the run."""
+    from expunge.api import evaluate, prepare, unlearn
+
+    prep = prepare(tiny_graph, "gcn", "edges:0.1", seed=0, store=session_store, progress=False, recipe=RECIPE)
+    rec, _ = unlearn(prep, "finetune", {"epochs": 1}, metrics=["forget_acc", "edge_auc_forget"])
+    again = evaluate(rec.unlearned_key, metrics=["forget_acc", "edge_auc_forget"], store=session_store,
+                     dataset=tiny_graph)
+    assert again.metrics == rec.metrics and again.metrics["edge_auc_forget"] is not None
