@@ -45,6 +45,7 @@ RESULT_SOURCES = {
                         "benchmarks/results/foundation-seed0 --format markdown",
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
+    "graph": "expunge bench configs/graph.yaml, then expunge results benchmarks/results/graph --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",

@@ -32,7 +32,7 @@ def test_every_shipped_config_is_listed_here() -> None:
 
 def test_graph_is_the_graph_methods_on_node_and_edge_requests() -> None:
     cells = cells_of("graph")
-    assert per_request(cells) == {"random:0.1": 12, "class:0": 12, "edges:0.05": 12}  # 6 rows x gcn, sage
+    assert per_request(cells) == {"random:0.1": 14, "class:0": 14, "edges:0.05": 14}  # 7 rows x gcn, sage
     assert {c.seed for c in cells} == {0, 1, 2} and {c.model for c in cells} == {"gcn", "sage"}
     by = {(c.request_label, c.model, c.label): c for c in cells if c.seed == 0}
     assert by["edges:0.05", "gcn", "distill_to_delete"].params_source == "paper defaults"

@@ -50,11 +50,15 @@ class Section:
 
 
 def sections(rs: ResultStore) -> list[Section]:
-    """The store's runs grouped by request label, in first-seen order."""
+    """The store's runs grouped by request label, in first-seen order; by dataset/model and request label when the
+    grid has several datasets or models (their Originals and oracles differ: one table would mix them)."""
     out: dict[str, Section] = {}
-    for request, label, error, doc, cell in rs.conn.execute(
-            "SELECT request, label, error, record, cell FROM runs ORDER BY id"):
-        sec = out.setdefault(request, Section(request, json.loads(cell)))
+    rows = [(request, label, error, doc, json.loads(cell)) for request, label, error, doc, cell in rs.conn.execute(
+        "SELECT request, label, error, record, cell FROM runs ORDER BY id")]
+    multi = len({(c.get("dataset"), c.get("model")) for *_, c in rows}) > 1
+    for request, label, error, doc, cell in rows:
+        name = f"{cell.get('dataset')}/{cell.get('model')} {request}" if multi else request
+        sec = out.setdefault(name, Section(name, cell))
         if doc is None:
             sec.failed.setdefault(label, error or "failed")
         else:

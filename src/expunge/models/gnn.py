@@ -12,6 +12,9 @@ embedding the head reads) and a final ``nn.Linear`` ``head``, like every built-i
 * ``sage`` — Hamilton, Ying, Leskovec, "Inductive Representation Learning on Large Graphs" (GraphSAGE), NeurIPS
   2017, mean aggregator in PyG's ``SAGEConv`` form h_i' = W_r h_i + W_n mean_{j∈N(i)} h_j, full neighbourhoods (no
   sampling), two layers; the embedding is [h1_i, mean_j h1_j] (hidden 32 each), the head the second layer.
+
+Both apply ``deletion_operator`` to the embedding when the model carries one (a (d, d) matrix, as a parameter while
+``gnndelete`` trains it, as a buffer afterwards): GNNDelete's deletion operator; absent, the models are unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from expunge.models.registry import register_model
+
+
+def _deleted(model: nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """``z`` through the model's deletion operator, if it has one (``gnndelete``)."""
+    op = getattr(model, "deletion_operator", None)
+    return z if op is None else z @ op
 
 
 def _layout(input_shape: tuple[int, ...]) -> int:
@@ -42,7 +51,7 @@ class GCN(nn.Module):
         weight, real = x[..., 0:1], x[..., 1:2]
         ax = x[..., 2 + self.f:2 + 2 * self.f]      # (ÂX)_j for every slot j
         h1 = F.relu(self.conv1(ax)) * real          # layer 1 at each node of the tree; padding contributes nothing
-        return (weight * h1).sum(dim=1)             # layer 2's aggregation Σ_j â_ij h1_j
+        return _deleted(self, (weight * h1).sum(dim=1))  # layer 2's aggregation Σ_j â_ij h1_j
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -62,7 +71,7 @@ class GraphSAGE(nn.Module):
         h1 = F.relu(self.root1(own) + self.neigh1(mean_nb)) * real
         nb_real = real[:, 1:]
         nb_mean = (h1[:, 1:] * nb_real).sum(dim=1) / nb_real.sum(dim=1).clamp(min=1.0)  # isolated node: zeros
-        return torch.cat([h1[:, 0], nb_mean], dim=1)
+        return _deleted(self, torch.cat([h1[:, 0], nb_mean], dim=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
