@@ -46,6 +46,7 @@ RESULT_SOURCES = {
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
     "graph": "expunge bench configs/graph.yaml, then expunge results benchmarks/results/graph --format markdown",
+    "graph-edges": "benchmarks/graph_edges.py benchmarks/results/graph",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",
