@@ -77,7 +77,7 @@ def page(rows: list[tuple[str, RunRecord]]) -> str:
         lines += [f"## {where} {req}", ""]
         for metric in measured:
             lines += [*table(recs, metric), ""]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> None:
