@@ -126,6 +126,14 @@ def test_the_oracle_never_sees_a_deleted_node(ds, monkeypatch, tmp_path):
     assert all(any(same_rows(r, c) for c in clean) for r in rows)
 
 
+def test_a_view_follows_an_explicit_retain_set(ds):
+    forget = ds.train.ids[:3]
+    full = Splits.from_ids(ds, forget)
+    part = Splits.from_ids(ds, forget, retain_ids=ds.train.ids[3:10])
+    assert full.fingerprint() == part.fingerprint()
+    assert np.array_equal(request_view(ds, part).fit, part.retain) and len(request_view(ds, full).fit) > 7
+
+
 def test_views_are_the_stored_tensors_for_other_tasks(digits):
     splits = ForgetRequest("random", fraction=0.1).resolve(digits, seed=0)
     view = request_view(digits, splits)

@@ -29,6 +29,7 @@ beside them.
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -40,7 +41,7 @@ from expunge.tasks.base import RequestView, register_task
 from expunge.tasks.classification import Classification
 
 DELETED_EDGES = "deleted_edges"  # key of Splits.detail: the deleted edges as [[u, v], ...] node ids
-_VIEWS: OrderedDict[tuple[str, str], RequestView] = OrderedDict()  # a few recent views: rebuilt rows cost ~ms-s
+_VIEWS: OrderedDict[tuple[str, str, str], RequestView] = OrderedDict()  # a few recent views: rebuilt rows cost ~ms-s
 _MAX_VIEWS = 8
 
 
@@ -70,7 +71,9 @@ class GraphNodes(Classification):
     one_sided_criteria = frozenset()
 
     def request_view(self, dataset: Any, splits: Any) -> RequestView:
-        key = (dataset.fingerprint, splits.fingerprint())
+        # the retain set too: splits built with explicit retain ids share the forget set's fingerprint
+        retain = hashlib.sha256(np.asarray(splits.retain).tobytes()).hexdigest()
+        key = (dataset.fingerprint, splits.fingerprint(), retain)
         if key in _VIEWS:
             _VIEWS.move_to_end(key)
             return _VIEWS[key]
