@@ -86,3 +86,25 @@ def prepared_graph(session_store: ArtifactStore, tiny_graph: Dataset) -> Prepare
 @pytest.fixture(scope="session")
 def prepared_random(session_store: ArtifactStore) -> Prepared:
     return prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=FAST, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_recsys(session_store: ArtifactStore) -> Prepared:
+    """recsys-synth / mf, forget 3 users, a short recipe: the contract suites' request for recsys-only plug-ins."""
+    return prepare("recsys-synth", "mf", "owners:3", seed=0, store=session_store, recipe=FAST, progress=False)
+
+
+# The prepared request the contract suites run a plug-in on, by the first task it supports (classification first).
+PREPARED_FOR_TASK = {"classification": "prepared_class3", "recsys": "prepared_recsys", "graph": "prepared_graph"}
+
+
+@pytest.fixture
+def prepared_for(request: pytest.FixtureRequest) -> Callable[[frozenset[str]], Prepared]:
+    """The contract suites' prepared request for a plug-in declaring ``tasks`` (digits class:3 when it supports
+    classification)."""
+
+    def get(tasks: frozenset[str]) -> Prepared:
+        task = "classification" if "classification" in tasks else sorted(tasks & PREPARED_FOR_TASK.keys())[0]
+        return request.getfixturevalue(PREPARED_FOR_TASK[task])
+
+    return get

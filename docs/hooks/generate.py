@@ -47,6 +47,7 @@ RESULT_SOURCES = {
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
     "graph": "expunge bench configs/graph.yaml, then expunge results benchmarks/results/graph --format markdown",
     "graph-edges": "benchmarks/graph_edges.py benchmarks/results/graph",
+    "recsys": "expunge results benchmarks/results/recsys --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",

@@ -26,8 +26,26 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 
 def test_every_shipped_config_is_listed_here() -> None:
-    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-zoo", "fashion-zoo",
-                                                          "foundation", "graph"}
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
+                                                          "digits-zoo", "fashion-zoo", "foundation", "graph", "recsys"}
+
+
+def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_criteria() -> None:
+    cells = cells_of("digits-random-forgetting")
+    assert per_request(cells) == {"random:0.1": 10, "owners:20": 10}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["random:0.1", "reset_finetune:shrink,epochs=3"].params["damage"] == "shrink"
+    assert by["owners:20", "dmm:multiplier=30"].params["multiplier"] == 30
+    assert {"ulira_auc", "klom_p95_forget"} <= set(by["random:0.1", "dmm"].metrics)
+
+
+def test_recsys_is_three_methods_on_five_request_shapes() -> None:
+    cells = cells_of("recsys")
+    assert per_request(cells) == {"users-10": 3, "core-5%": 3, "edge-5%": 3, "random-5%": 3, "items-2": 3}
+    assert {c.seed for c in cells} == {0, 1, 2} and {c.dataset for c in cells} == {"recsys-synth"}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["core-5%", "finetune"].params["optimizer"] == "adam"  # the Original's optimiser, not SGD
+    assert by["core-5%", "reverse_bpr"].params_source == "paper defaults"
 
 
 def test_graph_is_the_graph_methods_on_node_and_edge_requests() -> None:

@@ -46,7 +46,8 @@ from expunge.errors import CorruptDataFile, DatasetNotFound, InvalidDataset, Inv
 from expunge.tasks import get_task
 
 LabelSet = Literal["fine", "coarse"]
-DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
+# package: a module of expunge.data that registers datasets (expunge.data.interactions) is found on first lookup
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset", package="expunge.data")
 OWNER_SEED = 20240917  # fixed: owner groups are a property of the dataset, not of a run
 
 
@@ -88,6 +89,9 @@ class Dataset:
     # saved in run manifests so that `expunge evaluate` can rebuild it. None for registered / user datasets.
     derivation: dict[str, Any] | None = None
     task: str = "classification"  # the expunge.tasks plug-in that owns targets, loss and headline metrics
+    # Sizes a model of this dataset needs beyond its input shape and outputs, passed to the model factory by
+    # expunge.train.oracle.model_spec_for (a recommender's n_users); {} for every classification/regression dataset.
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

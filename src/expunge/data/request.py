@@ -191,6 +191,7 @@ class IdsKind(RequestKind):
 
     name, syntax = "ids", "ids:FILE"
     scenario = None
+    tasks = frozenset({"classification", "regression", "recsys", "graph"})  # recsys: interaction ids; graph: nodes
     presets_from = "random"  # explicit ids are tuned like a scattered sample
 
     def parse(self, arg: str, written: str) -> ForgetRequest:

@@ -66,6 +66,10 @@ class Task(ABC):
     per_example_kinds: ClassVar[frozenset[str]] = frozenset()
     # Of those, the criteria judged one-sidedly (a distance to the oracles: lower is closer, so only "above" misses)
     one_sided_criteria: ClassVar[frozenset[str]] = frozenset()
+    # The bench page's (expunge results --format markdown) forget / retain / test / MIA columns; () keeps the page's
+    # classification columns (forget_acc, retain_acc, test_acc and the request's MIA AUC). The parity column then
+    # judges ``parity_criteria``.
+    report_columns: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def targets(self, y: Any) -> torch.Tensor:
