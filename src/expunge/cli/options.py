@@ -30,8 +30,8 @@ PresetOpt = Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/S
                                                                 "any); --param overrides it")]
 PaperDefaultsOpt = Annotated[bool, typer.Option("--paper-defaults", help="use the paper's hyperparameters even when "
                                                                          "a tuned preset matches the request")]
-TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task (classification, regression, graph); "
-                                                            "default: the dataset's own")]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task (classification, regression, recsys, "
+                                                            "graph); default: the dataset's own")]
 
 
 def parse_params(items: list[str], flag: str = "--param") -> dict[str, str]:
