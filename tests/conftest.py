@@ -67,6 +67,23 @@ def prepared_class3(session_store: ArtifactStore) -> Prepared:
 
 
 @pytest.fixture(scope="session")
+def tiny_graph() -> Dataset:
+    """A 3-class stochastic block model of 90 nodes (graph task): method and metric tests of the graph setting."""
+    from expunge.data.graphs import sbm_dataset
+
+    return sbm_dataset("tiny-sbm", sizes=(30, 30, 30), p_in=0.15, p_out=0.01, n_features=8, signal=0.6, seed=3)
+
+
+GRAPH_FAST = TrainRecipe(epochs=60, batch_size=32, optimizer="adam", lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def prepared_graph(session_store: ArtifactStore, tiny_graph: Dataset) -> Prepared:
+    """tiny_graph / gcn, forget class 0: for methods that support only the graph task."""
+    return prepare(tiny_graph, "gcn", "class:0", seed=0, store=session_store, recipe=GRAPH_FAST, progress=False)
+
+
+@pytest.fixture(scope="session")
 def prepared_random(session_store: ArtifactStore) -> Prepared:
     return prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=FAST, progress=False)
 
@@ -86,7 +103,7 @@ def prepared_regression(session_store: ArtifactStore) -> Prepared:
 
 # The prepared request the contract suites run a plug-in on, by the first task it supports (classification first).
 PREPARED_FOR_TASK = {"classification": "prepared_class3", "recsys": "prepared_recsys",
-                     "regression": "prepared_regression"}
+                     "regression": "prepared_regression", "graph": "prepared_graph"}
 
 
 @pytest.fixture

@@ -45,6 +45,8 @@ RESULT_SOURCES = {
                         "benchmarks/results/foundation-seed0 --format markdown",
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
+    "graph": "expunge bench configs/graph.yaml, then expunge results benchmarks/results/graph --format markdown",
+    "graph-edges": "benchmarks/graph_edges.py benchmarks/results/graph",
     "recsys": "expunge results benchmarks/results/recsys --format markdown",
     "regression": "expunge results benchmarks/results/regression --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",

@@ -133,15 +133,19 @@ class Problems:
                 users, items = synthetic_interactions(n_users=30, n_items=40, seed=5)
                 ds = interactions_dataset("contract-recsys", users, items, item_names=[str(i) for i in range(40)],
                                           n_users=30)
+            elif task == "graph":  # a tiny block model; its "random" request deletes edges (the edge metrics' input)
+                from expunge.data.graphs import sbm_dataset
+
+                ds = sbm_dataset("contract-sbm", sizes=(20, 20), p_in=0.2, p_out=0.02, n_features=4, seed=5)
             else:
                 ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5) \
                     if task == "classification" else regression_blobs(seed=5)
             single = int(ds.train.ids[7])
-            request = {"random": ForgetRequest("random", fraction=0.25),
+            request = {"random": ForgetRequest("edges" if task == "graph" else "random", fraction=0.25),
                        "class": ForgetRequest("class", classes=("1",)),
                        "single": ForgetRequest("ids", ids=(single,))}[kind]
             store = ArtifactStore(self.tmp.mktemp(f"metric-contract-{task}-{kind}"))
-            model = "mf" if task == "recsys" else "mlp"
+            model = {"recsys": "mf", "graph": "gcn"}.get(task, "mlp")
             return prepare_splits(ds, model, request.resolve(ds, seed=0), store=store, recipe=TINY,
                                   metrics=[] if kind == "single" else None, tier=1, progress=False,
                                   extras=TIER2_SIZES)

@@ -21,7 +21,7 @@ TINY = TrainRecipe(epochs=5, batch_size=64, optimizer="adam", lr=3e-3)
 # Smaller than the defaults where a default would train many models (each sequential step has its own oracle).
 SMALL = {"sequential": {"k": 2}, "hard-forget": {"k": 10}}
 # Where a scenario that does not run on classification is checked: (dataset, model) by task.
-DATA_FOR_TASK = {"classification": ("digits", "mlp"), "recsys": ("recsys-synth", "mf")}
+DATA_FOR_TASK = {"classification": ("digits", "mlp"), "recsys": ("recsys-synth", "mf"), "graph": ("sbm", "gcn")}
 
 
 def data_and_metrics(sc: Scenario) -> tuple[str, str, tuple[str, ...]]:

@@ -27,7 +27,7 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 def test_every_shipped_config_is_listed_here() -> None:
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
-                                                          "digits-zoo", "fashion-zoo", "foundation", "recsys",
+                                                          "digits-zoo", "fashion-zoo", "foundation", "graph", "recsys",
                                                           "regression"}
 
 
@@ -47,6 +47,15 @@ def test_recsys_is_three_methods_on_five_request_shapes() -> None:
     by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
     assert by["core-5%", "finetune"].params["optimizer"] == "adam"  # the Original's optimiser, not SGD
     assert by["core-5%", "reverse_bpr"].params_source == "paper defaults"
+
+
+def test_graph_is_the_graph_methods_on_node_and_edge_requests() -> None:
+    cells = cells_of("graph")
+    assert per_request(cells) == {"random:0.1": 14, "class:0": 14, "edges:0.05": 14}  # 7 rows x gcn, sage
+    assert {c.seed for c in cells} == {0, 1, 2} and {c.model for c in cells} == {"gcn", "sage"}
+    by = {(c.request_label, c.model, c.label): c for c in cells if c.seed == 0}
+    assert by["edges:0.05", "gcn", "distill_to_delete"].params_source == "paper defaults"
+    assert by["class:0", "sage", "neggrad adam"].params["optimizer"] == "adam"
 
 
 def test_digits_zoo_is_every_method_on_five_scenarios() -> None:

@@ -395,3 +395,6 @@ def load_fashion_mnist(*, data_dir: str | None = None, labels: LabelSet = "fine"
         fine_to_coarse=FASHION_FINE_TO_COARSE, coarse_names=FASHION_COARSE, labels=labels,
         raw_for_fingerprint=(xtr, xte), input_range=(-FASHION_MEAN / FASHION_STD, (1 - FASHION_MEAN) / FASHION_STD),
     )
+
+
+from expunge.data import graphs as _graphs  # noqa: E402, F401  (registers the graph datasets: sbm, karate)
