@@ -54,6 +54,10 @@ RESULT_SOURCES = {
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",
     "ray_scaling": "benchmarks/ray_scaling.py",
     "per_example_digits": "configs/digits-per-example.yaml, then benchmarks/per_example.py",
+    "digits-random-forgetting": "expunge bench configs/digits-random-forgetting.yaml, then expunge results "
+                                "benchmarks/results/digits-random-forgetting --format markdown",
+    "random_forgetting_digits": "configs/digits-random-forgetting.yaml, then benchmarks/per_example.py --name "
+                                "random_forgetting_digits",
 }
 
 

@@ -263,6 +263,17 @@ HEAD = ("| method | params | forget | retain | test | MIA AUC | Δforget | Δtes
 
 
 # --- the page --------------------------------------------------------------------------------------------------------
+def is_deployable(method: str) -> bool:
+    """False for a method that needs what a deletion request never has (oracle_matching: the retrain itself): its
+    row shows no speed-up and it is never listed as fastest at parity. Unknown (unregistered) methods: True."""
+    from expunge.methods.base import METHODS
+
+    try:
+        return bool(METHODS.get(method).deployable)
+    except Exception:
+        return True
+
+
 def section_lines(sec: Section, rules: GridRules, parity_rows: list[tuple[Any, ...]]) -> list[str]:
     recs, mia = sec.records, sec.mia
     first, tol, cols = recs[0], sec.tolerances, sec.columns
@@ -284,16 +295,20 @@ def section_lines(sec: Section, rules: GridRules, parity_rows: list[tuple[Any, .
             continue
         mr = [r for r in recs if r.label == label]
         sp = seed_parity(mr, tol)
-        if sp.all_seeds:
+        deployable = is_deployable(mr[0].method)
+        if sp.all_seeds and deployable:  # a method that needs the retrain is never "fastest at parity"
             parity_rows.append((sec.name, label, mean(per_seed(mr, rules.speed_up)),
                                 mean(per_seed(mr, rules.amortised_speed_up)), sp))
+        speed = (f"{times(ci(mr, rules.speed_up, 1))} | {precompute_cell(mr, rules)} | "
+                 f"{times(ci(mr, rules.amortised_speed_up, 1))}") if deployable else \
+            f"— (needs the retrain) | {precompute_cell(mr, rules)} | —"
         lines.append(
-            f"| {label} | {mr[0].extra.get('preset') or mr[0].params_source} | "
+            f"| {label if deployable else f'{label} (not deployable)'} | "
+            f"{mr[0].extra.get('preset') or mr[0].params_source} | "
             + " | ".join(ci(mr, lambda r, c=c: r.metrics.get(c)) for c in cols)
             + " | " + " | ".join(ci(mr, lambda r, m=m: r.gap_to_retrain.get(m)) for m in tol)
             + "".join(f" | {closure_cell(mr, m)}" for m in (cols[0], mia))
-            + f" | {times(ci(mr, rules.speed_up, 1))} | {precompute_cell(mr, rules)}"
-            + f" | {times(ci(mr, rules.amortised_speed_up, 1))} | {peak_delta_mb(mr)} | "
+            + f" | {speed} | {peak_delta_mb(mr)} | "
             + (f"**yes** ({sp.label}{sp.power_note})" if sp.all_seeds else why_not_parity(mr, sp, mia, cols, tol))
             + " |")
     return [*lines, "", *page_metric_lines(sec)]
