@@ -53,17 +53,10 @@ def test_numeric_bounds_are_enforced(name):
                 cls.Params.from_overrides({f.name: str(low - 1)})
 
 
-def _prepared_for(cls, request):
-    """The shared tiny request of a task the method supports: digits class:3, or a digits federation's client."""
-    if "classification" not in cls.tasks and "federated" in cls.tasks:
-        return request.getfixturevalue("prepared_federated")
-    return request.getfixturevalue("prepared_class3")
-
-
 @pytest.mark.parametrize("name", NAMES)
-def test_runs_does_not_mutate_and_is_deterministic(name, request):
+def test_runs_does_not_mutate_and_is_deterministic(name, prepared_for):
     cls = METHODS.get(name)
-    prep = _prepared_for(cls, request)
+    prep = prepared_for(cls.tasks)  # digits class:3, or a recsys request for recsys-only methods
     params = _small_params(cls)
     before = state_hash(prep.original.model)
     hashes = []
@@ -88,9 +81,9 @@ def test_runs_does_not_mutate_and_is_deterministic(name, request):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_undeclared_data_is_refused(name, request):
+def test_undeclared_data_is_refused(name, prepared_for):
     cls = METHODS.get(name)
-    prep = _prepared_for(cls, request)
+    prep = prepared_for(cls.tasks)
     data = UnlearningData(prep.dataset, prep.splits, cls.access)
     probes = {DataAccess.FORGET: lambda: data.forget_loader(8), DataAccess.RETAIN: lambda: data.retain_loader(8),
               DataAccess.TRAIN_STATS: lambda: data.train_statistic("x", lambda b: {}, batch_size=8)}

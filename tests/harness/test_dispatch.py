@@ -102,6 +102,21 @@ def test_a_gated_group_waits_for_the_first_item_of_its_gate() -> None:
     assert start["g2:0:0.05"] < end["g0:0:0.05"]  # the free slot took the ungated group instead of waiting
 
 
+def test_a_head_opens_the_gate_before_its_groups_first_item_finishes() -> None:
+    """The first group of a gate starts with its head (training the shared Original): the waiting group starts when
+    the head finishes, beside the first group's first item (its own oracle), not after it; the head is yielded and
+    a thief never takes a group's first item."""
+    groups = groups_of([3, 3], seconds=0.1, gates=["original/a", "original/a"])
+    groups[0].head = "h0:0:0.05"
+    out, log = run(2, groups, steal=False)
+    assert len(out) == 7 and out["h0:0:0.05"] == "H0:0:0.05"
+    start = {item: t0 for _, item, t0, _ in log.rows}
+    end = {item: t1 for _, item, _, t1 in log.rows}
+    assert start["g0:0:0.1"] >= end["h0:0:0.05"] and start["g1:0:0.1"] >= end["h0:0:0.05"]
+    assert start["g1:0:0.1"] < end["g0:0:0.1"]  # the second request no longer waits for the first one's cell
+    assert {s for s, item, *_ in log.rows if item.startswith(("h0", "g0"))} == {0}
+
+
 def test_a_lost_worker_starts_nothing_more_and_reports_the_rest_lost() -> None:
     """Slot 0 dies on its second item: the other slot's item in flight still finishes and is yielded; every item
     not run comes back as WorkerLost, once."""
@@ -141,6 +156,10 @@ def test_request_groups_gate_an_untrained_original_and_a_setting_they_cannot_rea
     assert all(len({(j.cells[0].seed, j.cells[0].request_label) for j in g.items}) == 1 for g in groups)
     gates = {(g.items[0].cells[0].request_label, g.items[0].cells[0].seed): g.gate for g in groups}
     assert all(gate and gate.startswith("original/") for gate in gates.values())
+    heads = [g.head for g in groups]  # the first group of each seed's gate trains its Original in a job of its own
+    firsts = [g.gate not in [o.gate for o in groups[:i]] for i, g in enumerate(groups)]
+    assert [h is not None for h in heads] == firsts and sum(firsts) == 2
+    assert all(h.original_only and h.cells[0] == g.items[0].cells[0] for h, g in zip(heads, groups, strict=True) if h)
     assert gates["class:3", 0] == gates["random:0.1", 0] != gates["class:3", 1] == gates["random:0.1", 1]
     for seed in (0, 1):  # the Originals in the store (a manifest is what the store checks)
         key = gates["class:3", seed].split("/")[1]  # type: ignore[union-attr]
@@ -152,3 +171,21 @@ def test_request_groups_gate_an_untrained_original_and_a_setting_they_cannot_rea
     seq = expand(parse_config({**grid, "seeds": [0], "requests": [
         {"forget": "class:3"}, {"scenario": "sequential", "params": {"k": 2, "base": "random:0.02"}}]}))
     assert {g.gate for g in request_groups(seq, str(tmp_path), None)} == {f"setting/{seq[0].setting}"}
+
+
+def test_a_heads_job_trains_the_original_its_gate_names_for_requests_and_scenarios(tmp_path: Path) -> None:
+    """The head of a gated group — a forget request or a one-request scenario — trains exactly the Original keyed by
+    its gate (so the waiting requests find it), and finds it the second time."""
+    from expunge.harness.config import parse_config
+    from expunge.harness.grid import expand
+    from expunge.harness.run import request_groups, run_cell
+
+    grid = {"datasets": ["digits"], "models": ["mlp"], "recipe": {"epochs": 1}, "seeds": [0],
+            "requests": [{"scenario": "full-class", "params": {"classes": "3"}}, {"forget": "random:0.1"}],
+            "methods": ["finetune"]}
+    groups = request_groups(expand(parse_config(grid)), str(tmp_path), None)
+    assert [g.head is not None for g in groups] == [True, False] and groups[0].gate == groups[1].gate
+    out = run_cell(groups[0].head)  # type: ignore[arg-type]
+    assert out["error"] is None and out["trained"] == [groups[0].gate]
+    assert run_cell(groups[0].head)["trained"] == []  # type: ignore[arg-type]
+    assert [g.gate for g in request_groups(expand(parse_config(grid)), str(tmp_path), None)] == [None, None]

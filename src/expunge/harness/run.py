@@ -5,9 +5,10 @@ slots; :func:`run_grid` groups the cells by request (same Original and oracle) a
 with request affinity (:func:`expunge.harness.dispatch.dispatch`): a request's cells run in one worker process,
 which loads — or, for the first cell, trains — its Original, oracle and baseline metrics once and keeps them for
 the request's next cells (:data:`_PREPARED`). Nothing is trained in a separate pass: an Original that several
-requests need and the store does not hold yet is a *gate*, so the second request waits for the first one's first
-cell rather than training the same Original beside it, and each request's oracle is trained by its own first cell,
-in parallel with the other requests'.
+requests need and the store does not hold yet is a *gate*: the first request's group starts with a job that trains
+just that Original (:func:`run_cell` of an ``original_only`` job), and the other requests wait for it rather than
+train the same Original beside it; each request's oracle is then trained by its own first cell, in parallel with the
+other requests'.
 
 Each cell's outcome is written by this process alone, in one transaction. A cell that raises, or whose record says
 it diverged or changed nothing, is stored with that status and error and the grid goes on.
@@ -38,6 +39,7 @@ class Job:
     cells: tuple[Cell, ...]
     store_root: str
     data_dir: str | None = None
+    original_only: bool = False  # train (or find) the cell's Original and nothing else: a gate's head
 
 
 def prepare_setting(job: Job) -> str | None:
@@ -85,6 +87,43 @@ def _prepare(cell: Cell, job: Job) -> tuple[Any, bool]:
     return sc.prepare(cell.dataset, cell.model, data_dir=job.data_dir, **kw), True
 
 
+def _request_kind(cell: Cell) -> str | None:
+    """The request kind whose dataset the cell's Original is trained on (a scenario's ``request_kind``); None when
+    it cannot be told from the cell (a scenario of several kinds, a derived dataset)."""
+    if "forget" in cell.request:
+        from expunge import api
+
+        return api.as_request(cell.request["forget"]).kind
+    from expunge.scenarios.base import get_scenario
+
+    return getattr(get_scenario(cell.request["scenario"], cell.request["params"]), "request_kind", None)
+
+
+def _train_original(cell: Cell, job: Job) -> dict[str, Any]:
+    """Train (or find) the Original of a request's cell, the same one :func:`_original_gates` keyed the request's
+    gate on: ``trained`` lists it when it was trained, ``error`` says why it could not be (the request's cells then
+    meet the same error and are stored with it)."""
+    from expunge.data.request import dataset_for
+    from expunge.store import ArtifactStore
+    from expunge.train.loop import TrainRecipe
+    from expunge.train.oracle import model_spec_for, train_original
+
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"trained": [], "error": None}
+    try:
+        kind = _request_kind(cell)
+        if kind is None:
+            raise ValueError("the Original of this request cannot be told from its cell")
+        ds = dataset_for(cell.dataset, kind, data_dir=job.data_dir)
+        trained = train_original(ds, model_spec_for(ds, cell.model), TrainRecipe(**cell.recipe), seed=cell.seed,
+                                 store=ArtifactStore(job.store_root), progress=False)
+        out["trained"] = [] if trained.cache_hit else [f"original/{trained.key}"]
+    except Exception as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
 def _trained(prepared: Any) -> list[str]:
     """``kind/key`` of each Original and oracle this preparation trained (a cache miss), not found in the store."""
     steps = getattr(prepared, "steps", None) or [prepared]
@@ -105,6 +144,8 @@ def run_cell(job: Job) -> dict[str, Any]:
     from expunge.methods.base import METHODS
 
     (cell,) = job.cells
+    if job.original_only:
+        return _train_original(cell, job)
     started, t0 = now(), time.perf_counter()
     out: dict[str, Any] = {"started_at": started, "pid": os.getpid(), "records": [], "error": None,
                            "traceback": None, "prepare_s": 0.0, "prepared": False, "trained": []}
@@ -183,6 +224,9 @@ def run_grid(cells: list[Cell], results: ResultStore, executor: Executor, *, sto
     try:
         groups = request_groups(todo, store_root, data_dir, gated=executor.workers > 1)
         for job, outcome in dispatch(executor.slots(), groups, run_cell):
+            if job.original_only:  # a gate's head: no cell of its own (a lost one's cells come back lost)
+                summary.trained += [] if isinstance(outcome, BaseException) else outcome["trained"]
+                continue
             if isinstance(outcome, BaseException):  # its worker died (killed, out of memory): not stored, and no
                 summary.lost += 1                   # cell is started after that; --resume reruns them
                 summary.lost_error = summary.lost_error or f"{type(outcome).__name__}: {outcome}"
@@ -215,7 +259,11 @@ def request_groups(cells: list[Cell], store_root: str, data_dir: str | None, *, 
         by_request.setdefault(stable_hash([c.setting, c.request]), []).append(c)
     firsts = [cs[0] for cs in by_request.values()]
     gates = _original_gates(firsts, store_root, data_dir) if gated else [None] * len(firsts)
-    return [Group([Job((c,), store_root, data_dir) for c in cs], gate)
+    heads: dict[str, Job] = {}  # the first group of each Original's gate trains it in a job of its own
+    for first, gate in zip(firsts, gates, strict=True):
+        if gate is not None and gate.startswith("original/") and gate not in heads:
+            heads[gate] = Job((first,), store_root, data_dir, original_only=True)
+    return [Group([Job((c,), store_root, data_dir) for c in cs], gate, heads.pop(gate, None) if gate else None)
             for cs, gate in zip(by_request.values(), gates, strict=True)]
 
 
@@ -224,7 +272,6 @@ def _original_gates(firsts: list[Cell], store_root: str, data_dir: str | None) -
     presence: nothing is loaded), else the key of the Original its first cell will train. A request whose Original
     cannot be told here (a scenario of several requests, a poisoned dataset) is gated on its setting, and so is
     every other request of that setting, so that no two of them train the setting's Originals at once."""
-    from expunge import api
     from expunge.data.request import dataset_for
     from expunge.store import ArtifactStore
     from expunge.train.loop import TrainRecipe
@@ -234,12 +281,7 @@ def _original_gates(firsts: list[Cell], store_root: str, data_dir: str | None) -
     keys: list[str | None] = []
     for cell in firsts:
         try:
-            if "forget" in cell.request:
-                kind: str | None = api.as_request(cell.request["forget"]).kind
-            else:
-                from expunge.scenarios.base import get_scenario
-
-                kind = getattr(get_scenario(cell.request["scenario"], cell.request["params"]), "request_kind", None)
+            kind = _request_kind(cell)
             if kind is None:
                 keys.append(None)
                 continue

@@ -42,7 +42,8 @@ class Retrain(UnlearningMethod[RetrainParams]):
     access = DataAccess.RETAIN
     Params = RetrainParams
     exact = True
-    tasks = frozenset({"classification", "regression", "federated"})  # trains as the oracle does (the task's hook)
+    # trains as the oracle does: the task's loss, its retain view (graph) and its training hook (federated: FedAvg)
+    tasks = frozenset({"classification", "regression", "recsys", "graph", "federated"})
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         if ctx.model_spec is None or ctx.recipe is None:

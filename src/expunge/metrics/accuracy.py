@@ -19,7 +19,8 @@ from expunge.metrics.functional.stats import proportion_se
 
 class _SplitAccuracy(Metric):
     family = "accuracy"
-    tasks = frozenset({"classification", "federated"})  # a federated model is a classifier (expunge.tasks.federated)
+    # graph: node accuracy per split; federated: a classifier trained by FedAvg
+    tasks = frozenset({"classification", "graph", "federated"})
     split: ClassVar[str]
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:

@@ -38,7 +38,8 @@ from expunge.metrics.functional.stats import auc_se, proportion_se
 
 class _LossLR(Metric):
     family = "mia_population"
-    tasks = frozenset({"classification", "regression", "federated"})  # the feature is the task's per-example loss
+    # the feature is the task's per-example loss
+    tasks = frozenset({"classification", "regression", "graph", "federated"})
     key: ClassVar[str]
 
     def test_mask(self, ctx: EvalContext) -> np.ndarray | None:

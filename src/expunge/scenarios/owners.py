@@ -23,7 +23,7 @@ class OwnersKind(RequestKind):
 
     name, syntax = "owners", "owners:5"
     scenario = "owners"
-    tasks = frozenset({"classification", "regression", "federated"})  # federated: the owners are the clients
+    tasks = frozenset({"classification", "regression", "recsys", "federated"})  # owner = a user; federated: a client
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         if not arg.isdigit() or int(arg) < 1:
@@ -59,7 +59,7 @@ class Owners(SingleRequest[OwnersParams]):
     name = "owners"
     Params = OwnersParams
     request_kind = "owners"
-    tasks = frozenset({"classification", "regression", "federated"})  # federated: owners:K forgets K clients
+    tasks = frozenset({"classification", "regression", "recsys", "federated"})  # federated: owners:K forgets K clients
     preset_fallback = "random"  # an owner's examples, like a random sample, come from every class
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:
