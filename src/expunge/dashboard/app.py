@@ -1,0 +1,148 @@
+"""The dashboard's HTTP interface: JSON under ``/api``, the static front-end under ``/`` and ``/static``.
+
+Security and robustness (issue 27): the server binds to 127.0.0.1 unless told otherwise (:mod:`expunge.cli.serve`);
+every route only reads; no request names a file — static files are a fixed list of package files, models are reached
+through run ids and the keys their records list — so ``..`` in any encoding reaches nothing; nothing is unpickled
+(weights are safetensors); a bad parameter is a 4xx JSON ``{"error": ...}`` and an unexpected failure a 500 JSON
+without a traceback.
+
+Model references (``a``, ``b``, ``{ref}``): ``ID`` (the unlearned model of run ID, as the screening table lists it),
+``ID:original`` or ``ID:retrain`` (that run's Original and Retrain).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from expunge.dashboard import views
+from expunge.dashboard.catalog import Catalog, UnknownRun
+from expunge.dashboard.outputs import ModelOutputs, OutputCache, WeightsMissing
+from expunge.errors import ArtifactError, ExpungeError, InvalidArtifactKey
+from expunge.record import RunRecord
+from expunge.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+REF = re.compile(r"(\d{1,9})(?::(unlearned|original|retrain))?")
+STATIC = {"index.html": "text/html", "app.js": "text/javascript", "views.js": "text/javascript",
+          "style.css": "text/css"}
+
+
+class BadParameter(ExpungeError, ValueError):
+    """A query or path parameter the API cannot use."""
+
+
+def plotly_js() -> bytes:
+    """Plotly's bundle from the installed ``plotly`` package (no CDN)."""
+    try:
+        return resources.files("plotly").joinpath("package_data", "plotly.min.js").read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return b"console.warn('plotly is not installed: pip install plotly (the report extra)');"
+
+
+def _static(name: str) -> bytes:
+    return resources.files("expunge.dashboard").joinpath("static", name).read_bytes()
+
+
+def parse_ref(ref: str) -> tuple[int, str]:
+    m = REF.fullmatch(ref)
+    if not m:
+        raise BadParameter(f"model reference {ref[:40]!r} is not ID, ID:original or ID:retrain. Fix: use a run id "
+                           "from /api/runs")
+    return int(m.group(1)), m.group(2) or "unlearned"
+
+
+def create_app(directory: str | Path, *, store: ArtifactStore | None = None, data_dir: str | None = None,
+               cache_outputs: bool = True) -> FastAPI:
+    catalog = Catalog(directory)
+    outputs = OutputCache(store or ArtifactStore(), data_dir, write=cache_outputs)
+    app = FastAPI(title="expunge dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.catalog = catalog
+
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, "not found" if exc.status_code == 404 else str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()]
+        return error(400, "bad parameter: " + "; ".join(parts))
+
+    @app.exception_handler(ExpungeError)
+    async def expunge_error(request: Request, exc: ExpungeError) -> JSONResponse:
+        status = 404 if isinstance(exc, UnknownRun | WeightsMissing | InvalidArtifactKey) else \
+            409 if isinstance(exc, ArtifactError) else 422 if isinstance(exc, views.ViewNotApplicable) else 400
+        return error(status, str(exc))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("dashboard: %s failed", request.url.path)  # the traceback stays in the server's log
+        return error(500, f"internal error ({type(exc).__name__}); see the server log")
+
+    @app.get("/")
+    def index() -> Response:
+        return Response(_static("index.html"), media_type="text/html")
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name == "plotly.min.js":
+            return Response(plotly_js(), media_type="text/javascript")
+        if name not in STATIC:
+            raise StarletteHTTPException(404)
+        return Response(_static(name), media_type=STATIC[name])
+
+    @app.get("/api/runs")
+    def runs() -> dict[str, Any]:
+        return catalog.screening()
+
+    @app.get("/api/runs/{run_id}/timeline")
+    def timeline(run_id: int) -> dict[str, Any]:
+        return catalog.timeline(run_id)
+
+    def model(ref: str) -> tuple[RunRecord, ModelOutputs]:
+        run_id, role = parse_ref(ref)
+        rec, _ = catalog.record(run_id)
+        return rec, outputs.outputs(rec, role)
+
+    @app.get("/api/models/{ref}/info")
+    def info(ref: str) -> dict[str, Any]:
+        run_id, role = parse_ref(ref)
+        rec, _ = catalog.record(run_id)
+        out: dict[str, Any] = {"ref": ref, "run": run_id, "role": role, "method": rec.method, "task": rec.task,
+                               "dataset": rec.dataset, "forget": rec.forget}
+        try:
+            image = views.is_image(outputs.outputs(rec, role))
+            out["weights"] = True
+        except (WeightsMissing, ArtifactError) as exc:
+            image, out["weights"], out["weights_error"] = None, False, str(exc)
+        out["views"] = views.applicable(rec.task, image)
+        return out
+
+    @app.get("/api/models/{ref}/classwise")
+    def classwise(ref: str) -> dict[str, Any]:
+        return views.classwise(model(ref)[1])
+
+    @app.get("/api/models/{ref}/predictions")
+    def predictions(ref: str, split: str = "test") -> dict[str, Any]:
+        if split not in views.SPLITS:
+            raise BadParameter(f"split {split[:20]!r} is not one of {list(views.SPLITS)}")
+        return views.predictions(model(ref)[1], split)
+
+    @app.get("/api/attack")
+    def attack(a: str, b: str, feature: str = "loss", threshold: float | None = None) -> dict[str, Any]:
+        if threshold is not None and not abs(threshold) < float("inf"):
+            raise BadParameter("threshold must be a finite number")
+        return views.attack_view([("A", model(a)[1]), ("B", model(b)[1])], feature, threshold)
+
+    return app
