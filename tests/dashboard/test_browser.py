@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 ARTIFACTS = Path(os.environ.get("EXPUNGE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "dashboard"
-VIEWS = ("classwise", "predictions", "attack", "timeline")
+VIEWS = ("classwise", "predictions", "layers", "embeddings", "attack", "timeline")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,12 @@ def test_two_methods_every_view_draws(page: tuple[Any, list[str]]) -> None:
         assert section.locator(".main-svg").count() >= 1
         section.screenshot(path=str(ARTIFACTS / f"view-{view}-two-methods.png"))
     assert pg.locator("#plot-classwise-test .barlayer .trace").count() == 4  # A, B, Original, Retrain
+    assert pg.locator("#plot-cka-forget .scatterlayer .trace").count() == 4  # A and B vs Original and Retrain
+    # hovering an example in A's embedding shows it in B too, with its image and both predictions
+    pg.locator("#plot-emb-A .scatterlayer .trace .point").first.hover(force=True)
+    pg.wait_for_selector("#emb-detail-text", timeout=20_000)
+    assert "A predicts" in pg.locator("#emb-detail-text").inner_text() and pg.locator("#emb-detail canvas").count() == 1
+    assert pg.locator("#plot-emb-B .hoverlayer .hovertext").count() >= 1
     assert pg.locator("#attack-table tr").count() == 3
     assert pg.locator("#exposed-A canvas").count() == 8 and pg.locator("#exposed-B canvas").count() == 8
     before = pg.locator("#attack-table tr:nth-child(2) td:nth-child(2)").inner_text()

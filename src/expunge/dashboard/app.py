@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from expunge.dashboard import views
 from expunge.dashboard.catalog import Catalog, UnknownRun
 from expunge.dashboard.outputs import ModelOutputs, OutputCache, WeightsMissing
+from expunge.dashboard.representations import PROJECTIONS, Representations
 from expunge.errors import ArtifactError, ExpungeError, InvalidArtifactKey
 from expunge.record import RunRecord
 from expunge.store import ArtifactStore
@@ -33,7 +34,7 @@ from expunge.store import ArtifactStore
 log = logging.getLogger(__name__)
 REF = re.compile(r"(\d{1,9})(?::(unlearned|original|retrain))?")
 STATIC = {"index.html": "text/html", "app.js": "text/javascript", "views.js": "text/javascript",
-          "style.css": "text/css"}
+          "repr.js": "text/javascript", "style.css": "text/css"}
 
 
 class BadParameter(ExpungeError, ValueError):
@@ -64,6 +65,7 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
                cache_outputs: bool = True) -> FastAPI:
     catalog = Catalog(directory)
     outputs = OutputCache(store or ArtifactStore(), data_dir, write=cache_outputs)
+    reprs = Representations(outputs)
     app = FastAPI(title="expunge dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.catalog = catalog
 
@@ -144,5 +146,38 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
         if threshold is not None and not abs(threshold) < float("inf"):
             raise BadParameter("threshold must be a finite number")
         return views.attack_view([("A", model(a)[1]), ("B", model(b)[1])], feature, threshold)
+
+    def pair(a: str, b: str) -> dict[str, tuple[RunRecord, str]]:
+        out = {}
+        for name, ref in (("A", a), ("B", b)):
+            run_id, role = parse_ref(ref)
+            out[name] = (catalog.record(run_id)[0], role)
+        return out
+
+    @app.get("/api/cka")
+    def cka(a: str, b: str) -> dict[str, Any]:
+        return reprs.cka(pair(a, b))
+
+    @app.get("/api/embeddings")
+    def embeddings(a: str, b: str, method: str = "pca") -> dict[str, Any]:
+        if method not in PROJECTIONS:
+            raise BadParameter(f"method {method[:20]!r} is not one of {list(PROJECTIONS)}")
+        return reprs.embeddings(pair(a, b), method)
+
+    @app.get("/api/example")
+    def example(a: str, b: str, group: str, index: int) -> dict[str, Any]:
+        """Example ``index`` of ``group`` in A's sample: its label, image and both models' predictions."""
+        models = pair(a, b)
+        dataset, pos, test = reprs.example(models["A"][0], group, index)
+        part = dataset.test if test else dataset.train
+        out: dict[str, Any] = {"id": int(part.ids[pos]), "group": group,
+                               "label": views.label_of(dataset, part.y[pos].item())}
+        if views.is_image_data(dataset):
+            out["image"] = views.image(part.x[pos].numpy())
+        for name, (rec, role) in models.items():
+            o = outputs.outputs(rec, role)
+            z = (o.test if test else o.train)[pos]
+            out[name] = views.label_of(dataset, int(z.argmax()) if dataset.task == "classification" else float(z[0]))
+        return out
 
     return app

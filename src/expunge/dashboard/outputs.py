@@ -81,15 +81,27 @@ class OutputCache:
             self._splits[key] = stored_splits(self.store, key, manifest, dataset)
         return dataset, self._splits[key], manifest
 
+    def model(self, rec: RunRecord, role: str) -> tuple[torch.nn.Module, Dataset, Splits, str]:
+        """The ``role`` model of run ``rec`` loaded from the store, with its run's dataset and splits and its
+        ``kind/key`` (what a cache of anything computed from it is keyed by)."""
+        with self._lock:
+            dataset, splits, manifest = self._context(rec)
+            kind, key = self._key(rec, role)
+            return self._model(kind, key, manifest), dataset, splits, f"{kind}/{key}"
+
+    def _key(self, rec: RunRecord, role: str) -> tuple[str, str]:
+        kind = ROLE_KINDS[role]
+        key = {"unlearned": rec.unlearned_key, "original": rec.original_key, "retrain": rec.oracle_key}[role]
+        if key is None or not self.store.exists(kind, key):
+            raise WeightsMissing(f"the {role} model of this run ({kind}/{key}) is not in the artifact store "
+                                 f"{self.store.root}. Fix: serve with the --store the run used")
+        return kind, key
+
     def outputs(self, rec: RunRecord, role: str) -> ModelOutputs:
         """The ``role`` model of run ``rec`` (``unlearned``, ``original`` or ``retrain``) with its outputs."""
         with self._lock:  # one model at a time: two requests for one model compute it once
             dataset, splits, manifest = self._context(rec)
-            kind = ROLE_KINDS[role]
-            key = {"unlearned": rec.unlearned_key, "original": rec.original_key, "retrain": rec.oracle_key}[role]
-            if key is None or not self.store.exists(kind, key):
-                raise WeightsMissing(f"the {role} model of this run ({kind}/{key}) is not in the artifact store "
-                                     f"{self.store.root}. Fix: serve with the --store the run used")
+            kind, key = self._key(rec, role)
             cache_key = ArtifactStore.key({"model": f"{kind}/{key}", "dataset": dataset.fingerprint, "v": VERSION})
             if cache_key not in self._memory:
                 self._memory[cache_key] = self._cached(cache_key, kind, key, dataset, manifest)

@@ -26,8 +26,17 @@ class ViewNotApplicable(ExpungeError, ValueError):
 
 
 def is_image(out: ModelOutputs) -> bool:
-    shape = tuple(out.dataset.input_shape)
+    return is_image_data(out.dataset)
+
+
+def is_image_data(dataset: Any) -> bool:
+    shape = tuple(dataset.input_shape)
     return len(shape) in (2, 3) and min(shape[-2:]) >= 4
+
+
+def label_of(dataset: Any, v: Any) -> str:
+    """A class name, or a regression target's value."""
+    return str(dataset.class_names[int(v)]) if dataset.task == "classification" else f"{float(v):.4g}"
 
 
 def applicable(task: str, image: bool | None = None) -> dict[str, str | None]:
@@ -35,8 +44,7 @@ def applicable(task: str, image: bool | None = None) -> dict[str, str | None]:
     classes = None if task == "classification" else f"a {task} task has no classes"
     out: dict[str, str | None] = {"screening": None, "timeline": None, "classwise": classes, "predictions": classes,
                                   "attack": None,
-                                  "layers": "not built yet (issue 27, view 4)",
-                                  "embeddings": "not built yet (issue 27, view 5)",
+                                  "layers": None, "embeddings": None,
                                   "build": "not built yet (issue 27, view 8)"}
     if image is False:
         out["attack_images"] = "the inputs are not images"
@@ -145,7 +153,7 @@ def attack_view(models: Sequence[tuple[str, ModelOutputs]], feature: str, thresh
 
 def _exposed(out: ModelOutputs, values: np.ndarray, pos: np.ndarray, member_if: str) -> list[dict[str, Any]]:
     order = attack.exposure_order(values, member_if)[:EXPOSED]
-    image = is_image(out)
+    has_image = is_image(out)
     classification = out.dataset.task == "classification"
     items = []
     for i in order:
@@ -154,17 +162,17 @@ def _exposed(out: ModelOutputs, values: np.ndarray, pos: np.ndarray, member_if: 
                                 "label": _label(out, out.dataset.train.y[p].item(), classification)}
         if classification:
             item["prediction"] = _label(out, int(out.train[p].argmax()), True)
-        if image:
-            item["image"] = _image(out.dataset.train.x[p].numpy())
+        if has_image:
+            item["image"] = image(out.dataset.train.x[p].numpy())
         items.append(item)
     return items
 
 
 def _label(out: ModelOutputs, v: Any, classification: bool) -> str:
-    return str(out.dataset.class_names[int(v)]) if classification else f"{float(v):.4g}"
+    return label_of(out.dataset, v)
 
 
-def _image(x: np.ndarray) -> dict[str, Any]:
+def image(x: np.ndarray) -> dict[str, Any]:
     """An input as 8-bit pixels for a canvas: (H, W) grey or (H, W, 3), min-max scaled (inputs may be
     standardised)."""
     a = np.asarray(x, dtype=np.float64)

@@ -1,5 +1,6 @@
 // The dashboard's entry module: the screening table (view 1), picking models A and B, and loading the other views.
 import { renderClasswise, renderPredictions, renderAttack, renderTimeline, setMessage } from "/static/views.js";
+import { renderLayers, renderEmbeddings } from "/static/repr.js";
 
 export const state = { runs: [], metrics: [], sort: { key: "id", dir: 1 }, a: null, b: null };
 
@@ -82,7 +83,8 @@ export function pick(which, ref) {
 async function loadViews() {
   const { a, b } = state;
   document.getElementById("status").textContent = "computing the views (once per model, then cached)…";
-  const jobs = [renderClasswise(a, b), renderPredictions(a, b), renderAttack(a, b), renderTimeline(a, b)];
+  const jobs = [renderClasswise(a, b), renderPredictions(a, b), renderLayers(a, b), renderEmbeddings(a, b),
+    renderAttack(a, b), renderTimeline(a, b)];
   const done = await Promise.allSettled(jobs);
   const failed = done.filter((d) => d.status === "rejected").length;
   document.getElementById("status").textContent = failed ? `${failed} view(s) could not be drawn (see their messages)`
