@@ -18,13 +18,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from expunge.dashboard import views
 from expunge.dashboard.catalog import Catalog, UnknownRun
+from expunge.dashboard.jobs import BuildRefused, Jobs
 from expunge.dashboard.outputs import ModelOutputs, OutputCache, WeightsMissing
 from expunge.dashboard.representations import PROJECTIONS, Representations
 from expunge.errors import ArtifactError, ExpungeError, InvalidArtifactKey
@@ -34,7 +35,7 @@ from expunge.store import ArtifactStore
 log = logging.getLogger(__name__)
 REF = re.compile(r"(\d{1,9})(?::(unlearned|original|retrain))?")
 STATIC = {"index.html": "text/html", "app.js": "text/javascript", "views.js": "text/javascript",
-          "repr.js": "text/javascript", "style.css": "text/css"}
+          "repr.js": "text/javascript", "build.js": "text/javascript", "style.css": "text/css"}
 
 
 class BadParameter(ExpungeError, ValueError):
@@ -61,13 +62,25 @@ def parse_ref(ref: str) -> tuple[int, str]:
     return int(m.group(1)), m.group(2) or "unlearned"
 
 
+def status_of(exc: ExpungeError) -> int:
+    """404: no such run or weights; 409: the store or a busy build queue conflicts; 422: a view that does not apply to
+    the run; 400: any other bad input."""
+    if isinstance(exc, UnknownRun | WeightsMissing | InvalidArtifactKey):
+        return 404
+    if isinstance(exc, ArtifactError) or (isinstance(exc, BuildRefused) and "running" in str(exc)):
+        return 409
+    return 422 if isinstance(exc, views.ViewNotApplicable) else 400
+
+
 def create_app(directory: str | Path, *, store: ArtifactStore | None = None, data_dir: str | None = None,
                cache_outputs: bool = True) -> FastAPI:
     catalog = Catalog(directory)
     outputs = OutputCache(store or ArtifactStore(), data_dir, write=cache_outputs)
     reprs = Representations(outputs)
-    app = FastAPI(title="expunge dashboard", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.catalog = catalog
+    jobs = Jobs(Path(directory), outputs.store.root, data_dir, writable=catalog.db_dir == Path(directory))
+    app = FastAPI(title="expunge dashboard", docs_url=None, redoc_url=None, openapi_url=None,
+                  on_shutdown=[jobs.close, catalog.close])
+    app.state.catalog, app.state.jobs = catalog, jobs
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
@@ -83,9 +96,7 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
 
     @app.exception_handler(ExpungeError)
     async def expunge_error(request: Request, exc: ExpungeError) -> JSONResponse:
-        status = 404 if isinstance(exc, UnknownRun | WeightsMissing | InvalidArtifactKey) else \
-            409 if isinstance(exc, ArtifactError) else 422 if isinstance(exc, views.ViewNotApplicable) else 400
-        return error(status, str(exc))
+        return error(status_of(exc), str(exc))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
@@ -179,5 +190,39 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
             z = (o.test if test else o.train)[pos]
             out[name] = views.label_of(dataset, int(z.argmax()) if dataset.task == "classification" else float(z[0]))
         return out
+
+    @app.get("/api/methods")
+    def methods(task: str | None = None) -> list[dict[str, Any]]:
+        """The registered methods (for ``task``), each with its hyperparameters: name, default, type, help."""
+        from expunge.methods.base import METHODS
+
+        return [{k: d[k] for k in ("name", "summary", "tasks", "params")}
+                for d in (cls.describe() for _, cls in METHODS.items()) if task is None or task in d["tasks"]]
+
+    @app.post("/api/build", status_code=202)
+    def build(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+        """Start a build: ``{"template": run id, "method", "params": {...}, "forget", "seeds": [..], "label"}``."""
+        template = body.get("template")
+        if not isinstance(template, int) or isinstance(template, bool):
+            raise BadParameter("template must be the id of a run of this folder (its dataset, model and recipe)")
+        cell = catalog.record(template)[1]
+        method = body.get("method")
+        if not isinstance(method, str):
+            raise BadParameter("method must be a registered method's name (GET /api/methods)")
+        job = jobs.start(cell, method, body.get("params", {}), body.get("forget"), body.get("seeds", [0]),
+                         body.get("label"))
+        return {"id": job.id, "label": job.label, "cells": len(job.keys)}
+
+    @app.get("/api/jobs")
+    def list_jobs() -> list[dict[str, Any]]:
+        return jobs.describe(catalog.stored_cells())
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    def cancel(job_id: int) -> dict[str, Any]:
+        try:
+            job = jobs.cancel(job_id)
+        except LookupError as exc:
+            raise UnknownRun(str(exc)) from None
+        return {"id": job.id, "state": job.state}
 
     return app

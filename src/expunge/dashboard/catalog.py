@@ -73,6 +73,11 @@ class Catalog:
             return conn.execute("SELECT id, run_key, cell_key, step, dataset, model, request, seed, method, label, "
                                 "status, error, record, cell, wall_s FROM runs ORDER BY id").fetchall()
 
+    def stored_cells(self) -> set[str]:
+        """Keys of the cells stored (a build job's progress)."""
+        with self._conn() as conn:
+            return {r[0] for r in conn.execute("SELECT DISTINCT cell_key FROM runs")}
+
     def meta(self) -> dict[str, str]:
         with self._conn() as conn:
             return {r[0]: r[1] for r in conn.execute("SELECT key, value FROM meta")}

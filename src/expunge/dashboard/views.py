@@ -44,8 +44,7 @@ def applicable(task: str, image: bool | None = None) -> dict[str, str | None]:
     classes = None if task == "classification" else f"a {task} task has no classes"
     out: dict[str, str | None] = {"screening": None, "timeline": None, "classwise": classes, "predictions": classes,
                                   "attack": None,
-                                  "layers": None, "embeddings": None,
-                                  "build": "not built yet (issue 27, view 8)"}
+                                  "layers": None, "embeddings": None, "build": None}
     if image is False:
         out["attack_images"] = "the inputs are not images"
     return out

@@ -1,6 +1,7 @@
 // The dashboard's entry module: the screening table (view 1), picking models A and B, and loading the other views.
 import { renderClasswise, renderPredictions, renderAttack, renderTimeline, setMessage } from "/static/views.js";
 import { renderLayers, renderEmbeddings } from "/static/repr.js";
+import { initBuild } from "/static/build.js";
 
 export const state = { runs: [], metrics: [], sort: { key: "id", dir: 1 }, a: null, b: null };
 
@@ -92,6 +93,14 @@ async function loadViews() {
   document.body.dataset.ready = `${a}|${b}`;  // the browser test waits for this
 }
 
+export async function refreshRuns() {
+  const data = await api("/api/runs");
+  state.runs = data.rows;
+  state.metrics = data.metrics;
+  renderTable();
+  return data;
+}
+
 async function init() {
   document.getElementById("filter").addEventListener("input", renderTable);
   document.getElementById("runs-table").tHead.addEventListener("click", (ev) => {
@@ -131,6 +140,7 @@ async function init() {
   for (const v of document.querySelectorAll(".view .msg")) if (!v.textContent) setMessage(v, "Pick models A and B in the table.");
   renderTable();
   document.getElementById("status").textContent = `${data.rows.length} run(s), ${data.failed.length} failed`;
+  await initBuild(state);
   document.body.dataset.loaded = "1";
 }
 
