@@ -141,8 +141,8 @@ def test_a_method_against_its_retrain_and_a_sequential_timeline(page: tuple[Any,
 
 def test_a_build_is_refused_when_invalid_and_joins_the_table_when_done(page: tuple[Any, list[str]]) -> None:
     pg, errors = page
-    pg.locator("#build-template").select_option(label=pg.locator("#build-template option", has_text="finetune · class:3")
-                                                .first.inner_text())
+    option = pg.locator("#build-template option", has_text="finetune · class:3").first
+    pg.locator("#build-template").select_option(option.get_attribute("value"))
     pg.locator("#build-method").select_option("finetune")
     pg.locator("#build-params input[data-name=lr]").fill("-1")
     pg.locator("#build-start").click()

@@ -45,7 +45,7 @@ def template(c: Any) -> int:
 ])
 def test_an_invalid_build_is_refused_before_any_work(served: tuple[Any, Path], body: dict[str, Any],
                                                      says: str) -> None:
-    c, folder = served
+    c, _ = served
     before = len(c.get("/api/runs").json()["rows"])
     res = c.post("/api/build", json={"template": template(c), "forget": "class:3", "seeds": [0], **body})
     assert 400 <= res.status_code < 500 and says in res.json()["error"], res.text

@@ -26,9 +26,10 @@ def serve_cmd(
                                                               "caching them in the artifact store")] = False,
 ) -> None:
     """Serve a web dashboard comparing two unlearned models side by side (screening table, class-wise accuracy,
-    prediction matrices, membership-inference attack, sequential timeline). Read-only over DIR; the model outputs
-    the views need are computed once per model from the stored weights and cached in the artifact store (--store,
-    default $EXPUNGE_CACHE) unless --no-cache."""
+    prediction matrices, layer-wise CKA, embeddings, membership-inference attack, sequential timeline, and Build to
+    start new runs). Read-only over DIR except the cells Build jobs store; what the views need is computed once per
+    model from the stored weights and cached in the artifact store (--store, default $EXPUNGE_CACHE) unless
+    --no-cache."""
     if not directory.is_dir():
         raise InvalidPath(f"DIR {directory} is not a folder. Fix: pass the --out folder of an `expunge bench` run")
     if store is not None and not store.is_dir():

@@ -16,6 +16,7 @@ leaves no partial row). These cells are the only writes the dashboard makes to D
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -110,10 +111,8 @@ class Jobs:
     def cancel(self, job_id: int) -> Job:
         job = self.get(job_id)
         if job.state == "running" and job.proc is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it may have just ended
                 os.killpg(job.proc.pid, signal.SIGKILL)  # the child and any worker it started
-            except ProcessLookupError:
-                pass
             job.proc.wait(10)
             job.state, job.finished = "cancelled", time.time()
         return job

@@ -53,8 +53,8 @@ def applicable(task: str, image: bool | None = None) -> dict[str, str | None]:
 def _require(out: ModelOutputs, view: str) -> None:
     why = applicable(out.dataset.task)[view]
     if why:
-        raise ViewNotApplicable(f"the {view} view does not apply: {why}. The screening, timeline and attack (loss) "
-                                "views do")
+        raise ViewNotApplicable(f"the {view} view does not apply: {why}. The screening, layer-wise similarity, "
+                                "embeddings, attack (loss), timeline and build views do")
 
 
 def _positions(out: ModelOutputs, split: str) -> tuple[np.ndarray, np.ndarray]:
