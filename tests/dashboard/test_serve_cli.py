@@ -32,3 +32,18 @@ def test_binds_to_localhost_by_default(bench: tuple[Path, Path], monkeypatch: py
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123) and "http://127.0.0.1:8123/" in res.output
     CliRunner().invoke(app, ["serve", str(bench[0]), "--store", str(bench[1]), "--host", "0.0.0.0"])
     assert seen["host"] == "0.0.0.0"
+
+
+def test_a_localhost_server_refuses_other_host_names(bench: tuple[Path, Path]) -> None:
+    """DNS rebinding: a page under evil.example resolving to 127.0.0.1 sends Host: evil.example."""
+    from fastapi.testclient import TestClient
+
+    from expunge.dashboard.app import LOOPBACK_HOSTS, create_app
+    from expunge.store import ArtifactStore
+
+    app_ = create_app(bench[0], store=ArtifactStore(bench[1]), allowed_hosts=LOOPBACK_HOSTS)
+    with TestClient(app_, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/runs").status_code == 200
+        assert c.get("/api/runs", headers={"host": "[::1]:8000"}).status_code == 200
+        res = c.post("/api/build", json={}, headers={"host": "evil.example:8000"})
+        assert res.status_code == 400 and "not served here" in res.json()["error"]

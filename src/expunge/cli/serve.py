@@ -40,9 +40,13 @@ def serve_cmd(
         from expunge.dashboard.app import create_app
     except ModuleNotFoundError as exc:
         raise ExpungeError(f"the dashboard needs {exc.name}. Fix: pip install 'expunge[dashboard]'") from None
+    from expunge.dashboard.app import LOOPBACK_HOSTS
     from expunge.store import ArtifactStore
 
-    app = create_app(directory, store=ArtifactStore(store), data_dir=dir_arg(data_dir), cache_outputs=not no_cache)
+    # bound to this machine: only its own names are served (a DNS-rebinding page cannot reach it under another one)
+    hosts = (*LOOPBACK_HOSTS, host) if host not in ("0.0.0.0", "::", "") else None
+    app = create_app(directory, store=ArtifactStore(store), data_dir=dir_arg(data_dir), cache_outputs=not no_cache,
+                     allowed_hosts=hosts)
     typer.echo(f"expunge dashboard of {directory}: http://{host}:{port}/ (Ctrl-C stops it)")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

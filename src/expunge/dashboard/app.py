@@ -72,8 +72,18 @@ def status_of(exc: ExpungeError) -> int:
     return 422 if isinstance(exc, views.ViewNotApplicable) else 400
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def host_of(header: str) -> str:
+    """The host of a ``Host`` header: ``a:8000`` -> ``a``, ``[::1]:8000`` -> ``[::1]``."""
+    return header.split("]")[0] + "]" if header.startswith("[") else header.rsplit(":", 1)[0]
+
+
 def create_app(directory: str | Path, *, store: ArtifactStore | None = None, data_dir: str | None = None,
-               cache_outputs: bool = True) -> FastAPI:
+               cache_outputs: bool = True, allowed_hosts: tuple[str, ...] | None = None) -> FastAPI:
+    """The dashboard of ``directory``. ``allowed_hosts``: the ``Host`` header values served (a request naming
+    another — a DNS-rebinding page reaching 127.0.0.1 under its own name — gets a 400); None serves any."""
     catalog = Catalog(directory)
     outputs = OutputCache(store or ArtifactStore(), data_dir, write=cache_outputs)
     reprs = Representations(outputs)
@@ -81,6 +91,13 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
     app = FastAPI(title="expunge dashboard", docs_url=None, redoc_url=None, openapi_url=None,
                   on_shutdown=[jobs.close, catalog.close])
     app.state.catalog, app.state.jobs = catalog, jobs
+
+    @app.middleware("http")
+    async def check_host(request: Request, call_next: Any) -> Response:
+        host = host_of(request.headers.get("host", ""))
+        if allowed_hosts is not None and host not in allowed_hosts:
+            return error(400, f"host {host[:60]!r} is not served here (allowed: {', '.join(allowed_hosts)})")
+        return await call_next(request)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)

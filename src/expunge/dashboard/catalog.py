@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from expunge.errors import ExpungeError, InvalidPath
 from expunge.harness.compact import load as load_compact
@@ -61,7 +62,8 @@ class Catalog:
     @contextmanager
     def _conn(self) -> Iterator[sqlite3.Connection]:
         # mode=ro: never creates or writes the file (a grid may be writing it: WAL lets us read meanwhile)
-        conn = sqlite3.connect(f"file:{(self.db_dir / DB_NAME).absolute()}?mode=ro", uri=True, timeout=30)
+        path = quote(str((self.db_dir / DB_NAME).absolute()))  # a '?' or '#' in the folder's name is not the URI's
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         conn.row_factory = sqlite3.Row
         try:
             yield conn
