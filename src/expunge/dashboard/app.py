@@ -92,15 +92,15 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
                   on_shutdown=[jobs.close, catalog.close])
     app.state.catalog, app.state.jobs = catalog, jobs
 
+    def error(status: int, message: str) -> JSONResponse:
+        return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
+
     @app.middleware("http")
     async def check_host(request: Request, call_next: Any) -> Response:
         host = host_of(request.headers.get("host", ""))
         if allowed_hosts is not None and host not in allowed_hosts:
             return error(400, f"host {host[:60]!r} is not served here (allowed: {', '.join(allowed_hosts)})")
         return await call_next(request)
-
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
