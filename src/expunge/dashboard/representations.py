@@ -103,15 +103,16 @@ class Representations:
     def __init__(self, outputs: OutputCache) -> None:
         self.outputs = outputs
         self._memory: dict[str, dict[str, np.ndarray]] = {}
+        self._projections: dict[tuple[str, str], np.ndarray] = {}  # (model, sample, method): t-SNE takes seconds
         self._lock = threading.Lock()
 
     def sample(self, rec: RunRecord) -> tuple[Dataset, Splits, dict[str, np.ndarray]]:
         out = self.outputs.outputs(rec, "unlearned")
         return out.dataset, out.splits, stratified_sample(out.dataset, out.splits)
 
-    def of(self, rec: RunRecord, role: str, sample_of: RunRecord) -> tuple[dict[str, np.ndarray], list[str]]:
-        """``{"gram/<group>/<layer>": n×n, "features": (n, d), "positions/<group>": ...}`` of the ``role`` model of
-        ``rec`` on the sample of run ``sample_of``."""
+    def of(self, rec: RunRecord, role: str, sample_of: RunRecord) -> tuple[dict[str, np.ndarray], list[str], str]:
+        """(``{"gram/<group>/<layer>": n×n, "features": (n, d)}``, the layer names in order, the cache key naming
+        model and sample) of the ``role`` model of ``rec`` on the sample of run ``sample_of``."""
         dataset, _, sample = self.sample(sample_of)
         model, other, _, ident = self.outputs.model(rec, role)
         if other.fingerprint != dataset.fingerprint:
@@ -122,7 +123,7 @@ class Representations:
                                  "sample": {g: p.tolist() for g, p in sample.items()}})
         with self._lock:
             if key in self._memory:
-                return self._memory[key], names
+                return self._memory[key], names, key
 
         def compute() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             tensors: dict[str, torch.Tensor] = {}
@@ -149,7 +150,7 @@ class Representations:
         arrays = {k: v.numpy() for k, v in tensors.items()}
         with self._lock:
             self._memory[key] = arrays
-        return arrays, names
+        return arrays, names, key
 
     def cka(self, models: dict[str, tuple[RunRecord, str]]) -> dict[str, Any]:
         """Linear CKA per layer of A and B (``models["A"]``, ``models["B"]``: (record, role)) against the Original
@@ -158,8 +159,8 @@ class Representations:
         refs = {"Original": self.of(base, "original", base), "Retrain": self.of(base, "retrain", base)}
         out: dict[str, Any] = {"pairs": []}
         for name in ("A", "B"):
-            (arrays, names) = self.of(*models[name], base)
-            for ref_name, (ref, ref_names) in refs.items():
+            arrays, names, _ = self.of(*models[name], base)
+            for ref_name, (ref, ref_names, _) in refs.items():
                 shared = [n for n in names if n in ref_names]
                 for group in ("forget", "retain"):
                     out["pairs"].append({"model": name, "reference": ref_name, "group": group, "layers": shared,
@@ -176,8 +177,11 @@ class Representations:
         dataset, _, sample = self.sample(base)
         points: dict[str, Any] = {}
         for name in ("A", "B"):
-            arrays, _ = self.of(*models[name], base)
-            xy = project(arrays["features"], method)
+            arrays, _, key = self.of(*models[name], base)
+            memo = (key, method)
+            if memo not in self._projections:
+                self._projections[memo] = project(arrays["features"], method)
+            xy = self._projections[memo]
             out = self.outputs.outputs(*models[name])
             logits = np.concatenate([out.train[sample["forget"]], out.train[sample["retain"]],
                                      out.test[sample["test"]]])
