@@ -191,3 +191,21 @@ def test_serving_never_writes_the_bench_folder(bench: tuple[Path, Path], tmp_pat
         c.get(f"/api/models/{rows[0]['id']}/classwise")
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert {k: v for k, v in after.items() if k in before} == before
+
+
+def test_a_purge_takes_the_cached_outputs_along(client: Any, bench: tuple[Path, Path]) -> None:
+    """The outputs encode what the models learnt of the forget set: purging the run's request or its Original plans
+    to delete them with the models (plans only: the store is shared by the session)."""
+    from expunge.store import purge
+
+    run = by(client, "finetune")
+    for ref in (str(run["id"]), f"{run['id']}:retrain", f"{run['id']}:original"):
+        assert client.get(f"/api/models/{ref}/classwise").status_code == 200
+    assert client.get("/api/cka", params={"a": str(run["id"]), "b": f"{run['id']}:original"}).status_code == 200
+    with ResultStore(bench[0], create=False) as rs:
+        rec = next(RunRecord.from_json(d) for d in rs.records() if d["method"] == "finetune" and d["forget"] == "class:3")
+    store = ArtifactStore(bench[1])
+    kinds = [i.kind for i in purge.plan_run(store, rec.unlearned_key).items]
+    assert kinds.count("dashboard_outputs") == 2 and kinds.count("dashboard_repr") == 2  # the run's and its oracle's
+    kinds = [i.kind for i in purge.plan_original(store, rec.original_key).items]
+    assert "dashboard_outputs" in kinds and "dashboard_repr" in kinds
