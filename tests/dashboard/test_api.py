@@ -203,7 +203,8 @@ def test_a_purge_takes_the_cached_outputs_along(client: Any, bench: tuple[Path, 
         assert client.get(f"/api/models/{ref}/classwise").status_code == 200
     assert client.get("/api/cka", params={"a": str(run["id"]), "b": f"{run['id']}:original"}).status_code == 200
     with ResultStore(bench[0], create=False) as rs:
-        rec = next(RunRecord.from_json(d) for d in rs.records() if d["method"] == "finetune" and d["forget"] == "class:3")
+        rec = next(RunRecord.from_json(d) for d in rs.records()
+                   if d["method"] == "finetune" and d["forget"] == "class:3")
     store = ArtifactStore(bench[1])
     kinds = [i.kind for i in purge.plan_run(store, rec.unlearned_key).items]
     assert kinds.count("dashboard_outputs") == 2 and kinds.count("dashboard_repr") == 2  # the run's and its oracle's
