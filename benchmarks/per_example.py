@@ -100,12 +100,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("bench", type=Path, help="the --out folder of the expunge bench run")
     ap.add_argument("--name", default="per_example_digits")
-    ap.add_argument("--config", default="configs/digits-per-example.yaml", help="shown in the page")
+    ap.add_argument("--config", default=None, help="the config named on the page (default: the path the bench run "
+                                                   "read, from the store)")
     args = ap.parse_args()
     with ResultStore(args.bench, create=False) as store:
         records = [RunRecord.from_json(d) for d in store.records()]
         meta = store.meta()
-    meta["config_path"] = args.config  # as the page names it (the run may have read a copy)
+    if args.config:  # as the page names it (the run may have read a copy)
+        meta["config_path"] = args.config
     rows = rows_of(records)
     if not rows:
         raise SystemExit(f"per_example: {args.bench} holds no records")

@@ -7,10 +7,12 @@ start-up is `setup`, not timed.
 
 Two pairs of runs: on an empty artifact store each (the grid trains its Originals and oracles, as a first
 `expunge bench` does), and on one store filled first in this process (not timed: the cells only, as a rerun of the
-grid or another grid on the same settings). Then the second pair's grid at 1 worker with all cores, and in this
-process (`--executor local --workers 1`). Every process uses one torch thread unless said.
+grid or another grid on the same settings). Then (first grid size only) the second pair's grid at 1 worker with all
+cores, and in this process (`--executor local --workers 1`). Every process uses one torch thread unless said. The
+whole set runs at each grid size of `--seeds` (the workers' start-up is a fixed cost, so the ratio grows with the
+grid).
 
-    python benchmarks/ray_scaling.py                          # configs/digits.yaml, seeds 0-3
+    python benchmarks/ray_scaling.py                          # configs/digits.yaml, seeds 0-3 and 0-7
     python benchmarks/ray_scaling.py --config my.yaml --work runs/ray_scaling
 
 Writes benchmarks/results/ray_scaling.md and .csv (one row per run), with each run's per-cell time split into
@@ -29,7 +31,6 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ class Clock:
     """A run_grid progress that notes when each cell was stored."""
 
     def __init__(self) -> None:
-        self.t0, self.at, self.stamps = time.perf_counter(), datetime.now(UTC), []
+        self.t0, self.stamps = time.perf_counter(), []
 
     def start(self, total: int, done: int) -> None: ...
 
@@ -96,17 +97,17 @@ def run(name: str, cells: list[Cell], make: Callable[[], Executor], work: Path, 
     out = work / name.replace(" ", "_").replace(",", "")
     with KeepingStore(out) as rs:
         clock = Clock()
+        executor.slots()  # the worker actors, started and warmed up (run_grid's own call finds them up)
+        startup = time.perf_counter() - clock.t0
         summary = run_grid(cells, rs, executor, store_root=store_root, progress=clock)
         metrics = {f"{key}/{step}": json.loads(doc)["metrics"] if doc else None
                    for key, step, doc in rs.conn.execute("SELECT cell_key, step, record FROM runs")}
         pids = {p for (p,) in rs.conn.execute("SELECT pid FROM runs")}
         outcomes = rs.outcomes
-    first_start = min(datetime.fromisoformat(o["started_at"]) for o in outcomes) if outcomes else clock.at
     cell_s = sum(o["wall_s"] for o in outcomes)
     prepare_s = sum(o.get("prepare_s") or 0.0 for o in outcomes)
     method_s = sum(r.get("time_s") or 0.0 for o in outcomes for r in o["records"])
     wall = clock.stamps[-1] if clock.stamps else 0.0
-    startup = max(0.0, (first_start - clock.at).total_seconds())
     return {"run": name, "workers": executor.workers,
             "threads": getattr(executor, "threads", torch.get_num_threads()), "cells": summary.total,
             "ok": summary.ok, "failed": summary.failed, "lost": summary.lost, "setup_s": round(setup, 2),
@@ -139,77 +140,101 @@ def max_abs_diff(ref: dict[str, Any], other: dict[str, Any]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "digits.yaml")
-    ap.add_argument("--seeds", type=int, default=4, help="seeds 0..N-1 instead of the config's, for a longer grid "
-                                                         "(0: the config's)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[4, 8],
+                    help="one grid per value: seeds 0..N-1 instead of the config's (0: the config's); the reference "
+                         "runs (all cores, local) on the first grid only")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "ray_scaling", help="result stores (emptied)")
     ap.add_argument("--no-local", action="store_true", help="skip the in-process reference run")
     args = ap.parse_args()
 
     doc = yaml.safe_load(args.config.read_text())
-    if args.seeds:
-        doc["seeds"] = list(range(args.seeds))
-    cells = expand(parse_config(doc))
     shutil.rmtree(args.work, ignore_errors=True)
     # One torch thread everywhere (this process too: it fills the shared store and runs `local`): the thread count
     # changes floating-point reductions, so only runs at the same thread count can give identical records.
     torch.set_num_threads(1)
     load_start = os.getloadavg()
-    runs = [run(f"ray-{n}, empty store", cells, lambda n=n: RayExecutor(n, threads=1), args.work,
-                str(args.work / f"store-{n}")) for n in (1, 2)]
-    store_root = str(args.work / "store")
-    prewarm_s = prewarm(cells, store_root)
-    runs += [run(f"ray-{n}", cells, lambda n=n: RayExecutor(n, threads=1), args.work, store_root) for n in (1, 2)]
-    runs.append(run("ray-1, all cores", cells, lambda: RayExecutor(1), args.work, store_root))
-    if not args.no_local:
-        runs.append(run("local", cells, SequentialExecutor, args.work, store_root))
-    load_end = os.getloadavg()
-
-    ref = runs[0]["metrics"]
-    for r in runs:
-        r["identical"] = r["metrics"] == ref
-        r["cells_differing"] = sum(r["metrics"].get(k) != v for k, v in ref.items())
-        r["max_abs_diff"] = max_abs_diff(ref, r["metrics"])
-    write(args.config, args.seeds, cells, runs, prewarm_s, environment_info(), load_start, load_end)
+    grids = []
+    for g, seeds in enumerate(args.seeds):
+        if seeds:
+            doc["seeds"] = list(range(seeds))
+        cells = expand(parse_config(doc))
+        work = args.work / f"seeds-{seeds}"
+        runs = [run(f"ray-{n}, empty store", cells, lambda n=n: RayExecutor(n, threads=1), work,
+                    str(work / f"store-{n}")) for n in (1, 2)]
+        store_root = str(work / "store")
+        prewarm_s = prewarm(cells, store_root)
+        runs += [run(f"ray-{n}", cells, lambda n=n: RayExecutor(n, threads=1), work, store_root) for n in (1, 2)]
+        if g == 0:
+            runs.append(run("ray-1, all cores", cells, lambda: RayExecutor(1), work, store_root))
+            if not args.no_local:
+                runs.append(run("local", cells, SequentialExecutor, work, store_root))
+        ref = runs[0]["metrics"]
+        for r in runs:
+            r["seeds"] = seeds
+            r["identical"] = r["metrics"] == ref
+            r["cells_differing"] = sum(r["metrics"].get(k) != v for k, v in ref.items())
+            r["max_abs_diff"] = max_abs_diff(ref, r["metrics"])
+        grids.append((seeds, cells, runs, prewarm_s))
+    write(args.config, grids, environment_info(), load_start, os.getloadavg())
     print((RESULTS / "ray_scaling.md").read_text())
 
 
-COLUMNS = ["run", "workers", "threads", "cells", "ok", "failed", "lost", "setup_s", "wall_s", "startup_s",
+COLUMNS = ["seeds", "run", "workers", "threads", "cells", "ok", "failed", "lost", "setup_s", "wall_s", "startup_s",
            "sum_cell_s", "prepare_s", "method_s", "rest_s", "preparations", "trained", "trained_twice", "idle_s",
            "processes", "identical", "cells_differing", "max_abs_diff"]
 
 
-def write(config: Path, seeds: int, cells: list[Cell], runs: list[dict[str, Any]], prewarm_s: float,
-          env: dict[str, Any], load_start: tuple[float, ...], load_end: tuple[float, ...]) -> None:
+def write(config: Path, grids: list[tuple[int, list[Cell], list[dict[str, Any]], float]], env: dict[str, Any],
+          load_start: tuple[float, ...], load_end: tuple[float, ...]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(runs)
+    for _, _, runs, _ in grids:
+        writer.writerows(runs)
     atomic_write_text(RESULTS / "ray_scaling.csv", buf.getvalue())
 
     def load(avg: tuple[float, ...]) -> str:
         return ", ".join(f"{x:.2f}" for x in avg)
 
-    by = {r["run"]: r for r in runs}
-    requests = len({stable_hash([c.setting, c.request]) for c in cells})
     rel = config.resolve().relative_to(ROOT) if config.resolve().is_relative_to(ROOT) else config
-    grid = f"`{rel}`" + (f" with seeds 0–{seeds - 1}" if seeds else "")
     lines = [
         "# Ray scaling: 1 worker vs 2 workers", "",
-        f"Grid {grid}: {len(cells)} cells on {requests} requests (a request: one Original and oracle, shared by "
-        f"its methods' cells). torch {env.get('torch')}, {os.cpu_count()} CPU cores; load average (1, 5, 15 min) "
-        f"{load(load_start)} at start and {load(load_end)} at end (above 0 means other work shared the cores)."
-        + _autogroup_note(), "",
+        f"Grid `{rel}` with its seeds replaced by 0..N−1, N = {', '.join(str(g[0]) for g in grids)}. "
+        f"torch {env.get('torch')}, "
+        f"{os.cpu_count()} CPU cores; load average (1, 5, 15 min) {load(load_start)} at start and {load(load_end)} "
+        "at end (above 0 means other work shared the cores)." + _autogroup_note(), "",
         "Each run times what `expunge bench --executor ray --workers N` does once its local cluster (127.0.0.1) is "
-        "up (`setup`, not timed): `wall` runs from `run_grid`'s call — which starts the N worker actors (`startup`: "
-        "until the first cell starts), runs the cells with request affinity and stores each — to the last stored "
-        "cell. The first pair runs on an empty artifact store each (the grid trains its Originals and oracles: "
-        f"`trained`); the others share one store filled first in this process ({prewarm_s:.0f} s, not timed). "
+        "up (`setup`, not timed): `wall` runs from starting the N worker actors (`startup`: until every actor has "
+        "imported torch and expunge and warmed up) through `run_grid` — the cells with request affinity, each "
+        "stored as it finishes — to the last stored cell. The first pair runs on an empty artifact store each (the "
+        "grid trains its Originals and oracles: `trained`; with 2 workers a seed's Original is trained by a job of "
+        "its own, so its other request starts as soon as it is stored); the others share one store filled first in "
+        "this process (not timed: the cells only, as a rerun of the grid or another grid on the same settings). "
         "`local` is the same grid in one process (`--executor local --workers 1`). Every process uses one torch "
-        "thread, except `all cores`.", "",
-        "| run | workers × threads | cells ok | setup (s) | wall (s) | startup (s) | sum of cells (s) | preparing "
-        "(s) | method (s) | rest (s) | preparations | trained (twice) | idle (s) | processes | identical |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        "thread, except `all cores`. The workers' start-up is a fixed cost of a few seconds whatever the grid, so "
+        "the ratio grows with the grid: each size is shown.", ""]
+    for seeds, cells, runs, prewarm_s in grids:
+        lines += _grid_section(seeds, cells, runs, prewarm_s)
+    lines += ["`preparing`: loading (or training) each cell's request — its Original, oracle and baseline metrics — "
+              "unless its worker kept them from the request's previous cell (`preparations` counts those that did "
+              "not); `method`: the unlearning call (the record's `time_s`); `rest`: the rest of the cell, chiefly "
+              "evaluating the unlearned model (the loss-MIA's cross-validated logistic regressions) and saving it; "
+              "`idle`: workers × (wall − startup) − sum of cells, the time the workers waited (for the dispatcher, "
+              "a gate, a job training a shared Original, or the grid's tail).", "",
+              "Numbers: `benchmarks/results/ray_scaling.csv`. Rerun: `python benchmarks/ray_scaling.py` "
+              "(`--seeds 4 8`)."]
+    atomic_write_text(RESULTS / "ray_scaling.md", "\n".join(lines) + "\n")
+
+
+def _grid_section(seeds: int, cells: list[Cell], runs: list[dict[str, Any]], prewarm_s: float) -> list[str]:
+    by = {r["run"]: r for r in runs}
+    requests = len({stable_hash([c.setting, c.request]) for c in cells})
+    lines = [f"## {len(cells)} cells: seeds 0–{seeds - 1}" if seeds else f"## {len(cells)} cells", "",
+             f"{len(cells)} cells on {requests} requests (a request: one Original and oracle, shared by its methods' "
+             f"cells); the shared store was filled in {prewarm_s:.0f} s.", "",
+             "| run | workers × threads | cells ok | setup (s) | wall (s) | startup (s) | sum of cells (s) | preparing "
+             "(s) | method (s) | rest (s) | preparations | trained (twice) | idle (s) | processes | identical |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         ident = "yes" if r["identical"] else f"no ({r['cells_differing']} cells, ≤ {r['max_abs_diff']:.1e})"
         lines.append(f"| {r['run']} | {r['workers']} × {r['threads']} | {r['ok']}/{r['cells']} | {r['setup_s']:.1f} "
@@ -229,17 +254,10 @@ def write(config: Path, seeds: int, cells: list[Cell], runs: list[dict[str, Any]
                      f"run's, with {b['preparations']} request preparations against {a['preparations']}.")
     same = all(r["identical"] for r in runs if r["threads"] == 1)
     lines += [f"- Records (every metric of every cell, by cell key) of every one-thread run against "
-              f"`{runs[0]['run']}`: **{'identical' if same else 'not identical'}**. A worker with another number of "
-              "torch threads sums in another order, and an unlearning run's steps carry the rounding differences on.",
-              "",
-              "`preparing`: loading (or training) each cell's request — its Original, oracle and baseline metrics — "
-              "unless its worker kept them from the request's previous cell (`preparations` counts those that did "
-              "not); `method`: the unlearning call (the record's `time_s`); `rest`: the rest of the cell, chiefly "
-              "evaluating the unlearned model (the loss-MIA's cross-validated logistic regressions) and saving it; "
-              "`idle`: workers × (wall − startup) − sum of cells, the time the workers waited (for the dispatcher, "
-              "a gate, or the grid's tail).", "",
-              "Numbers: `benchmarks/results/ray_scaling.csv`. Rerun: `python benchmarks/ray_scaling.py`."]
-    atomic_write_text(RESULTS / "ray_scaling.md", "\n".join(lines) + "\n")
+              f"`{runs[0]['run']}`: **{'identical' if same else 'not identical'}**."
+              + (" A worker with another number of torch threads sums in another order, and an unlearning run's "
+                 "steps carry the rounding differences on." if any(r["threads"] != 1 for r in runs) else ""), ""]
+    return lines
 
 
 def _autogroup_note() -> str:

@@ -67,5 +67,52 @@ def prepared_class3(session_store: ArtifactStore) -> Prepared:
 
 
 @pytest.fixture(scope="session")
+def tiny_graph() -> Dataset:
+    """A 3-class stochastic block model of 90 nodes (graph task): method and metric tests of the graph setting."""
+    from expunge.data.graphs import sbm_dataset
+
+    return sbm_dataset("tiny-sbm", sizes=(30, 30, 30), p_in=0.15, p_out=0.01, n_features=8, signal=0.6, seed=3)
+
+
+GRAPH_FAST = TrainRecipe(epochs=60, batch_size=32, optimizer="adam", lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def prepared_graph(session_store: ArtifactStore, tiny_graph: Dataset) -> Prepared:
+    """tiny_graph / gcn, forget class 0: for methods that support only the graph task."""
+    return prepare(tiny_graph, "gcn", "class:0", seed=0, store=session_store, recipe=GRAPH_FAST, progress=False)
+
+
+@pytest.fixture(scope="session")
 def prepared_random(session_store: ArtifactStore) -> Prepared:
     return prepare("digits", "mlp", "random:0.1", seed=0, store=session_store, recipe=FAST, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_recsys(session_store: ArtifactStore) -> Prepared:
+    """recsys-synth / mf, forget 3 users, a short recipe: the contract suites' request for recsys-only plug-ins."""
+    return prepare("recsys-synth", "mf", "owners:3", seed=0, store=session_store, recipe=FAST, progress=False)
+
+
+@pytest.fixture(scope="session")
+def prepared_regression(session_store: ArtifactStore) -> Prepared:
+    """diabetes / mlp, forget random:0.1 (≈ 1 s of training): the contract suites' request for regression-only
+    plug-ins."""
+    return prepare("diabetes", "mlp", "random:0.1", seed=0, store=session_store, progress=False)
+
+
+# The prepared request the contract suites run a plug-in on, by the first task it supports (classification first).
+PREPARED_FOR_TASK = {"classification": "prepared_class3", "recsys": "prepared_recsys",
+                     "regression": "prepared_regression", "graph": "prepared_graph"}
+
+
+@pytest.fixture
+def prepared_for(request: pytest.FixtureRequest) -> Callable[[frozenset[str]], Prepared]:
+    """The contract suites' prepared request for a plug-in declaring ``tasks`` (digits class:3 when it supports
+    classification)."""
+
+    def get(tasks: frozenset[str]) -> Prepared:
+        task = "classification" if "classification" in tasks else sorted(tasks & PREPARED_FOR_TASK.keys())[0]
+        return request.getfixturevalue(PREPARED_FOR_TASK[task])
+
+    return get

@@ -91,8 +91,9 @@ def test_every_other_method_is_refused_everywhere(name: str, prepared_diabetes: 
                    prepared_diabetes.splits, RunContext())
 
 
-def test_the_regression_methods_are_the_three_of_the_issue():
-    assert REGRESSION_METHODS == ["finetune", "neggrad", "retrain"]
+def test_the_regression_methods_are_those_of_the_issues():
+    assert REGRESSION_METHODS == ["blindspot_regression", "finetune", "gaussian_amnesiac", "neggrad", "reset_finetune",
+                                  "retrain"]
 
 
 @pytest.mark.parametrize("name", REGRESSION_METHODS)

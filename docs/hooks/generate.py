@@ -45,11 +45,19 @@ RESULT_SOURCES = {
                         "benchmarks/results/foundation-seed0 --format markdown",
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
+    "graph": "expunge bench configs/graph.yaml, then expunge results benchmarks/results/graph --format markdown",
+    "graph-edges": "benchmarks/graph_edges.py benchmarks/results/graph",
+    "recsys": "expunge results benchmarks/results/recsys --format markdown",
+    "regression": "expunge results benchmarks/results/regression --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",
     "ray_scaling": "benchmarks/ray_scaling.py",
     "per_example_digits": "configs/digits-per-example.yaml, then benchmarks/per_example.py",
+    "digits-random-forgetting": "expunge bench configs/digits-random-forgetting.yaml, then expunge results "
+                                "benchmarks/results/digits-random-forgetting --format markdown",
+    "random_forgetting_digits": "configs/digits-random-forgetting.yaml, then benchmarks/per_example.py --name "
+                                "random_forgetting_digits",
 }
 
 

@@ -98,6 +98,11 @@ class NonFiniteOutputs(ExpungeError, ValueError):
     """A model's outputs contain NaN or ±inf (a collapsed model): metrics on them are None with this reason."""
 
 
+class InvalidInteractionFile(CorruptDataFile):
+    """A user's interaction file (MovieLens format) has a line that is not ``user SEP item [SEP rating ...]``; the
+    message names the file, the line number and its content, and the fix. The file is only read, never changed."""
+
+
 class InvalidDataset(ExpungeError, ValueError):
     """Arrays that do not make a dataset of the named task (bad targets, mismatched lengths, class names on a
     regression dataset). Nothing is built or written when raised."""

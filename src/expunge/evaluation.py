@@ -75,7 +75,8 @@ def stored_splits(store: ArtifactStore, key: str, manifest: Mapping[str, Any], d
            "evaluate the new record's unlearned_key")
     try:
         splits = Splits.from_ids(dataset, np.asarray(ids, dtype=np.int64), request=ForgetRequest("ids", ids=tuple(ids)),
-                                 forget_classes=tuple(request["forget_classes"]), seed=manifest["seed"])
+                                 forget_classes=tuple(request["forget_classes"]), seed=manifest["seed"],
+                                 detail=manifest.get("forget_detail"))  # a graph's deleted edges, when any
     except (InvalidForgetRequest, ValueError, TypeError, KeyError) as exc:
         raise ForgetSetMismatch(f"unlearned run {key}: the forget ids its manifest stores are not a valid request on "
                                 f"{dataset.name} ({exc}). {fix}") from None
@@ -139,7 +140,8 @@ def evaluate_run(run: str, *, store: ArtifactStore, tier: int = 0, metrics: Iter
                        extras={**derived_extras, **dict(extras or {})})
     results = evaluate(ctx, metrics, tier=tier)
     stored = RunRecord.from_json({k: v for k, v in manifest.items()
-                                  if k not in ("forget_ids", "model_spec", "recipe", "dataset_derivation", "kind",
+                                  if k not in ("forget_ids", "forget_detail", "model_spec", "recipe",
+                                               "dataset_derivation", "kind",
                                                "key", "tensors_sha256", "tensors_nbytes", "saved_at", "env")})
     unlearned, retrain = values_of(results, "unlearned"), values_of(results, "retrain")
     return stored.replace(metrics=unlearned, original=values_of(results, "original"), retrain=retrain,

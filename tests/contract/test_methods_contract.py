@@ -54,9 +54,9 @@ def test_numeric_bounds_are_enforced(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_runs_does_not_mutate_and_is_deterministic(name, prepared_class3):
-    prep = prepared_class3
+def test_runs_does_not_mutate_and_is_deterministic(name, prepared_for):
     cls = METHODS.get(name)
+    prep = prepared_for(cls.tasks)  # digits class:3, or a recsys request for recsys-only methods
     params = _small_params(cls)
     before = state_hash(prep.original.model)
     hashes = []
@@ -81,9 +81,10 @@ def test_runs_does_not_mutate_and_is_deterministic(name, prepared_class3):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_undeclared_data_is_refused(name, prepared_class3):
+def test_undeclared_data_is_refused(name, prepared_for):
     cls = METHODS.get(name)
-    data = UnlearningData(prepared_class3.dataset, prepared_class3.splits, cls.access)
+    prep = prepared_for(cls.tasks)
+    data = UnlearningData(prep.dataset, prep.splits, cls.access)
     probes = {DataAccess.FORGET: lambda: data.forget_loader(8), DataAccess.RETAIN: lambda: data.retain_loader(8),
               DataAccess.TRAIN_STATS: lambda: data.train_statistic("x", lambda b: {}, batch_size=8)}
     for flag, probe in probes.items():

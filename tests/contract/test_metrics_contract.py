@@ -35,6 +35,7 @@ from torch import nn
 from typer.testing import CliRunner
 
 from expunge.cli.main import app
+from expunge.data.interactions import interactions_dataset, synthetic_interactions
 from expunge.data.request import ForgetRequest
 from expunge.methods.base import RunContext, get_method
 from expunge.metrics.base import (
@@ -128,12 +129,24 @@ class Problems:
         ``kind``: "random" (a quarter), "class" (class 1) or "single" (one example, no baseline)."""
 
         def make() -> Prepared:
-            ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5) \
-                if task == "classification" else regression_blobs(seed=5)
-            request = {"random": ForgetRequest("random", fraction=0.25),
-                       "class": ForgetRequest("class", classes=("1",)), "single": ForgetRequest("ids", ids=(7,))}[kind]
+            if task == "recsys":  # tiny interactions (30 users, 40 items) and a matrix factorisation
+                users, items = synthetic_interactions(n_users=30, n_items=40, seed=5)
+                ds = interactions_dataset("contract-recsys", users, items, item_names=[str(i) for i in range(40)],
+                                          n_users=30)
+            elif task == "graph":  # a tiny block model; its "random" request deletes edges (the edge metrics' input)
+                from expunge.data.graphs import sbm_dataset
+
+                ds = sbm_dataset("contract-sbm", sizes=(20, 20), p_in=0.2, p_out=0.02, n_features=4, seed=5)
+            else:
+                ds = blobs(n_per_class_train=30, n_per_class_test=30, spread=1.6, seed=5) \
+                    if task == "classification" else regression_blobs(seed=5)
+            single = int(ds.train.ids[7])
+            request = {"random": ForgetRequest("edges" if task == "graph" else "random", fraction=0.25),
+                       "class": ForgetRequest("class", classes=("1",)),
+                       "single": ForgetRequest("ids", ids=(single,))}[kind]
             store = ArtifactStore(self.tmp.mktemp(f"metric-contract-{task}-{kind}"))
-            return prepare_splits(ds, "mlp", request.resolve(ds, seed=0), store=store, recipe=TINY,
+            model = {"recsys": "mf", "graph": "gcn"}.get(task, "mlp")
+            return prepare_splits(ds, model, request.resolve(ds, seed=0), store=store, recipe=TINY,
                                   metrics=[] if kind == "single" else None, tier=1, progress=False,
                                   extras=TIER2_SIZES)
 
@@ -406,7 +419,8 @@ def test_retrain_as_method_has_zero_gap(name: str, request_kind: str, problems: 
 def test_zero_gap_checks_cover_most_tier01_metrics(problems: Problems):
     """The zero-gap property is vacuous for a metric undefined on every request: keep that set small."""
     outcomes = [retrain_outcome(problems, task, kind)
-                for task, kind in (("classification", "random"), ("classification", "class"), ("regression", "random"))]
+                for task, kind in (("classification", "random"), ("classification", "class"), ("regression", "random"),
+                                   ("recsys", "random"))]
     defined = {name for _, _, res in outcomes for name, by_role in res.items()
                if by_role["unlearned"].value is not None and by_role["retrain"].value is not None}
     cheap = {n for n, c in METRICS.items() if c.tier <= Tier.STANDARD}

@@ -159,7 +159,7 @@ def test_request_groups_gate_an_untrained_original_and_a_setting_they_cannot_rea
     heads = [g.head for g in groups]  # the first group of each seed's gate trains its Original in a job of its own
     firsts = [g.gate not in [o.gate for o in groups[:i]] for i, g in enumerate(groups)]
     assert [h is not None for h in heads] == firsts and sum(firsts) == 2
-    assert all(h.original_only and h.cells[0] == g.items[0].cells[0] for h, g in zip(heads, groups) if h)
+    assert all(h.original_only and h.cells[0] == g.items[0].cells[0] for h, g in zip(heads, groups, strict=True) if h)
     assert gates["class:3", 0] == gates["random:0.1", 0] != gates["class:3", 1] == gates["random:0.1", 1]
     for seed in (0, 1):  # the Originals in the store (a manifest is what the store checks)
         key = gates["class:3", seed].split("/")[1]  # type: ignore[union-attr]
@@ -171,3 +171,21 @@ def test_request_groups_gate_an_untrained_original_and_a_setting_they_cannot_rea
     seq = expand(parse_config({**grid, "seeds": [0], "requests": [
         {"forget": "class:3"}, {"scenario": "sequential", "params": {"k": 2, "base": "random:0.02"}}]}))
     assert {g.gate for g in request_groups(seq, str(tmp_path), None)} == {f"setting/{seq[0].setting}"}
+
+
+def test_a_heads_job_trains_the_original_its_gate_names_for_requests_and_scenarios(tmp_path: Path) -> None:
+    """The head of a gated group — a forget request or a one-request scenario — trains exactly the Original keyed by
+    its gate (so the waiting requests find it), and finds it the second time."""
+    from expunge.harness.config import parse_config
+    from expunge.harness.grid import expand
+    from expunge.harness.run import request_groups, run_cell
+
+    grid = {"datasets": ["digits"], "models": ["mlp"], "recipe": {"epochs": 1}, "seeds": [0],
+            "requests": [{"scenario": "full-class", "params": {"classes": "3"}}, {"forget": "random:0.1"}],
+            "methods": ["finetune"]}
+    groups = request_groups(expand(parse_config(grid)), str(tmp_path), None)
+    assert [g.head is not None for g in groups] == [True, False] and groups[0].gate == groups[1].gate
+    out = run_cell(groups[0].head)  # type: ignore[arg-type]
+    assert out["error"] is None and out["trained"] == [groups[0].gate]
+    assert run_cell(groups[0].head)["trained"] == []  # type: ignore[arg-type]
+    assert [g.gate for g in request_groups(expand(parse_config(grid)), str(tmp_path), None)] == [None, None]

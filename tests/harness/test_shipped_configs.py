@@ -26,8 +26,36 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 
 def test_every_shipped_config_is_listed_here() -> None:
-    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-zoo", "fashion-zoo",
-                                                          "foundation"}
+    assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
+                                                          "digits-zoo", "fashion-zoo", "foundation", "graph", "recsys",
+                                                          "regression"}
+
+
+def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_criteria() -> None:
+    cells = cells_of("digits-random-forgetting")
+    assert per_request(cells) == {"random:0.1": 10, "owners:20": 10}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["random:0.1", "reset_finetune:shrink,epochs=3"].params["damage"] == "shrink"
+    assert by["owners:20", "dmm:multiplier=30"].params["multiplier"] == 30
+    assert {"ulira_auc", "klom_p95_forget"} <= set(by["random:0.1", "dmm"].metrics)
+
+
+def test_recsys_is_three_methods_on_five_request_shapes() -> None:
+    cells = cells_of("recsys")
+    assert per_request(cells) == {"users-10": 3, "core-5%": 3, "edge-5%": 3, "random-5%": 3, "items-2": 3}
+    assert {c.seed for c in cells} == {0, 1, 2} and {c.dataset for c in cells} == {"recsys-synth"}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["core-5%", "finetune"].params["optimizer"] == "adam"  # the Original's optimiser, not SGD
+    assert by["core-5%", "reverse_bpr"].params_source == "paper defaults"
+
+
+def test_graph_is_the_graph_methods_on_node_and_edge_requests() -> None:
+    cells = cells_of("graph")
+    assert per_request(cells) == {"random:0.1": 14, "class:0": 14, "edges:0.05": 14}  # 7 rows x gcn, sage
+    assert {c.seed for c in cells} == {0, 1, 2} and {c.model for c in cells} == {"gcn", "sage"}
+    by = {(c.request_label, c.model, c.label): c for c in cells if c.seed == 0}
+    assert by["edges:0.05", "gcn", "distill_to_delete"].params_source == "paper defaults"
+    assert by["class:0", "sage", "neggrad adam"].params["optimizer"] == "adam"
 
 
 def test_digits_zoo_is_every_method_on_five_scenarios() -> None:
@@ -74,3 +102,15 @@ def test_digits_per_example_carries_its_tier2_sizes() -> None:
     assert {c.request_label for c in cells} == {"random:0.1", "owners:20"}
     assert {c.label for c in cells} >= {"retrain", "finetune", "ssd"}
     assert all(c.extras == {"tier2": {"shadows": 8, "models": 8}} for c in cells)  # K = 8 shadows, N = 8 models
+
+
+def test_regression_is_blindspot_and_baselines_on_two_datasets_with_equal_budgets() -> None:
+    cells = cells_of("regression")
+    assert {c.dataset for c in cells} == {"diabetes", "synthetic-regression"} and {c.seed for c in cells} == {0, 1, 2}
+    assert per_request(cells) == {"random:0.1": 12, "owners:5": 12}  # 6 rows x 2 datasets
+    by = {(c.dataset, c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["diabetes", "owners:5", "blindspot_regression [paper defaults]"].params["epochs"] == 1
+    for label in ("blindspot_regression", "gaussian_amnesiac", "finetune", "neggrad"):  # one budget for all
+        p = by["diabetes", "random:0.1", label].params
+        assert (p["epochs"], p["batch_size"]) == (10, 32), label
+    assert all(c.tier == 1 for c in cells)  # relearn_steps and ain

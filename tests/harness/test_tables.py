@@ -130,13 +130,26 @@ def test_two_trainings_of_one_seed_are_reported_as_the_noise_floor() -> None:
     assert instance_note([RunRecord.from_json(record("a", 0)), RunRecord.from_json(record("b", 0))]) == []
 
 
-@pytest.mark.parametrize("grid", ["fashion-zoo", "digits-zoo", "foundation", "digits",
-                                  "foundation-seed0"])
+@pytest.mark.parametrize("grid", ["fashion-zoo", "digits-zoo", "foundation", "digits", "recsys",
+                                  "foundation-seed0", "regression", "graph", "digits-random-forgetting"])
 def test_committed_page_is_generated_from_the_committed_results(grid: str) -> None:
     """benchmarks/results/GRID.md is `expunge results benchmarks/results/GRID --format markdown`: no hand edits, no
     stale page."""
     with open_results(RESULTS / grid) as rs:
         assert markdown(rs) == (RESULTS / f"{grid}.md").read_text()
+
+
+def test_a_grid_of_several_models_gets_a_table_per_model(tmp_path: Path) -> None:
+    """Runs of two models on one request have different Originals and oracles: one table each, titled by
+    dataset/model (a single-model grid keeps the request label alone)."""
+    with ResultStore(tmp_path / "two-models") as rs:
+        for i, model in enumerate(("m1", "m2")):
+            r = {**record("a", 0), "model": model}
+            rs.write_cell({**cell("random", "a", 0, i), "model": model},
+                          {"status": "ok", "records": [RunRecord.from_json(r).to_json()]})
+        page = markdown(rs, title="t")
+    assert "## d/m1 · random\n" in page and "## d/m2 · random\n" in page and "## random\n" not in page
+    assert "## random\n" in summarise(tmp_path, [record("a", 0)])
 
 
 def test_the_command_writes_the_page() -> None:
@@ -169,3 +182,13 @@ def test_peak_memory_is_exact_only_for_a_release_first_probe() -> None:
     assert peak_delta_mb([rec(memory_probe="hwm, release-first")]) == "3.0"
     assert peak_delta_mb([rec(notes={"memory_probe": "hwm"})]) == "≥ 3"
     assert peak_delta_mb([rec()]) == "≥ 3"
+
+
+def test_a_method_that_needs_the_retrain_claims_no_speed_up() -> None:
+    """oracle_matching fine-tunes toward the oracle itself: its rows say so and show no speed-up, and it is never
+    listed among the fastest at parity."""
+    page = (RESULTS / "digits-random-forgetting.md").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| oracle_matching")]
+    assert len(rows) == 2 and all("(not deployable)" in r and "— (needs the retrain)" in r for r in rows)
+    fastest = page.split("## Retrain parity", 1)[1]
+    assert "oracle_matching" not in fastest

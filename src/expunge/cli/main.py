@@ -26,6 +26,7 @@ from expunge.cli.options import (
     PresetOpt,
     SeedOpt,
     StoreOpt,
+    TargetOpt,
     TaskOpt,
     check_folder,
     check_model_fits,
@@ -34,6 +35,7 @@ from expunge.cli.options import (
     list_registered,
     open_store,
     parse_params,
+    with_target,
 )
 from expunge.cli.purge import register as register_purge_command
 from expunge.cli.report import register as register_report_command
@@ -58,6 +60,7 @@ def unlearn(
     preset: PresetOpt = None,
     paper_defaults: PaperDefaultsOpt = False,
     task: TaskOpt = None,
+    target: TargetOpt = None,
     seed: SeedOpt = 0,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
@@ -76,6 +79,7 @@ def unlearn(
     from expunge import api
     from expunge.report import failed_exit_code
 
+    data = with_target(data, target)
     ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))
     check_model_fits(ds, model)
     request = api.as_request(forget).resolve(ds, seed=seed).request  # ids covering whole classes: a class request

@@ -3,6 +3,11 @@
 A method declares :class:`DataAccess` flags; :class:`UnlearningData` hands out only what was declared and raises
 :class:`~expunge.errors.UndeclaredDataAccess` otherwise, so a "zero-shot" method provably never read the retain set.
 It counts every example it serves (reported with each run).
+
+Retain data come from the task's :func:`~expunge.tasks.request_view`: for every task but the graph task these are the
+stored rows of the retain set, as always; on a graph, the rows rebuilt without the deleted nodes or edges (and, for an
+edge request, every training node), so no method trains on a deleted element through its retain data. Forget data
+are the stored rows: the forgotten elements as they were.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import UndeclaredDataAccess
 from expunge.store import ArtifactStore
-from expunge.tasks import Task, get_task
+from expunge.tasks import Task, get_task, request_view
 
 
 class DataAccess(enum.Flag):
@@ -56,6 +61,8 @@ class UnlearningData:
                  store: ArtifactStore | None = None, original_key: str | None = None) -> None:
         self._dataset, self._splits, self._access = dataset, splits, access
         self._store, self._original_key = store, original_key
+        view = request_view(dataset, splits)
+        self._retain_x, self._retain = view.train_x, view.fit  # what a model trained after the request learns from
         self.seed = seed
         self.log = AccessLog()
 
@@ -98,11 +105,12 @@ class UnlearningData:
     def _batches(self, positions: np.ndarray, batch_size: int, shuffle: bool, seed: int | None, counter: str) \
             -> Batches:
         tr = self._dataset.train
+        x = self._retain_x if counter == "retain_seen" else tr.x
 
         def count(n: int) -> None:
             setattr(self.log, counter, getattr(self.log, counter) + n)
 
-        return Batches(tr.x[positions], tr.y[positions], batch_size=batch_size, shuffle=shuffle,
+        return Batches(x[positions], tr.y[positions], batch_size=batch_size, shuffle=shuffle,
                        seed=self.seed if seed is None else seed, on_batch=count,
                        role="forget" if counter == "forget_seen" else "retain")
 
@@ -132,21 +140,34 @@ class UnlearningData:
         self._require(DataAccess.FORGET, "the forget set's positions")
         return self._splits.forget.copy()
 
+    def forget_ids(self) -> np.ndarray:
+        """The ids of the forget examples, in :meth:`forget_tensors`' row order (a copy; nothing counted as served):
+        matches :attr:`forget_detail`'s node ids to rows (a graph's deleted edges to their endpoints)."""
+        self._require(DataAccess.FORGET, "the forget set's ids")
+        return self._dataset.train.ids[self._splits.forget].copy()
+
+    @property
+    def forget_detail(self) -> dict[str, Any]:
+        """What the request removes beyond whole examples (``Splits.detail``: a graph's deleted edges as node-id
+        pairs under ``"deleted_edges"``); ``{}`` for requests of whole examples. Part of the forget set."""
+        self._require(DataAccess.FORGET, "the forget request's detail")
+        return dict(self._splits.detail)
+
     def retain_positions(self) -> np.ndarray:
         """Sorted positions of the retain examples in the training partition (a copy; nothing counted as served):
         lets a position-keyed method (SISA) map its bookkeeping onto :meth:`retain_tensors`' rows."""
         self._require(DataAccess.RETAIN, "the retain set's positions")
-        return self._splits.retain.copy()
+        return self._retain.copy()
 
     def retain_loader(self, batch_size: int, *, shuffle: bool = True, seed: int | None = None) -> Batches:
         self._require(DataAccess.RETAIN, "the retain set")
-        return self._batches(self._splits.retain, batch_size, shuffle, seed, "retain_seen")
+        return self._batches(self._retain, batch_size, shuffle, seed, "retain_seen")
 
     def retain_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         self._require(DataAccess.RETAIN, "the retain set")
-        tr, pos = self._dataset.train, self._splits.retain
+        tr, pos = self._dataset.train, self._retain
         self.log.retain_seen += int(pos.size)
-        return tr.x[pos], tr.y[pos]
+        return self._retain_x[pos], tr.y[pos]
 
     def held_loader(self, batch_size: int) -> Batches:
         """The training data the model still holds — retain ∪ forget, in training-set order, unshuffled.
@@ -176,7 +197,7 @@ class UnlearningData:
         if DataAccess.RETAIN not in self._access:
             self._require(DataAccess.RETAIN_SUBSET, "a retain subset")
         rng = np.random.default_rng(np.random.SeedSequence([self.seed if seed is None else seed, 0x5AB]))
-        retain = self._splits.retain
+        retain = self._retain
         if per_class is not None:
             labels = self._dataset.train.y.numpy()[retain]
             picks = [rng.permutation(retain[labels == c])[:per_class] for c in np.unique(labels)]

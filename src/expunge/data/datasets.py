@@ -46,7 +46,9 @@ from expunge.errors import CorruptDataFile, DatasetNotFound, InvalidDataset, Inv
 from expunge.tasks import get_task
 
 LabelSet = Literal["fine", "coarse"]
-DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
+# package: a module of expunge.data that registers datasets (expunge.data.interactions) is found on first lookup. A
+# name ending in ":" (``"csv:"``) is a *scheme*: ``load_dataset("csv:PATH...")`` calls it with ``spec="PATH..."``.
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset", package="expunge.data")
 OWNER_SEED = 20240917  # fixed: owner groups are a property of the dataset, not of a run
 
 
@@ -88,6 +90,9 @@ class Dataset:
     # saved in run manifests so that `expunge evaluate` can rebuild it. None for registered / user datasets.
     derivation: dict[str, Any] | None = None
     task: str = "classification"  # the expunge.tasks plug-in that owns targets, loss and headline metrics
+    # Sizes a model of this dataset needs beyond its input shape and outputs, passed to the model factory by
+    # expunge.train.oracle.model_spec_for (a recommender's n_users); {} for every classification/regression dataset.
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -254,6 +259,9 @@ def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[.
 
 @lru_cache(maxsize=8)
 def _load_cached(name: str, data_dir: str | None, labels: LabelSet) -> Dataset:
+    scheme, sep, spec = name.partition(":")
+    if sep and name not in DATASETS and f"{scheme}:" in DATASETS:  # a scheme dataset: "csv:PATH?target=COL"
+        return DATASETS.get(f"{scheme}:")(spec=spec, data_dir=data_dir, labels=labels)
     return DATASETS.get(name)(data_dir=data_dir, labels=labels)
 
 
@@ -387,3 +395,6 @@ def load_fashion_mnist(*, data_dir: str | None = None, labels: LabelSet = "fine"
         fine_to_coarse=FASHION_FINE_TO_COARSE, coarse_names=FASHION_COARSE, labels=labels,
         raw_for_fingerprint=(xtr, xte), input_range=(-FASHION_MEAN / FASHION_STD, (1 - FASHION_MEAN) / FASHION_STD),
     )
+
+
+from expunge.data import graphs as _graphs  # noqa: E402, F401  (registers the graph datasets: sbm, karate)

@@ -69,7 +69,7 @@ class RequestKind(ABC):
     labels: ClassVar[LabelSet | None] = None  # a label set the dataset must be loaded with (None: any; "fine" to load)
     scenario: ClassVar[str | None]       # the scenario it belongs to (None: built in)
     presets_from: ClassVar[str | None] = None  # the scenario whose presets a one-off request uses (default: its own)
-    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression"})
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification", "regression", "graph"})
 
     @abstractmethod
     def parse(self, arg: str, written: str) -> ForgetRequest:
@@ -83,6 +83,13 @@ class RequestKind(ABC):
     def select(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
             -> tuple[np.ndarray, tuple[int, ...]]:
         """The forgotten training ids and, for class requests, the forgotten class indices."""
+
+    def select_detail(self, request: ForgetRequest, dataset: Dataset, rng: np.random.Generator) \
+            -> tuple[np.ndarray, tuple[int, ...], dict[str, Any]]:
+        """:meth:`select` plus what the request removes beyond whole examples (:attr:`Splits.detail`, e.g. a graph's
+        deleted edges). Default: nothing more. A kind that removes parts of examples overrides this one."""
+        ids, classes = self.select(request, dataset, rng)
+        return ids, classes, {}
 
 
 class ForgetRequest:
@@ -151,9 +158,9 @@ class ForgetRequest:
                 f"{dataset.label_set}. Fix: load it with labels={handler.labels!r} (the CLI and expunge.prepare do "
                 "this for you)")
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF0E]))
-        forget_ids, forget_classes = handler.select(self, dataset, rng)
+        forget_ids, forget_classes, detail = handler.select_detail(self, dataset, rng)
         splits = Splits.from_ids(dataset, forget_ids, request=self, forget_classes=forget_classes, seed=seed,
-                                 retain_subset=retain_subset)
+                                 retain_subset=retain_subset, detail=detail)
         if self.kind == "ids" and (classes := whole_classes(dataset, splits.forget)):
             # the same examples as class:3 / classes:3,5: the same request (scenario, presets, judgement, records)
             splits = replace(splits, request=ForgetRequest("class", classes=tuple(str(c) for c in classes)),
@@ -184,6 +191,7 @@ class IdsKind(RequestKind):
 
     name, syntax = "ids", "ids:FILE"
     scenario = None
+    tasks = frozenset({"classification", "regression", "recsys", "graph"})  # recsys: interaction ids; graph: nodes
     presets_from = "random"  # explicit ids are tuned like a scattered sample
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
@@ -299,6 +307,9 @@ class Splits:
     seed: int = 0
     extra: dict[str, object] = field(default_factory=dict)
     checks: dict[str, object] = field(default_factory=dict)  # request_checks(): forget fraction, duplicate content
+    # What the request removes beyond whole examples (a graph's deleted edges, expunge.tasks.graph); JSON values.
+    # Part of the fingerprint when not empty, so the oracle of "these edges" is never the oracle of other edges.
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_ids(
@@ -311,8 +322,10 @@ class Splits:
         forget_classes: tuple[int, ...] = (),
         seed: int = 0,
         retain_subset: float | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> Splits:
-        """Validate id sets and build splits. ``retain_ids`` defaults to every training id not forgotten."""
+        """Validate id sets and build splits. ``retain_ids`` defaults to every training id not forgotten;
+        ``detail``: what the request removes beyond whole examples (:attr:`detail`)."""
         train, test = dataset.train, dataset.test
         forget_ids = np.asarray(ids_request(forget_ids).ids, dtype=np.int64)
         if forget_ids.size == 0:
@@ -369,11 +382,16 @@ class Splits:
             retain_subset=subset,
             seed=seed,
             checks=request_checks(dataset, forget_pos, retain_pos),
+            detail=dict(detail or {}),
         )
 
     def fingerprint(self) -> str:
-        """Identity of the forget set (the retrain oracle's cache key): hash of the dataset and sorted forget ids."""
-        return stable_hash({"dataset": self.dataset_fingerprint, "forget": self.forget_ids.tolist()})
+        """Identity of the forget set (the retrain oracle's cache key): hash of the dataset, sorted forget ids and,
+        when present, the :attr:`detail`."""
+        ident: dict[str, Any] = {"dataset": self.dataset_fingerprint, "forget": self.forget_ids.tolist()}
+        if self.detail:  # only then: the fingerprints (and cached oracles) of every other request stay as they were
+            ident["detail"] = self.detail
+        return stable_hash(ident)
 
     def describe(self) -> dict[str, object]:
         return {

@@ -72,6 +72,9 @@ def _registered(kind: str, name: str) -> str:
 
     registry = {"dataset": DATASETS, "model": MODELS, "method": METHODS, "metric": METRICS,
                 "scenario": SCENARIOS}[kind]
+    scheme, sep, _ = name.partition(":")
+    if kind == "dataset" and sep and f"{scheme}:" in DATASETS:  # "csv:PATH?target=COL": checked when it loads
+        return name
     try:
         registry.get(name)
     except ExpungeError as exc:  # UnknownName is a KeyError: pydantic reports only ValueErrors as field errors

@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # the store imports torch; these rules read records and need 
 
 # Statistics cached per forget set rather than per Original (the name carries a digest of the forget set): every new
 # request computes its own, so their time is paid per request. Matched on the name's first '/'-separated part.
-PER_REQUEST_STATISTICS = frozenset({"amnesiac_updates"})
+PER_REQUEST_STATISTICS = frozenset({"amnesiac_updates", "oracle_matching"})
 # Method notes that carry a cached statistic's compute time even on a cache hit (SISA's ensemble training)
 PRECOMPUTE_NOTES = ("sisa_ensemble_train_s",)
 # Oracles whose retain sets differ by at most this share do the same work up to it (owners requests of one grid retain

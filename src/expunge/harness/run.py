@@ -87,10 +87,22 @@ def _prepare(cell: Cell, job: Job) -> tuple[Any, bool]:
     return sc.prepare(cell.dataset, cell.model, data_dir=job.data_dir, **kw), True
 
 
+def _request_kind(cell: Cell) -> str | None:
+    """The request kind whose dataset the cell's Original is trained on (a scenario's ``request_kind``); None when
+    it cannot be told from the cell (a scenario of several kinds, a derived dataset)."""
+    if "forget" in cell.request:
+        from expunge import api
+
+        return api.as_request(cell.request["forget"]).kind
+    from expunge.scenarios.base import get_scenario
+
+    return getattr(get_scenario(cell.request["scenario"], cell.request["params"]), "request_kind", None)
+
+
 def _train_original(cell: Cell, job: Job) -> dict[str, Any]:
-    """Train (or find) the Original of a forget-request cell: ``trained`` lists it when it was trained, ``error``
-    says why it could not be (the request's cells then meet the same error and are stored with it)."""
-    from expunge import api
+    """Train (or find) the Original of a request's cell, the same one :func:`_original_gates` keyed the request's
+    gate on: ``trained`` lists it when it was trained, ``error`` says why it could not be (the request's cells then
+    meet the same error and are stored with it)."""
     from expunge.data.request import dataset_for
     from expunge.store import ArtifactStore
     from expunge.train.loop import TrainRecipe
@@ -99,7 +111,10 @@ def _train_original(cell: Cell, job: Job) -> dict[str, Any]:
     t0 = time.perf_counter()
     out: dict[str, Any] = {"trained": [], "error": None}
     try:
-        ds = dataset_for(cell.dataset, api.as_request(cell.request["forget"]).kind, data_dir=job.data_dir)
+        kind = _request_kind(cell)
+        if kind is None:
+            raise ValueError("the Original of this request cannot be told from its cell")
+        ds = dataset_for(cell.dataset, kind, data_dir=job.data_dir)
         trained = train_original(ds, model_spec_for(ds, cell.model), TrainRecipe(**cell.recipe), seed=cell.seed,
                                  store=ArtifactStore(job.store_root), progress=False)
         out["trained"] = [] if trained.cache_hit else [f"original/{trained.key}"]
@@ -257,7 +272,6 @@ def _original_gates(firsts: list[Cell], store_root: str, data_dir: str | None) -
     presence: nothing is loaded), else the key of the Original its first cell will train. A request whose Original
     cannot be told here (a scenario of several requests, a poisoned dataset) is gated on its setting, and so is
     every other request of that setting, so that no two of them train the setting's Originals at once."""
-    from expunge import api
     from expunge.data.request import dataset_for
     from expunge.store import ArtifactStore
     from expunge.train.loop import TrainRecipe
@@ -267,12 +281,7 @@ def _original_gates(firsts: list[Cell], store_root: str, data_dir: str | None) -
     keys: list[str | None] = []
     for cell in firsts:
         try:
-            if "forget" in cell.request:
-                kind: str | None = api.as_request(cell.request["forget"]).kind
-            else:
-                from expunge.scenarios.base import get_scenario
-
-                kind = getattr(get_scenario(cell.request["scenario"], cell.request["params"]), "request_kind", None)
+            kind = _request_kind(cell)
             if kind is None:
                 keys.append(None)
                 continue

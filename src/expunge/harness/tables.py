@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +26,7 @@ from expunge.harness.results import ResultStore
 from expunge.harness.rules import GAP_FLOOR, GridRules, SeedParity, gap_closure, reference_time, seed_parity
 from expunge.metrics.aggregate import format_mean_ci
 from expunge.record import RunRecord
+from expunge.tasks import get_task
 
 # Parity tolerances on |method − Retrain| (forget accuracy, test accuracy, the request's MIA AUC)
 PARITY = {"forget_acc": 0.02, "test_acc": 0.02, "mia_loss_auc": 0.05}
@@ -45,16 +46,34 @@ class Section:
     failed: dict[str, str] = field(default_factory=dict)
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """The forget / retain / test / MIA metrics of the table: the task's ``report_columns``, else
+        classification's with the request's MIA AUC."""
+        task = self.records[0].task if self.records else "classification"
+        return get_task(task).report_columns or ("forget_acc", "retain_acc", "test_acc",
+                                                 mia_of(self.cell.get("request") or {}))
+
+    @property
     def mia(self) -> str:
-        return mia_of(self.cell.get("request") or {})
+        return self.columns[3]
+
+    @property
+    def tolerances(self) -> dict[str, float]:
+        """The parity criteria: classification's (forget, test, the request's MIA), else the task's."""
+        task = self.records[0].task if self.records else "classification"
+        return dict(get_task(task).parity_criteria) if get_task(task).report_columns else tolerances(self.mia)
 
 
 def sections(rs: ResultStore) -> list[Section]:
-    """The store's runs grouped by request label, in first-seen order."""
+    """The store's runs grouped by request label, in first-seen order — by dataset / model and request label when
+    the grid has several datasets or models (their Originals, oracles and forget sets differ)."""
+    rows = [(request, label, error, doc, json.loads(cell)) for request, label, error, doc, cell in rs.conn.execute(
+        "SELECT request, label, error, record, cell FROM runs ORDER BY id")]
+    several = len({(c.get("dataset"), c.get("model")) for *_, c in rows}) > 1
     out: dict[str, Section] = {}
-    for request, label, error, doc, cell in rs.conn.execute(
-            "SELECT request, label, error, record, cell FROM runs ORDER BY id"):
-        sec = out.setdefault(request, Section(request, json.loads(cell)))
+    for request, label, error, doc, cell in rows:
+        name = f"{cell.get('dataset')}/{cell.get('model')} · {request}" if several else request
+        sec = out.setdefault(name, Section(name, cell))
         if doc is None:
             sec.failed.setdefault(label, error or "failed")
         else:
@@ -144,9 +163,16 @@ def precompute_cell(recs: Sequence[RunRecord], rules: GridRules) -> str:
     return f"{cell} {'/'.join(scopes)}"
 
 
-def why_not_parity(recs: Sequence[RunRecord], sp: SeedParity, mia: str = "mia_loss_auc") -> str:
+def why_not_parity(recs: Sequence[RunRecord], sp: SeedParity, mia: str = "mia_loss_auc",
+                   columns: Sequence[str] = ("forget_acc", "retain_acc", "test_acc"),
+                   tol: Mapping[str, float] | None = None) -> str:
     """Why a method is not at parity on every seed: per-seed counts and, for the criteria it misses, the direction
-    (means over seeds of signed differences)."""
+    (means over seeds of signed differences). ``columns`` name the forget and test metrics (first and third) and
+    ``tol`` the tolerances (default: classification's); "under-forgets" means on the Original's side of the
+    Retrain."""
+    forget_m, test_m = columns[0], columns[2]
+    tol = dict(tol) if tol is not None else {"forget_acc": PARITY["forget_acc"], "test_acc": PARITY["test_acc"],
+                                             mia: PARITY["mia_loss_auc"]}
     def signed(metric: str, role: str = "retrain") -> float | None:
         def diff(r: RunRecord) -> float | None:
             u, ref = r.metrics.get(metric), getattr(r, role).get(metric)
@@ -154,22 +180,24 @@ def why_not_parity(recs: Sequence[RunRecord], sp: SeedParity, mia: str = "mia_lo
         return mean(per_seed(recs, diff))
 
     head = f"no ({sp.label})"
-    if mean(per_seed(recs, lambda r: r.metrics.get("test_acc"))) is None:
+    if mean(per_seed(recs, lambda r: r.metrics.get(test_m))) is None:
         return f"{head}: collapsed (non-finite outputs)"
-    n_bad = sum(1 for r in recs if r.metrics.get("test_acc") is None)
+    n_bad = sum(1 for r in recs if r.metrics.get(test_m) is None)
     out = [f"collapsed (non-finite outputs) in {n_bad} of {len(recs)} runs, values over the rest"] if n_bad else []
     if sp.failed:
         out.append(f"nothing unlearned (status no change / diverged) on {sp.failed}/{sp.n_seeds} seeds")
     missed, said = sp.seeds_with("missed"), set()  # said: criteria whose mean already shows the miss
-    d_forget, d_orig = signed("forget_acc"), signed("forget_acc", "original")
-    if "forget_acc" in missed and d_forget is not None and abs(d_forget) > PARITY["forget_acc"]:
-        nothing = d_forget > 0 and d_orig is not None and d_orig >= -PARITY["forget_acc"]
-        out.append("forgets nothing" if nothing else f"{'under' if d_forget > 0 else 'over'}-forgets ({d_forget:+.3f})")
-        said.add("forget_acc")
-    for metric, label, tol in (("test_acc", "test", PARITY["test_acc"]), (mia, "MIA AUC", PARITY["mia_loss_auc"])):
+    d_forget, d_orig = signed(forget_m), signed(forget_m, "original")
+    if forget_m in missed and d_forget is not None and d_orig is not None and abs(d_forget) > tol[forget_m]:
+        orig_side = d_forget - d_orig  # original − retrain: the side of the Retrain the Original is on
+        under = d_forget * orig_side > 0
+        nothing = under and abs(d_orig) <= tol[forget_m]
+        out.append("forgets nothing" if nothing else f"{'under' if under else 'over'}-forgets ({d_forget:+.3f})")
+        said.add(forget_m)
+    for metric, label in ((test_m, "test"), (mia, "MIA AUC")):
         if (d := signed(metric)) is None and metric == mia:
             out.append(f"{mia} not measured")
-        elif metric in missed and d is not None and abs(d) > tol:
+        elif metric in missed and d is not None and abs(d) > tol.get(metric, 0.0):
             out.append(f"{label} {d:+.3f}")
             said.add(metric)
     # missed on some seeds, but the mean is within tolerance (seeds on opposite sides, or one bad seed)
@@ -235,13 +263,27 @@ HEAD = ("| method | params | forget | retain | test | MIA AUC | Δforget | Δtes
 
 
 # --- the page --------------------------------------------------------------------------------------------------------
+def is_deployable(method: str) -> bool:
+    """False for a method that needs what a deletion request never has (oracle_matching: the retrain itself): its
+    row shows no speed-up and it is never listed as fastest at parity. Unknown (unregistered) methods: True."""
+    from expunge.methods.base import METHODS
+
+    try:
+        return bool(METHODS.get(method).deployable)
+    except Exception:
+        return True
+
+
 def section_lines(sec: Section, rules: GridRules, parity_rows: list[tuple[Any, ...]]) -> list[str]:
     recs, mia = sec.records, sec.mia
-    first, tol = recs[0], tolerances(mia)
-    cols = ("forget_acc", "retain_acc", "test_acc", mia)
+    first, tol, cols = recs[0], sec.tolerances, sec.columns
     k = f", steps: {first.extra['k']}" if "k" in first.extra else ""
+    task_note = [] if cols[0] == "forget_acc" else [
+        f"{first.task} task: the forget / retain / test / MIA AUC columns are `{'`, `'.join(cols)}`; parity "
+        f"criteria (the task's): {', '.join(f'|Δ{m}| ≤ {v:g}' for m, v in tol.items())}.", ""]
     lines = [f"## {sec.name}", "", f"{len({r.seed for r in recs})} seed(s); {first.request.get('n_forget')} forget "
-             f"examples (`{first.forget}`{k}).", "", *mia_note(mia), *instance_note(recs, mia), HEAD, "|" + "---|" * 16]
+             f"examples (`{first.forget}`{k}).", "", *task_note, *(mia_note(mia) if not task_note else []),
+             *instance_note(recs, mia), HEAD, "|" + "---|" * 16]
     for role in ("original", "retrain"):
         lines.append(f"| {role.capitalize()} | | " + " | ".join(
             ci(recs, lambda r, c=c, role=role: getattr(r, role).get(c)) for c in cols)
@@ -253,17 +295,40 @@ def section_lines(sec: Section, rules: GridRules, parity_rows: list[tuple[Any, .
             continue
         mr = [r for r in recs if r.label == label]
         sp = seed_parity(mr, tol)
-        if sp.all_seeds:
+        deployable = is_deployable(mr[0].method)
+        if sp.all_seeds and deployable:  # a method that needs the retrain is never "fastest at parity"
             parity_rows.append((sec.name, label, mean(per_seed(mr, rules.speed_up)),
                                 mean(per_seed(mr, rules.amortised_speed_up)), sp))
+        speed = (f"{times(ci(mr, rules.speed_up, 1))} | {precompute_cell(mr, rules)} | "
+                 f"{times(ci(mr, rules.amortised_speed_up, 1))}") if deployable else \
+            f"— (needs the retrain) | {precompute_cell(mr, rules)} | —"
         lines.append(
-            f"| {label} | {mr[0].extra.get('preset') or mr[0].params_source} | "
+            f"| {label if deployable else f'{label} (not deployable)'} | "
+            f"{mr[0].extra.get('preset') or mr[0].params_source} | "
             + " | ".join(ci(mr, lambda r, c=c: r.metrics.get(c)) for c in cols)
             + " | " + " | ".join(ci(mr, lambda r, m=m: r.gap_to_retrain.get(m)) for m in tol)
-            + "".join(f" | {closure_cell(mr, m)}" for m in ("forget_acc", mia))
-            + f" | {times(ci(mr, rules.speed_up, 1))} | {precompute_cell(mr, rules)}"
-            + f" | {times(ci(mr, rules.amortised_speed_up, 1))} | {peak_delta_mb(mr)} | "
-            + (f"**yes** ({sp.label}{sp.power_note})" if sp.all_seeds else why_not_parity(mr, sp, mia)) + " |")
+            + "".join(f" | {closure_cell(mr, m)}" for m in (cols[0], mia))
+            + f" | {speed} | {peak_delta_mb(mr)} | "
+            + (f"**yes** ({sp.label}{sp.power_note})" if sp.all_seeds else why_not_parity(mr, sp, mia, cols, tol))
+            + " |")
+    return [*lines, "", *page_metric_lines(sec)]
+
+
+def page_metric_lines(sec: Section) -> list[str]:
+    """A second table for a request whose task names ``page_metrics`` (regression: the paper's other measures):
+    each of them per model, mean ± CI over seeds; '—' where a run lacks the metric."""
+    names = get_task(sec.records[0].task).page_metrics if sec.records else ()
+    if not names:
+        return []
+    recs = sec.records
+    lines = [f"More measures ({recs[0].task}): " + ", ".join(f"`{n}`" for n in names) + ".", "",
+             "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for role in ("original", "retrain"):
+        lines.append(f"| {role.capitalize()} | " + " | ".join(
+            ci(recs, lambda r, n=n, role=role: getattr(r, role).get(n)) for n in names) + " |")
+    for label in sorted({r.label for r in recs}):
+        mr = [r for r in recs if r.label == label]
+        lines.append(f"| {label} | " + " | ".join(ci(mr, lambda r, n=n: r.metrics.get(n)) for n in names) + " |")
     return [*lines, ""]
 
 

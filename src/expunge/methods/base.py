@@ -54,6 +54,9 @@ class UnlearningMethod(ABC, Generic[P]):
     access: ClassVar[DataAccess]
     Params: ClassVar[type[Hyperparams]]
     exact: ClassVar[bool] = False
+    # False: the method needs what a deletion request never has (the retrain oracle itself): a benchmark's upper
+    # bound, not a candidate (oracle_matching).
+    deployable: ClassVar[bool] = True
     tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
     # Buffers ``unlearn`` may attach to the returned model to carry its state to the next request of a sequential
     # stream (the analytic head's R and Q, the amnesiac log's bookkeeping); :meth:`restore` re-attaches them.
@@ -104,7 +107,8 @@ class UnlearningMethod(ABC, Generic[P]):
     @classmethod
     def describe(cls) -> dict[str, Any]:
         return {"name": cls.name, "summary": cls.summary(), "paper": cls.paper, "reference": cls.reference,
-                "access": cls.access.describe(), "exact": cls.exact, "tasks": sorted(cls.tasks),
+                "access": cls.access.describe(), "exact": cls.exact, "deployable": cls.deployable,
+                "tasks": sorted(cls.tasks),
                 "params": cls.Params.describe()}
 
 

@@ -40,7 +40,7 @@ class Retrain(UnlearningMethod[RetrainParams]):
     access = DataAccess.RETAIN
     Params = RetrainParams
     exact = True
-    tasks = frozenset({"classification", "regression"})  # trains with the task's loss, like the oracle
+    tasks = frozenset({"classification", "regression", "recsys", "graph"})  # task loss + retain view, as the oracle
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         if ctx.model_spec is None or ctx.recipe is None:

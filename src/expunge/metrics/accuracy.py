@@ -19,6 +19,7 @@ from expunge.metrics.functional.stats import proportion_se
 
 class _SplitAccuracy(Metric):
     family = "accuracy"
+    tasks = frozenset({"classification", "graph"})  # a graph's nodes are classified: node accuracy per split
     split: ClassVar[str]
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:

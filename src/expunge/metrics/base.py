@@ -30,7 +30,7 @@ from expunge.data.datasets import Dataset
 from expunge.data.request import Splits
 from expunge.errors import ExpungeError, NonFiniteOutputs
 from expunge.models.inference import INFERENCE_BATCH_SIZE, predict_logits
-from expunge.tasks import Task, get_task
+from expunge.tasks import RequestView, Task, get_task, request_view
 
 T = TypeVar("T")
 
@@ -188,13 +188,21 @@ class EvalContext:
         return self.cached(("provided", name, *args), lambda: self.providers[name](self, *args), local=True)
 
     # --- per-split data and outputs ---------------------------------------------------------------------------------
+    @property
+    def view(self) -> RequestView:
+        """The data as they stand after the request (:func:`~expunge.tasks.request_view`; the stored tensors for
+        every task but the graph task)."""
+        return request_view(self.dataset, self.splits)
+
     def split_tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of ``split`` ("forget", "retain" or "test")."""
+        """Inputs and targets of ``split`` ("forget", "retain" or "test"). Retain and test inputs are the request
+        view's (a graph's rows without the deleted elements), forget inputs the stored ones (the elements as they
+        were); for every task but the graph task all three are the stored tensors."""
         if split == "test":
-            part, pos = self.dataset.test, self.splits.test
-        else:
-            part, pos = self.dataset.train, getattr(self.splits, split)
-        return part.x[pos], part.y[pos]
+            return self.view.test_x[self.splits.test], self.dataset.test.y[self.splits.test]
+        pos = getattr(self.splits, split)
+        x = self.view.train_x if split == "retain" else self.dataset.train.x
+        return x[pos], self.dataset.train.y[pos]
 
     def labels(self, split: str) -> np.ndarray:
         return self.split_tensors(split)[1].numpy()

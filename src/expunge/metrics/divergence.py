@@ -19,6 +19,7 @@ from expunge.metrics.functional.divergence import js_divergence, softmax
 
 class _JSToRetrain(Metric):
     family = "divergence"
+    tasks = frozenset({"classification", "graph"})  # class posteriors of images or of a graph's nodes
     needs = frozenset({"retrain"})
     higher_is_better = False
     split: ClassVar[str]

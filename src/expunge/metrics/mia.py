@@ -38,7 +38,7 @@ from expunge.metrics.functional.stats import auc_se, proportion_se
 
 class _LossLR(Metric):
     family = "mia_population"
-    tasks = frozenset({"classification", "regression"})  # the feature is the task's per-example loss
+    tasks = frozenset({"classification", "regression", "graph"})  # the feature is the task's per-example loss
     key: ClassVar[str]
 
     def test_mask(self, ctx: EvalContext) -> np.ndarray | None:

@@ -12,6 +12,16 @@ floor keeps AIN defined there and changes nothing once |F| > 2 560. A capped run
 (``details.capped``, reason "> cap"), never ∞; AIN is then a bound or None (both capped) — see
 :func:`expunge.metrics.functional.relearn.anamnesis_index`.
 
+Regression (Tarun et al., "Deep Regression Unlearning", ICML 2023, arXiv 2210.08196; reference
+ayu987/deep-regression-unlearning ``metrics.py``: ``relearn_time``, ``ain``): a regression model has no accuracy, so
+rt(M) counts the steps until the forget *loss* is back down to (1 + α)·loss_F(O); the fine-tuning loss and the
+measured loss are the task's (the squared error expunge's regression models train with; the reference's L1 is its
+training loss). Everything else — α, optimiser, batch, check schedule, cap, AIN — is the classification variant's.
+Deviation, documented: the reference fine-tunes on the *whole* training set at lr 0.01 and measures on a held-out
+forget-distribution validation set (its forget set is an age range, so held-out data of the same range exist); ours
+fine-tunes and measures on F, like the classification variant, so both tasks read rt the same way and random or
+owners requests (which have no held-out counterpart) are measurable.
+
 ``relearn_attack_recovery_k10`` / ``relearn_attack_recovery_k10pct`` — relearning attack, Łucki et al. (arXiv
 2409.18025) and Hu et al. (arXiv 2406.13356): fine-tune a private copy of M on k examples of F (a seeded
 choice shared by every role; k = 10, or 10 % of |F|) for 50 full-batch Adam steps at lr 1e-4 (the papers fine-tune LLMs;
@@ -45,6 +55,7 @@ from expunge.metrics.functional.accuracy import accuracy
 from expunge.metrics.functional.mia import ce_loss, mia_auc
 from expunge.metrics.functional.relearn import anamnesis_index, relearn_recovery
 from expunge.models import inference
+from expunge.tasks import Task
 from expunge.train.loop import cross_entropy_loss, train_loop
 
 ALPHA = 0.05
@@ -75,40 +86,60 @@ class _UntilDone:
 
 def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: float, *, seed: int,
                  lr: float = RELEARN_LR, max_batch: int = MAX_BATCH, cap_epochs: int = CAP_EPOCHS,
-                 min_cap_steps: int = MIN_CAP_STEPS) -> dict[str, Any]:
-    """Steps of Adam fine-tuning (on a copy of ``model``) on (x, y) until accuracy on (x, y) ≥ ``target``.
+                 min_cap_steps: int = MIN_CAP_STEPS, task: Task | None = None) -> dict[str, Any]:
+    """Steps of Adam fine-tuning (on a copy of ``model``) on (x, y) until accuracy on (x, y) ≥ ``target``
+    (classification, the default) — or, for a ``task`` without accuracy (regression), until its mean per-example
+    loss on (x, y) ≤ ``target``, fine-tuning with that task's loss.
 
     Returns:
-        dict(steps, capped, cap, acc_start, acc_end, target, batch_size).
+        dict(steps, capped, cap, acc_start, acc_end, target, batch_size); ``loss_start`` / ``loss_end`` instead of the
+        accuracies for a loss criterion.
     """
     m = private_copy(model)
     batch_size = min(max_batch, len(x))
     batches = Batches(x, y, batch_size=batch_size, shuffle=True, seed=seed)
     cap = max(cap_epochs * len(batches), min_cap_steps)
     out: dict[str, Any] = {"target": target, "batch_size": batch_size, "cap": cap}
-    acc = acc_start = inference.accuracy(m, x, y)
-    state: dict[str, Any] = {"done": acc >= target, "steps": 0, "acc": acc}
+    by_loss = task is not None and task.name != "classification"
+    loss_fn = task.batch_loss if by_loss and task is not None else cross_entropy_loss
+
+    def measure() -> float | None:
+        if by_loss and task is not None:
+            outputs = inference.predict_logits(m, x).double().numpy()
+            return float(task.example_losses(outputs, y.numpy()).mean())
+        return inference.accuracy(m, x, y)
+
+    def reached(v: float | None) -> bool:
+        return v is not None and (v <= target if by_loss else v >= target)
+
+    v = start = measure()
+    state: dict[str, Any] = {"done": reached(v), "steps": 0, "v": v}
 
     def after_step() -> None:
         s = state["steps"]
         if s <= DENSE_CHECK_STEPS or s % SPARSE_CHECK_EVERY == 0:
-            state["acc"] = inference.accuracy(m, x, y)
-            state["done"] = state["acc"] >= target
+            state["v"] = measure()
+            state["done"] = reached(state["v"])
 
     if not state["done"]:
         opt = torch.optim.Adam(m.parameters(), lr=lr)
         epochs = -(-cap // len(batches))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            train_loop(m, _UntilDone(batches, state), cross_entropy_loss, opt, epochs=epochs, max_steps=cap,
+            train_loop(m, _UntilDone(batches, state), loss_fn, opt, epochs=epochs, max_steps=cap,
                        after_step=after_step, on_epoch_end=lambda _e: bool(state["done"]))
     if not state["done"]:
-        state["acc"] = inference.accuracy(m, x, y)
-    out.update(steps=int(state["steps"]), capped=not state["done"], acc_start=acc_start, acc_end=state["acc"])
+        state["v"] = measure()
+    names = ("loss_start", "loss_end") if by_loss else ("acc_start", "acc_end")
+    out.update({"steps": int(state["steps"]), "capped": not state["done"], names[0]: start, names[1]: state["v"]})
     return out
 
 
 def _forget_target(ctx: EvalContext) -> float:
+    """Classification: (1 − α)·acc_F(O); a task without accuracy: (1 + α)·loss_F(O), its mean per-example loss."""
+    if ctx.task.name != "classification":
+        loss_o = ctx.task.example_losses(ctx.logits("original", "forget"), ctx.labels("forget"))
+        return (1.0 + ALPHA) * float(loss_o.mean())
     acc_o = accuracy(ctx.logits("original", "forget"), ctx.labels("forget"))
     return (1.0 - ALPHA) * float(acc_o or 0.0)
 
@@ -130,12 +161,13 @@ def relearn_result(ctx: EvalContext, role: str) -> dict[str, Any]:
         x, y = ctx.split_tensors("forget")
         store = ctx.run.store
         fset = hashlib.sha256(np.asarray(ctx.splits.forget, dtype=np.int64).tobytes()).hexdigest()[:32]
+        task = {} if ctx.task.name == "classification" else {"task": ctx.task.name}  # classification keys unchanged
         key = store.key({"metric": "relearn_steps", "model": mkey, "dataset": ctx.dataset.fingerprint,
-                         "forget": fset, "target": round(target, 12), "seed": seed, **settings})
+                         "forget": fset, "target": round(target, 12), "seed": seed, **settings, **task})
 
         def run() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             with single_threaded():
-                res = relearn_time(ctx.models[role], x, y, target, seed=seed)
+                res = relearn_time(ctx.models[role], x, y, target, seed=seed, task=ctx.task)
             return {"steps": torch.tensor([res["steps"]])}, {"result": res, "settings": settings,
                                                             "model_spec": _provenance(ctx.run.model_spec),
                                                             "recipe": _provenance(ctx.run.recipe)}
@@ -164,8 +196,9 @@ class _RelearnBase(Tier1Metric):
 class RelearnSteps(_RelearnBase):
     name = "relearn_steps"
     needs = frozenset({"original"})
+    tasks = frozenset({"classification", "regression"})
     definition = ("fine-tuning steps (Adam 1e-3, batch min(256,|F|)) on the forget set until forget acc >= 0.95 x "
-                  "the original's; cap max(10 epochs, 100 steps)")
+                  "the original's (regression: forget loss <= 1.05 x the original's); cap max(10 epochs, 100 steps)")
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:
         if (empty := self._empty(ctx)) is not None:
@@ -179,6 +212,7 @@ class RelearnSteps(_RelearnBase):
 class AnamnesisIndex(_RelearnBase):
     name = "ain"
     needs = frozenset({"original", "retrain"})
+    tasks = frozenset({"classification", "regression"})
     definition = "Anamnesis Index rt(M)/rt(R): relearn steps relative to the retrained model's; 1 ideal, << 1 hidden"
 
     def compute(self, ctx: EvalContext, role: str) -> MetricValue:

@@ -197,6 +197,8 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
         record = record.replace(unlearned_key=key)
         manifest = {k: v for k, v in record.to_json().items() if k != "env"}
         manifest["forget_ids"] = prep.splits.forget_ids.tolist()  # lets `expunge evaluate` rebuild any request
+        if prep.splits.detail:  # and what it removes beyond whole examples (a graph's deleted edges)
+            manifest["forget_detail"] = prep.splits.detail
         manifest["model_spec"], manifest["recipe"] = prep.spec.to_dict(), prep.recipe.to_dict()
         if prep.dataset.derivation is not None:  # a derived dataset (a poisoned copy): how to rebuild it
             manifest["dataset_derivation"] = prep.dataset.derivation

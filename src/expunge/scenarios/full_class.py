@@ -24,7 +24,7 @@ class ClassKind(RequestKind):
 
     name, aliases, syntax = "class", ("classes",), "class:3 | class:NAME | classes:3,5"
     scenario = "full-class"
-    tasks = frozenset({"classification"})
+    tasks = frozenset({"classification", "graph"})
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         return ForgetRequest("class", classes=tuple(a.strip() for a in arg.split(",") if a.strip()))
@@ -58,6 +58,7 @@ class FullClass(SingleRequest[FullClassParams]):
 
     name = "full-class"
     Params = FullClassParams
+    tasks = frozenset({"classification", "graph"})
     request_kind = "class"
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:

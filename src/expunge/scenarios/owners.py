@@ -22,6 +22,7 @@ class OwnersKind(RequestKind):
 
     name, syntax = "owners", "owners:5"
     scenario = "owners"
+    tasks = frozenset({"classification", "regression", "recsys"})  # recsys: owner = user, example = interaction
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         if not arg.isdigit() or int(arg) < 1:
@@ -57,7 +58,7 @@ class Owners(SingleRequest[OwnersParams]):
     name = "owners"
     Params = OwnersParams
     request_kind = "owners"
-    tasks = frozenset({"classification", "regression"})
+    tasks = frozenset({"classification", "regression", "recsys"})
     preset_fallback = "random"  # an owner's examples, like a random sample, come from every class
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:

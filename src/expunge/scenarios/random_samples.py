@@ -22,6 +22,7 @@ class RandomKind(RequestKind):
 
     name, syntax = "random", "random:0.1"
     scenario = "random"
+    tasks = frozenset({"classification", "regression", "recsys", "graph"})  # recsys: a share of the interactions
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         try:
@@ -53,7 +54,7 @@ class RandomSamples(SingleRequest[RandomParams]):
     name = "random"
     Params = RandomParams
     request_kind = "random"
-    tasks = frozenset({"classification", "regression"})
+    tasks = frozenset({"classification", "regression", "recsys", "graph"})
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:
         return ForgetRequest("random", fraction=self.params.fraction)  # the draw is seeded by resolve()

@@ -12,9 +12,10 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from expunge.metrics.functional.mia import MIN_PER_SIDE, _member_share
 from expunge.tasks.regression import as_targets_shape
 
-__all__ = ["absolute_errors", "mean_and_se", "squared_differences", "squared_errors"]
+__all__ = ["absolute_errors", "l1_svc_mia", "mean_and_se", "squared_differences", "squared_errors"]
 
 
 def _aligned(predictions: ArrayLike, targets: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -51,3 +52,19 @@ def mean_and_se(values: ArrayLike) -> tuple[float | None, float | None]:
         return None, None
     se = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
     return float(v.mean()), se
+
+
+def l1_svc_mia(retain_errors: ArrayLike, test_errors: ArrayLike, forget_errors: ArrayLike, seed: int = 0, *,
+               min_per_side: int = MIN_PER_SIDE) -> float | None:
+    """The regression membership attack of Tarun et al., "Deep Regression Unlearning", ICML 2023 (reference
+    ayu987/deep-regression-unlearning ``metrics.py``: ``get_membership_attack_prob``): ``SVC(C=3, gamma='auto',
+    kernel='rbf')`` fit on the per-example absolute error of members (1) vs test examples (0), sides balanced by
+    seeded subsampling; returns the share of ``forget_errors`` predicted member (lower ≈ forgotten; compare with the
+    Retrain's). None (with a warning) when a side has fewer than ``min_per_side`` examples or the forget set is empty.
+
+    Known answer: members' errors all 0.01, test and forget all 1.5 ⇒ 0.0; forget all 0.01 ⇒ 1.0.
+    """
+    from sklearn.svm import SVC
+
+    return _member_share(SVC(C=3, gamma="auto", kernel="rbf"), retain_errors, test_errors, forget_errors, seed,
+                         min_per_side, "l1_svc_mia")
