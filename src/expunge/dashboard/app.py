@@ -140,9 +140,10 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
     def timeline(run_id: int) -> dict[str, Any]:
         return catalog.timeline(run_id)
 
-    def model(ref: str) -> tuple[RunRecord, ModelOutputs]:
+    def model(ref: str, view: str) -> tuple[RunRecord, ModelOutputs]:
         run_id, role = parse_ref(ref)
         rec, _ = catalog.record(run_id)
+        views.require(rec.task, view)  # before loading anything: a graph model cannot run on plain inputs
         return rec, outputs.outputs(rec, role)
 
     @app.get("/api/models/{ref}/info")
@@ -152,50 +153,52 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
         out: dict[str, Any] = {"ref": ref, "run": run_id, "role": role, "method": rec.method, "task": rec.task,
                                "dataset": rec.dataset, "forget": rec.forget}
         try:
+            views.require(rec.task, "attack")
             image = views.is_image(outputs.outputs(rec, role))
             out["weights"] = True
-        except (WeightsMissing, ArtifactError) as exc:
+        except (WeightsMissing, ArtifactError, views.ViewNotApplicable) as exc:
             image, out["weights"], out["weights_error"] = None, False, str(exc)
         out["views"] = views.applicable(rec.task, image)
         return out
 
     @app.get("/api/models/{ref}/classwise")
     def classwise(ref: str) -> dict[str, Any]:
-        return views.classwise(model(ref)[1])
+        return views.classwise(model(ref, "classwise")[1])
 
     @app.get("/api/models/{ref}/predictions")
     def predictions(ref: str, split: str = "test") -> dict[str, Any]:
         if split not in views.SPLITS:
             raise BadParameter(f"split {split[:20]!r} is not one of {list(views.SPLITS)}")
-        return views.predictions(model(ref)[1], split)
+        return views.predictions(model(ref, "predictions")[1], split)
 
     @app.get("/api/attack")
     def attack(a: str, b: str, feature: str = "loss", threshold: float | None = None) -> dict[str, Any]:
         if threshold is not None and not abs(threshold) < float("inf"):
             raise BadParameter("threshold must be a finite number")
-        return views.attack_view([("A", model(a)[1]), ("B", model(b)[1])], feature, threshold)
+        return views.attack_view([("A", model(a, "attack")[1]), ("B", model(b, "attack")[1])], feature, threshold)
 
-    def pair(a: str, b: str) -> dict[str, tuple[RunRecord, str]]:
+    def pair(a: str, b: str, view: str) -> dict[str, tuple[RunRecord, str]]:
         out = {}
         for name, ref in (("A", a), ("B", b)):
             run_id, role = parse_ref(ref)
             out[name] = (catalog.record(run_id)[0], role)
+            views.require(out[name][0].task, view)
         return out
 
     @app.get("/api/cka")
     def cka(a: str, b: str) -> dict[str, Any]:
-        return reprs.cka(pair(a, b))
+        return reprs.cka(pair(a, b, "layers"))
 
     @app.get("/api/embeddings")
     def embeddings(a: str, b: str, method: str = "pca") -> dict[str, Any]:
         if method not in PROJECTIONS:
             raise BadParameter(f"method {method[:20]!r} is not one of {list(PROJECTIONS)}")
-        return reprs.embeddings(pair(a, b), method)
+        return reprs.embeddings(pair(a, b, "embeddings"), method)
 
     @app.get("/api/example")
     def example(a: str, b: str, group: str, index: int) -> dict[str, Any]:
         """Example ``index`` of ``group`` in A's sample: its label, image and both models' predictions."""
-        models = pair(a, b)
+        models = pair(a, b, "embeddings")
         dataset, pos, test = reprs.example(models["A"][0], group, index)
         part = dataset.test if test else dataset.train
         out: dict[str, Any] = {"id": int(part.ids[pos]), "group": group,

@@ -39,22 +39,36 @@ def label_of(dataset: Any, v: Any) -> str:
     return str(dataset.class_names[int(v)]) if dataset.task == "classification" else f"{float(v):.4g}"
 
 
+# Tasks whose models the per-model views can run on the dataset's plain inputs (``model(x)``); a graph model needs its
+# graph, a recommender its interaction matrix, so their runs get the screening table, the timeline and Build only.
+MODEL_VIEW_TASKS = frozenset({"classification", "regression"})
+MODEL_VIEWS = ("classwise", "predictions", "layers", "embeddings", "attack")
+
+
 def applicable(task: str, image: bool | None = None) -> dict[str, str | None]:
     """View name -> None when it applies, else why not."""
     classes = None if task == "classification" else f"a {task} task has no classes"
     out: dict[str, str | None] = {"screening": None, "timeline": None, "classwise": classes, "predictions": classes,
-                                  "attack": None,
-                                  "layers": None, "embeddings": None, "build": None}
+                                  "attack": None, "layers": None, "embeddings": None, "build": None}
+    if task not in MODEL_VIEW_TASKS:
+        why = (f"a {task} model does not run on plain inputs (it needs its graph or interaction data), and the "
+               "per-model views of this version run models on the dataset's inputs")
+        out.update(dict.fromkeys(MODEL_VIEWS, why))
     if image is False:
         out["attack_images"] = "the inputs are not images"
     return out
 
 
+def require(task: str, view: str) -> None:
+    """:class:`ViewNotApplicable` naming the views that do apply when ``view`` does not apply to ``task``."""
+    views = applicable(task)
+    if why := views[view]:
+        ok = ", ".join(v for v, reason in views.items() if reason is None)
+        raise ViewNotApplicable(f"the {view} view does not apply: {why}. The views that do: {ok}")
+
+
 def _require(out: ModelOutputs, view: str) -> None:
-    why = applicable(out.dataset.task)[view]
-    if why:
-        raise ViewNotApplicable(f"the {view} view does not apply: {why}. The screening, layer-wise similarity, "
-                                "embeddings, attack (loss), timeline and build views do")
+    require(out.dataset.task, view)
 
 
 def _positions(out: ModelOutputs, split: str) -> tuple[np.ndarray, np.ndarray]:
