@@ -39,6 +39,7 @@ from expunge.cli.options import (
 )
 from expunge.cli.purge import register as register_purge_command
 from expunge.cli.report import register as register_report_command
+from expunge.cli.serve import register as register_serve_command
 from expunge.cli.tune import register as register_scenario_commands
 from expunge.errors import ExpungeError, ExpungeWarning
 
@@ -287,6 +288,7 @@ register_scenario_commands(app)  # expunge scenario / scenarios / tune (expunge.
 register_purge_command(app)  # expunge purge (expunge.cli.purge)
 register_bench_commands(app)  # expunge bench / results (expunge.cli.bench)
 register_report_command(app)  # expunge report (expunge.cli.report)
+register_serve_command(app)  # expunge serve (expunge.cli.serve)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
