@@ -164,7 +164,7 @@ def test_class_requests_on_a_regression_dataset_say_what_to_do():
 
     ds = load_dataset("diabetes")
     for spec in ("class:3", "classes:1,2"):
-        with pytest.raises(InvalidForgetRequest, match=r"need a classification dataset.*Fix: forget random:F"):
+        with pytest.raises(InvalidForgetRequest, match=r"need a classification or graph dataset.*Fix: forget random:F"):
             ForgetRequest.parse(spec).resolve(ds)
     with pytest.raises(InvalidForgetRequest, match=r"no coarse labels.*Fix: forget random:F"):
         load("diabetes", forget="subclass:odd")
