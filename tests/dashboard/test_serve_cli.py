@@ -15,7 +15,7 @@ from expunge.cli.main import app
 def test_a_missing_or_empty_folder_is_refused(tmp_path: Path) -> None:
     from expunge.cli.main import main
 
-    for target, says in ((tmp_path / "nope", "is not a folder"), (tmp_path, "holds no bench results")):
+    for target, says in ((tmp_path / "nope", "is not a folder"), (tmp_path, "holds no results")):
         with pytest.raises(SystemExit) as exc, pytest.MonkeyPatch.context() as m:
             m.setattr("sys.argv", ["expunge", "serve", str(target)])
             main()

@@ -21,7 +21,8 @@ from expunge.protocols.pipeline import Prepared, prepare_splits, run_step
 
 # Every registered classification metric of tiers 0-1 (tier 2 has its own module): a new metric is checked here too.
 SUITE = [n for n, c in METRICS.items() if c.tier <= Tier.STANDARD and "classification" in c.tasks]
-MIA = [n for n, c in METRICS.items() if c.tier <= Tier.STANDARD and c.family.startswith("mia")]
+MIA = [n for n, c in METRICS.items() if c.tier <= Tier.STANDARD and c.family.startswith("mia")
+       and "classification" in c.tasks]
 
 
 @pytest.fixture(scope="module")

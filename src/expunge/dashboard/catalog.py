@@ -19,8 +19,8 @@ from typing import Any
 from urllib.parse import quote
 
 from expunge.errors import ExpungeError, InvalidPath
+from expunge.harness.compact import RECORDS, load_records, runs_file
 from expunge.harness.compact import load as load_compact
-from expunge.harness.compact import runs_file
 from expunge.harness.results import DB_NAME, NoResults
 from expunge.harness.rules import GridRules, gap_closure, seed_parity
 from expunge.harness.tables import mia_of, tolerances
@@ -50,9 +50,13 @@ class Catalog:
             self._tmp = tempfile.TemporaryDirectory(prefix="expunge-serve-")
             load_compact(directory, self._tmp.name).close()
             self.db_dir = Path(self._tmp.name)
+        elif (directory / RECORDS).is_file():  # `expunge demo`'s folder: its records, one cell each
+            self._tmp = tempfile.TemporaryDirectory(prefix="expunge-serve-")
+            load_records(directory, self._tmp.name).close()
+            self.db_dir = Path(self._tmp.name)
         else:
-            raise NoResults(f"{directory} holds no bench results ({DB_NAME} or runs.jsonl). Fix: pass the --out "
-                            "folder of an `expunge bench` run or a committed results folder")
+            raise NoResults(f"{directory} holds no results ({DB_NAME}, runs.jsonl or {RECORDS}). Fix: pass the --out "
+                            "folder of an `expunge bench` run or of `expunge demo`, or a committed results folder")
 
     def close(self) -> None:
         if self._tmp is not None:

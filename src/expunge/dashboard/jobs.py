@@ -79,8 +79,8 @@ class Jobs:
     def start(self, cell: dict[str, Any], method: str, params: Any, forget: Any, seeds: Any,
               label: str | None) -> Job:
         if not self.writable:
-            raise BuildRefused("this folder is a committed results folder (rebuilt in a temporary place): builds "
-                               "need the --out folder of an `expunge bench` run")
+            raise BuildRefused("this folder is a committed results folder or a demo's records (rebuilt in a temporary "
+                               "place): builds need the --out folder of an `expunge bench` run")
         if not isinstance(params, dict) or not isinstance(forget, str) or not forget.strip():
             raise BuildRefused("a build needs params (an object of NAME: value) and forget (a request such as "
                                "class:3 or random:0.1)")

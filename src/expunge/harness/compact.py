@@ -34,6 +34,7 @@ from expunge.harness.results import DB_NAME, NoResults, ResultStore
 from expunge.protocols.pipeline import gaps
 
 RUNS, BASELINES, META, DISTRIBUTIONS = "runs.jsonl", "baselines.jsonl", "meta.json", "distributions.jsonl"
+RECORDS = "results.json"  # what `expunge demo` writes: a JSON list of run records, one per method
 GZIP_OVER = 1_000_000  # bytes: above this runs.jsonl is written gzipped (git stores it compressed either way)
 _OUTCOME = ("started_at", "finished_at", "wall_s", "pid")
 
@@ -141,14 +142,48 @@ def load(src: str | Path, dest: str | Path) -> ResultStore:
     return rs
 
 
+def load_records(src: str | Path, dest: str | Path) -> ResultStore:
+    """A result store in ``dest`` holding the run records of ``src/results.json`` (``expunge demo``'s output), one
+    cell per record, so that the tools that read bench results (``expunge results``, ``expunge serve``) read a demo
+    folder too. A record carries what a cell needs (dataset, model, request, seed, method, label, params); the
+    training recipe is not in it, so the cells' ``recipe`` is empty (the dataset's default, which the demo uses).
+
+    Raises:
+        NoResults: ``src`` has no results.json, or it is not a list of run records (the file names what is wrong)."""
+    from expunge.record import RunRecord
+
+    path = Path(src) / RECORDS
+    try:
+        docs = json.loads(path.read_text(encoding="utf-8"))
+        records = [RunRecord.from_json(d) for d in docs]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise NoResults(f"{path} is not a list of run records ({type(exc).__name__}: {exc}). Fix: pass the --out "
+                        "folder of `expunge demo` or of an `expunge bench` run") from None
+    if (Path(dest) / DB_NAME).exists():
+        raise NoResults(f"{dest} already holds a result store; load the records into an empty folder")
+    rs = ResultStore(dest)
+    rs.set_meta(title=f"{Path(src).name}: {len(records)} run record(s) from {RECORDS}")
+    for rec in records:
+        cell = {"dataset": rec.dataset, "model": rec.model, "request_label": rec.forget,
+                "request": {"forget": rec.forget}, "seed": rec.seed, "method": rec.method, "label": rec.label,
+                "params": dict(rec.params), "params_source": rec.params_source, "recipe": {}, "metrics": None,
+                "tier": 0}
+        cell["key"] = stable_hash(cell)
+        rs.write_cell(cell, {"status": rec.status if rec.status != "unknown" else "ok", "records": [rec.to_json()],
+                             "finished_at": rec.created_at})
+    return rs
+
+
 @contextmanager
 def open_results(directory: str | Path) -> Iterator[ResultStore]:
-    """The result store of ``directory``: its ``results.sqlite``, else one rebuilt from its exported JSON Lines in a
-    temporary folder (removed on exit); :class:`NoResults` when it has neither."""
+    """The result store of ``directory``: its ``results.sqlite``, else one rebuilt in a temporary folder (removed on
+    exit) from its exported JSON Lines or from ``expunge demo``'s ``results.json``; :class:`NoResults` when it has
+    none of them."""
     directory = Path(directory)
-    if (directory / DB_NAME).is_file() or runs_file(directory) is None:
+    rebuild = load if runs_file(directory) is not None else load_records if (directory / RECORDS).is_file() else None
+    if (directory / DB_NAME).is_file() or rebuild is None:
         with ResultStore(directory, create=False) as rs:
             yield rs
         return
-    with tempfile.TemporaryDirectory(prefix="expunge-results-") as tmp, load(directory, tmp) as rs:
+    with tempfile.TemporaryDirectory(prefix="expunge-results-") as tmp, rebuild(directory, tmp) as rs:
         yield rs
