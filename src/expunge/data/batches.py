@@ -72,3 +72,21 @@ def cycle(batches: Batches) -> Iterator[Batch]:
     """Endless iteration (each pass reshuffled): pairs a short loader with a long one, as NegGrad+ does."""
     while True:
         yield from batches
+
+
+class PairedBatches:
+    """Each retain batch followed by the next forget batch, the forget loader cycled: ``(x_r, y_r, x_f, y_f)`` per
+    step, ``len`` = the retain batches — one epoch is one pass over the retain set and every step has both terms
+    (NegGrad+, reverse BPR)."""
+
+    def __init__(self, retain: Batches, forget: Batches) -> None:
+        self.retain, self.forget = retain, forget
+        self._forget_iter = cycle(forget)
+
+    def __len__(self) -> int:
+        return len(self.retain)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        for xr, yr in self.retain:
+            xf, yf = next(self._forget_iter)
+            yield xr, yr, xf, yf

@@ -18,7 +18,7 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batch, Batches, cycle
+from expunge.data.batches import Batch, PairedBatches
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.train.loop import train_loop
@@ -32,20 +32,6 @@ class NegGradPlusParams(GradientParams):
     clip_grad_norm: float | None = hp(1.0, "gradient-norm clip (ascent guard)", low=0.0, low_open=True)
 
 
-class _Paired:
-    """Retain batches each concatenated with the next forget batch (forget cycled); len = retain batches."""
-
-    def __init__(self, retain: Batches, forget: Batches) -> None:
-        self.retain, self.forget = retain, forget
-        self._forget_iter = cycle(forget)
-
-    def __len__(self) -> int:
-        return len(self.retain)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        for xr, yr in self.retain:
-            xf, yf = next(self._forget_iter)
-            yield xr, yr, xf, yf
 
 
 @register_method
@@ -65,7 +51,7 @@ class NegGradPlus(UnlearningMethod[NegGradPlusParams]):
             xr, yr, xf, yf = batch
             return p.beta * F.cross_entropy(m(xr), yr) - (1.0 - p.beta) * F.cross_entropy(m(xf), yf)
 
-        paired = _Paired(data.retain_loader(p.batch_size), data.forget_loader(p.batch_size))
+        paired = PairedBatches(data.retain_loader(p.batch_size), data.forget_loader(p.batch_size))
         log = train_loop(model, paired, loss, optimizer_for(model, p), epochs=p.epochs,
                          clip_grad_norm=p.clip_grad_norm, progress="neggrad_plus" if ctx.progress else None)
         ctx.notes.update(steps=log.steps, skipped_nonfinite=log.skipped_nonfinite)

@@ -36,7 +36,7 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batch, Batches, cycle
+from expunge.data.batches import Batch, PairedBatches
 from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.tasks.recsys import bpr_loss, num_items, pair_scores, sample_negatives
@@ -57,20 +57,6 @@ class ReverseBPRParams(GradientParams):
     beta: float = hp(1.0, "weight of the forward BPR loss on retain interactions", low=0.0, search=(0.0, 2.0))
 
 
-class _Paired:
-    """Retain batches each followed by the next forget batch (forget cycled); len = retain batches."""
-
-    def __init__(self, retain: Batches, forget: Batches) -> None:
-        self.retain, self.forget = retain, forget
-        self._forget_iter = cycle(forget)
-
-    def __len__(self) -> int:
-        return len(self.retain)
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        for xr, yr in self.retain:
-            xf, yf = next(self._forget_iter)
-            yield xr, yr, xf, yf
 
 
 def reverse_bpr_loss(model: nn.Module, x: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -99,7 +85,7 @@ class ReverseBPR(UnlearningMethod[ReverseBPRParams]):
             xr, yr, xf, yf = batch
             return p.alpha * reverse_bpr_loss(m, xf, yf) + p.beta * forward_bpr(m, (xr, yr))
 
-        paired = _Paired(data.retain_loader(p.batch_size), data.forget_loader(p.forget_batch_size))
+        paired = PairedBatches(data.retain_loader(p.batch_size), data.forget_loader(p.forget_batch_size))
         log = train_loop(model, paired, loss, optimizer_for(model, p), epochs=p.epochs,
                          clip_grad_norm=p.clip_grad_norm, progress="reverse_bpr" if ctx.progress else None)
         ctx.notes.update(steps=log.steps, epoch_losses=log.epoch_losses, skipped_nonfinite=log.skipped_nonfinite)
