@@ -45,6 +45,9 @@ def test_unlearn_json_contract(cache: Path):
     again = json.loads(run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method",
                                 "finetune", "--param", "epochs=1", "--json"], cache).stdout)
     assert again["cache"]["original_hit"] and again["cache"]["oracle_hit"]
+    one = json.loads(run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method",
+                              "finetune", "--param", "epochs=1", "--threads", "1", "--json"], cache).stdout)
+    assert one["env"]["torch_threads"] == 1  # --threads reaches torch (and the record says so)
 
 
 @pytest.mark.parametrize(

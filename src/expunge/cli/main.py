@@ -28,6 +28,8 @@ from expunge.cli.options import (
     StoreOpt,
     TargetOpt,
     TaskOpt,
+    ThreadsOpt,
+    apply_threads,
     check_folder,
     check_model_fits,
     dir_arg,
@@ -64,6 +66,7 @@ def unlearn(
     seed: SeedOpt = 0,
     store: StoreOpt = None,
     data_dir: DataDirOpt = None,
+    threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Unlearn a request with one method; report it beside the Original and the Retrain.
@@ -82,6 +85,7 @@ def unlearn(
     data = with_target(data, target)
     ds = api.load(data, forget=forget, task=task, data_dir=dir_arg(data_dir))
     check_model_fits(ds, model)
+    apply_threads(threads)
     request = api.as_request(forget).resolve(ds, seed=seed).request  # ids covering whole classes: a class request
     params, source = api.resolve_params(method, dataset=ds.name, model=model, forget=request,
                                         overrides=parse_params(param or []), preset=preset,

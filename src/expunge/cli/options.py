@@ -51,6 +51,29 @@ def with_target(data: str, target: str | None) -> str:
     return f"{data}{'&' if '?' in data else '?'}target={quote(target, safe='')}"
 
 
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="torch (and BLAS) threads for training, "
+                                                                       "unlearning and evaluation (default: torch's "
+                                                                       "own, every core)")]
+
+
+def apply_threads(threads: int | None) -> None:
+    """``--threads``: torch's intra-op threads and the BLAS/OpenMP pools scikit-learn uses (the attacks), so that a
+    run beside other work does not oversubscribe the cores (on 2 busy cores, 2 threads ran up to 5× slower than 1).
+    Nothing changes without it. The thread count changes floating-point reduction order: records of runs at
+    different counts can differ in the last digits."""
+    if threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+        threadpool_limits(threads)
+    except ImportError:  # pragma: no cover - scikit-learn always brings it
+        pass
+
+
 def parse_params(items: list[str], flag: str = "--param") -> dict[str, str]:
     """``NAME=VALUE`` items (``--param``, ``--set``: ``flag``, named in the error) as a mapping; values are parsed by
     the target's dataclass."""
