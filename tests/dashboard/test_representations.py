@@ -67,4 +67,18 @@ def test_embeddings_and_examples(client: Any) -> None:
     assert ex["label"] == "3" and len(ex["image"]["pixels"]) == 64 and {"A", "B"} <= set(ex)
     bad = client.get("/api/example", params={"a": str(a), "b": str(b), "group": "forget", "index": 500})
     assert bad.status_code == 400 and "no example 500" in bad.json()["error"]
-    assert client.get("/api/embeddings", params={"a": str(a), "b": str(b), "method": "umap"}).status_code == 400
+    assert client.get("/api/embeddings", params={"a": str(a), "b": str(b), "method": "mds"}).status_code == 400
+
+
+def test_umap_is_offered_where_umap_learn_is_installed(client: Any) -> None:
+    """The dashboard extra installs umap-learn: UMAP projects both models, the same way twice (seeded)."""
+    pytest.importorskip("umap")
+    from expunge.dashboard.representations import project, projections
+
+    assert "umap" in projections()
+    f = np.random.default_rng(0).normal(size=(60, 8))
+    e = project(f, "umap")
+    assert e.shape == (60, 2) and np.array_equal(e, project(f, "umap"))
+    a, b = first(client, "finetune"), first(client, "neggrad_plus")
+    d = client.get("/api/embeddings", params={"a": str(a), "b": str(b), "method": "umap"})
+    assert d.status_code == 200 and d.json()["method"] == "umap"

@@ -27,7 +27,7 @@ from expunge.dashboard import views
 from expunge.dashboard.catalog import Catalog, UnknownRun
 from expunge.dashboard.jobs import BuildRefused, Jobs
 from expunge.dashboard.outputs import ModelOutputs, OutputCache, WeightsMissing
-from expunge.dashboard.representations import PROJECTIONS, Representations
+from expunge.dashboard.representations import Representations, projections, unknown_projection
 from expunge.errors import ArtifactError, ExpungeError, InvalidArtifactKey
 from expunge.record import RunRecord
 from expunge.store import ArtifactStore
@@ -191,8 +191,8 @@ def create_app(directory: str | Path, *, store: ArtifactStore | None = None, dat
 
     @app.get("/api/embeddings")
     def embeddings(a: str, b: str, method: str = "pca") -> dict[str, Any]:
-        if method not in PROJECTIONS:
-            raise BadParameter(f"method {method[:20]!r} is not one of {list(PROJECTIONS)}")
+        if method not in projections():
+            raise BadParameter(unknown_projection(method))
         return reprs.embeddings(pair(a, b, "embeddings"), method)
 
     @app.get("/api/example")

@@ -14,9 +14,10 @@ same value. A and B are each compared with the Original and the Retrain of A's r
 examples.
 
 **Embeddings**: the penultimate features (:func:`expunge.metrics._common.penultimate_features`) of the sample, each
-model projected on its own — PCA, or t-SNE (scikit-learn, seed 0, perplexity min(30, (n − 1) / 3), 500
-iterations, one thread). UMAP is not used:
-``umap-learn`` is not a dependency.
+model projected on its own — PCA, t-SNE (scikit-learn, seed 0, perplexity min(30, (n − 1) / 3), 500
+iterations, one thread) or, where ``umap-learn`` is installed (the ``dashboard`` extra installs it), UMAP (McInnes,
+Healy & Melville, arXiv 1802.03426; 15 neighbours or n − 1 if fewer, seed 0 — which makes it single-threaded and
+deterministic; the first call of a process compiles its numba kernels, ~10 s).
 
 Per model, the Grams and the features are cached in the store (kind ``dashboard_repr``, keyed by the model and the
 sample), like the outputs.
@@ -24,7 +25,9 @@ sample), like the outputs.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -171,8 +174,8 @@ class Representations:
     def embeddings(self, models: dict[str, tuple[RunRecord, str]], method: str) -> dict[str, Any]:
         """A 2-D projection of each model's penultimate features of the sample, with each point's group, label
         and both models' predictions (the front-end highlights one example in both on hover)."""
-        if method not in PROJECTIONS:
-            raise ExpungeError(f"projection {method!r} is not one of {list(PROJECTIONS)}. Fix: method=pca or tsne")
+        if method not in projections():
+            raise ExpungeError(unknown_projection(method))
         base = models["A"][0]
         dataset, _, sample = self.sample(base)
         points: dict[str, Any] = {}
@@ -204,12 +207,23 @@ class Representations:
         return dataset, int(sample[group][index]), group == "test"
 
 
-PROJECTIONS = ("pca", "tsne")
+PROJECTIONS = ("pca", "tsne")  # always available; "umap" where umap-learn is installed (projections())
 TSNE_ITER = 500  # enough for a few hundred points to settle; scikit-learn's default 1000 doubles the wait
 
 
+def unknown_projection(method: str) -> str:
+    hint = " (UMAP needs umap-learn: pip install 'expunge[dashboard]')" if method == "umap" else ""
+    return f"method {method[:20]!r} is not one of {list(projections())}{hint}"
+
+
+def projections() -> tuple[str, ...]:
+    """The projections this installation offers: PCA and t-SNE, and UMAP when ``umap-learn`` is importable."""
+    return PROJECTIONS + (("umap",) if importlib.util.find_spec("umap") is not None else ())
+
+
 def project(features: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    """(n, 2) coordinates: PCA, or t-SNE (perplexity min(30, (n - 1) / 3), PCA initialisation, ``seed``)."""
+    """(n, 2) coordinates: PCA, t-SNE (perplexity min(30, (n - 1) / 3), PCA initialisation, ``seed``) or UMAP
+    (15 neighbours, ``seed``)."""
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
@@ -219,6 +233,13 @@ def project(features: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
         return np.zeros((len(f), 2))
     if method == "pca":
         return PCA(n_components=2, random_state=seed).fit_transform(f)
+    if method == "umap":
+        import umap
+
+        with warnings.catch_warnings(), threadpool_limits(limits=1):
+            warnings.simplefilter("ignore")  # "n_jobs overridden to 1 by setting random_state": intended
+            return np.asarray(umap.UMAP(n_components=2, n_neighbors=min(15, len(f) - 1),
+                                        random_state=seed).fit_transform(f), dtype=np.float64)
     # one OpenMP thread: t-SNE's threads fight the server's and other processes' (100 s instead of 3 s under load)
     with threadpool_limits(limits=1):
         return TSNE(n_components=2, perplexity=min(30.0, (len(f) - 1) / 3), init="pca", max_iter=TSNE_ITER,
