@@ -381,7 +381,7 @@ class Splits:
             forget_classes=forget_classes,
             retain_subset=subset,
             seed=seed,
-            checks=request_checks(dataset, forget_pos, retain_pos),
+            checks=request_checks(dataset, forget_pos, retain_pos, parts_only=bool(detail)),
             detail=dict(detail or {}),
         )
 
