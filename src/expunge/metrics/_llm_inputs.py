@@ -6,8 +6,9 @@ dataset's training rows and ``test_items`` with its held-out people):
 * ``forget``: the forget split's question–answer items (every forget row with a question: "qa", and "world" when a
   request forgets world facts); bios have no question and are left to the sequence metrics.
 * ``retain``: the retain split's "qa" items of people; ``world``: its world facts ("world"). Both are subsampled to
-  at most :data:`EVAL_ITEMS_MAX` items with the evaluation seed (TOFU evaluates a 400-question retain subset, not the
-  whole retain set): generation for ROUGE is the costly part of an evaluation.
+  at most :data:`EVAL_ITEMS_MAX` items (``ctx.extras["llm_eval_items"]`` overrides it) with the evaluation seed
+  (TOFU evaluates a 400-question retain subset, not the whole retain set): generation for ROUGE is the costly part
+  of an evaluation.
 * Sequence metrics (exact memorisation, extraction strength, membership attacks) read the stored rows: every forget
   row (qa, bio, world) and every held-out row (the test split: never-seen people).
 
@@ -73,9 +74,10 @@ def qa_set(ctx: EvalContext, name: str) -> QASet:
         elif name in ("retain", "world"):
             kind = "qa" if name == "retain" else "world"
             pos = [int(p) for p in ctx.splits.retain if items[p].kind == kind]
-            if len(pos) > EVAL_ITEMS_MAX:
+            cap = int(ctx.extras.get("llm_eval_items", EVAL_ITEMS_MAX))
+            if len(pos) > cap:
                 rng = np.random.default_rng(ctx.seed)
-                pos = sorted(rng.choice(pos, size=EVAL_ITEMS_MAX, replace=False).tolist())
+                pos = sorted(rng.choice(pos, size=cap, replace=False).tolist())
         else:
             raise ValueError(f"unknown llm evaluation set {name!r}: forget, retain or world")
         arr = np.asarray(pos, dtype=np.int64)
