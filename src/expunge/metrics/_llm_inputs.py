@@ -28,6 +28,7 @@ from torch import nn
 
 from expunge.errors import NonFiniteOutputs
 from expunge.metrics.base import EvalContext, Metric, MetricValue, MissingInput
+from expunge.tasks.llm import trim
 from expunge.tasks.token_logprobs import EOS_ID, IGNORE_INDEX, answer_nll
 
 LLM = frozenset({"llm"})
@@ -93,14 +94,15 @@ def _eval_mode(model: nn.Module) -> bool:
 
 
 def batched_nll(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
-    """ℓ̄ (mean answer-token NLL) of every row, in batches, float64."""
+    """ℓ̄ (mean answer-token NLL) of every row, in batches trimmed of their all-padding columns (the logits of real
+    tokens do not change under the causal mask), float64."""
     was = _eval_mode(model)
     out = []
     try:
         with torch.no_grad():
             for i in range(0, len(input_ids), SCORE_BATCH):
-                ids = input_ids[i:i + SCORE_BATCH].long()
-                out.append(answer_nll(model(ids), labels[i:i + SCORE_BATCH].long()).double())
+                ids, y = trim(input_ids[i:i + SCORE_BATCH].long(), labels[i:i + SCORE_BATCH].long())
+                out.append(answer_nll(model(ids), y).double())
     finally:
         model.train(was)
     return torch.cat(out).numpy() if out else np.zeros(0)
@@ -183,7 +185,7 @@ def _row_stats(model: nn.Module, input_ids: torch.Tensor, labels: torch.Tensor) 
     try:
         with torch.no_grad():
             for i in range(0, len(input_ids), SCORE_BATCH):
-                ids, y = input_ids[i:i + SCORE_BATCH].long(), labels[i:i + SCORE_BATCH].long()
+                ids, y = trim(input_ids[i:i + SCORE_BATCH].long(), labels[i:i + SCORE_BATCH].long())
                 logits = model(ids)
                 nll.append(answer_nll(logits, y).double().numpy())
                 logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
