@@ -60,6 +60,6 @@ def test_shipped_llm_config_forgets_five_percent_of_the_people_over_three_seeds(
     assert {c.seed for c in cells} == {0, 1, 2} and {c.dataset for c in cells} == {"facts"}
     assert {c.model for c in cells} == {"gpt_tiny"} and {c.request_label for c in cells} == {"people-5%"}
     methods = {c.label for c in cells if c.seed == 0}
-    assert {"retrain", "finetune", "neggrad"} <= methods
+    assert {"finetune", "neggrad"} <= methods
     by = {c.label: c for c in cells if c.seed == 0}
     assert by["finetune"].params["optimizer"] == "adamw" and by["neggrad"].params["optimizer"] == "adamw"
