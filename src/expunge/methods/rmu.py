@@ -17,8 +17,9 @@ Paper: Li et al., "The WMDP Benchmark: Measuring and Reducing Malicious Use with
 arXiv 2403.03218. Reference: centerforaisafety/wmdp ``rmu/unlearn.py`` (zephyr-7b run: ℓ = 7, c = 6.5, α = 1200,
 AdamW lr 5e-5, batch 4, 150 batches; argparse defaults c = 20, α = 100) and locuslab/open-unlearning
 ``src/trainer/unlearn/rmu.py`` (whose config — c = 2, α = 1, all parameters trainable — is not the paper's).
-Small-model defaults (spec: c and ℓ must be re-tuned): ℓ = 1 of gpt_tiny's 4 blocks (≈ the paper's 7/32 relative
-depth), c chosen a few times the tiny model's residual-stream norm, lr re-scaled — see the field help.
+Small-model defaults (spec: c and ℓ must be re-tuned): ℓ at the paper's relative depth, round(7n/32) of n blocks
+(block 1 of gpt_tiny's 4, block 0 of a one-block model), c and α re-tuned on the facts benchmark, lr re-scaled —
+see the field help.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from expunge.train.loop import train_loop
 
 @dataclass(frozen=True, kw_only=True)
 class RMUParams(LMParams):
-    layer: int = hp(1, "block ℓ (0-based) whose output is steered (paper: 7 of zephyr's 32)", low=0)
+    layer: int | None = hp(None, "block ℓ (0-based) whose output is steered (paper: 7 of zephyr's 32; none = the "
+                                 "same relative depth, round(7n/32) of n blocks)", low=0)
     window: int = hp(3, "update the MLP output weights of blocks ℓ-window+1 .. ℓ (paper: 3)", low=1)
     steering_coeff: float = hp(20.0, "c: norm of the random target activation (paper: 6.5 on zephyr; re-tuned)",
                                low=0.0, low_open=True, search=(2.0, 100.0), log=True)
@@ -80,6 +82,12 @@ def mlp_out_weight(block: nn.Module) -> nn.Parameter:
         with contextlib.suppress(AttributeError):
             return block.get_submodule(path).weight
     raise IncompatibleModel(f"rmu found no MLP output projection in {type(block).__name__}")
+
+
+def steered_layer(model: nn.Module, layer: int | None) -> int:
+    """``layer``, or the paper's relative depth (block 7 of 32) on this model's block count."""
+    n = len(transformer_blocks(model))
+    return min(n - 1, round(7 * n / 32)) if layer is None else layer
 
 
 def selected_parameters(model: nn.Module, layer: int, window: int) -> list[nn.Parameter]:
@@ -144,9 +152,10 @@ class RMU(UnlearningMethod[RMUParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
-        trainable = selected_parameters(model, p.layer, p.window)
+        layer = steered_layer(model, p.layer)
+        trainable = selected_parameters(model, layer, p.window)
         ref = reference_copy(model)
-        block, ref_block = transformer_blocks(model)[p.layer], transformer_blocks(ref)[p.layer]
+        block, ref_block = transformer_blocks(model)[layer], transformer_blocks(ref)[layer]
         flags = {id(q): q.requires_grad for q in model.parameters()}
         chosen = {id(q) for q in trainable}
         u: torch.Tensor | None = None
@@ -176,5 +185,5 @@ class RMU(UnlearningMethod[RMUParams]):
             for q in model.parameters():
                 q.requires_grad_(flags[id(q)])
         ctx.notes.update(steps=log.steps, skipped_nonfinite=log.skipped_nonfinite, stopped=log.stopped,
-                         updated=len(trainable))
+                         layer=layer, updated=len(trainable))
         return model

@@ -13,6 +13,7 @@ from expunge.methods.rmu import (
     activations,
     random_direction,
     selected_parameters,
+    steered_layer,
     token_mask,
     transformer_blocks,
 )
@@ -60,6 +61,12 @@ def test_masks_drop_padding_or_keep_answers_only(fake_data):
     x, y = fake_data().forget
     assert torch.equal(token_mask(x, y, "tokens"), x != 0)
     assert torch.equal(token_mask(x, y, "answer"), y != -100)
+
+
+def test_default_layer_is_the_papers_relative_depth(tiny_lm):
+    assert steered_layer(tiny_lm(n_layer=1), None) == 0
+    assert steered_layer(tiny_lm(n_layer=4), None) == 1
+    assert steered_layer(tiny_lm(n_layer=4), 3) == 3
 
 
 def test_layer_beyond_the_model_is_refused(tiny_lm):
