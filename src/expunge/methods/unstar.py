@@ -15,7 +15,8 @@ Algorithm (self-taught rounds, as STaR's generate–filter–fine-tune loop, inv
 2. **Anti-samples from the model itself.** For every forget row the current model still *remembers* (its
    teacher-forced argmax equals the true token at some fact position), the anti-answer replaces each fact token by
    the model's own top-ranked alternative at that position (the highest-probability token that is not the true one,
-   padding or EOS), predicted from the true prefix. The question is kept. Nothing else is read: never the dataset's
+   padding, EOS or a fact token of any forget row — else persons forgotten together swap their facts), predicted
+   from the true prefix. The question is kept. Nothing else is read: never the dataset's
    paraphrased or perturbed answers (those are the evaluation's inputs), never another person's answer.
 3. **Fine-tune** the model on the anti-samples (answer-token cross-entropy, the task's HF mean-token loss) for
    ``steps_per_round`` steps, optionally plus ``retain_weight`` × the retain NLL; then regenerate anti-samples with
@@ -27,9 +28,10 @@ wrong fact of the same kind, e.g. another city — rather than an external LLM's
 (a tiny model trained from scratch cannot write one; the anti-answer is the whole target); which tokens carry the
 association (the document-frequency rule above); the stopping rule ("remembered" = teacher-forced argmax on a fact
 token); optimiser Adam, lr 1e-3, 5 rounds × 10 steps, batch 32, grad-norm clip 1.0 (untuned, sized for gpt_tiny;
-``expunge tune`` searches lr and the number of rounds, ``epochs``); retain regulariser off by default (the abstract claims targeting without
-it), on with ``retain_weight`` > 0. Data: the forget rows and the retain rows (the retain answers only define the
-template words unless ``retain_weight`` > 0).
+``expunge tune`` searches lr and the number of rounds, ``epochs``); retain regulariser off by default (the
+abstract claims targeting without it), on with ``retain_weight`` > 0 (tested: keeps the retained answers; without
+it a tiny model loses some retained answers). Data: the forget rows and the retain rows (the retain answers only
+define the template words unless ``retain_weight`` > 0).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def anti_samples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, facts: torc
     ranked = logits[:, :-1].clone()
     ranked.scatter_(-1, x[:, 1:].unsqueeze(-1), float("-inf"))  # not the true token
     ranked[..., [PAD_ID, EOS_ID]] = float("-inf")
+    ranked[..., x[facts].unique()] = float("-inf")  # nor any forget fact (it would teach another forgotten one)
     alt = torch.zeros_like(x)
     alt[:, 1:] = ranked.argmax(-1)
     anti_x = torch.where(facts, alt, x)
