@@ -68,3 +68,15 @@ def test_relearning_a_shallow_unlearner_is_fast(models):
     assert ain.value == pytest.approx(fast.value / oracle.value)
     attack = llm_audit_relearn.LlmRelearnAttackK10().compute(ctx, "unlearned")
     assert attack.details["k"] == 3 and attack.details["n_heldout"] == 1 and attack.value is not None
+
+
+def test_a_collapsed_model_is_refused_not_measured(models):
+    from expunge.errors import NonFiniteOutputs
+
+    broken = copy.deepcopy(models["unlearned"])
+    with torch.no_grad():
+        broken.lm.transformer.h[0].mlp.c_fc.weight.fill_(float("nan"))
+    ctx = FakeEvalContext({**models, "unlearned": broken})
+    for metric in (llm_audit_uds.UnlearningDepthScore(), llm_audit_quant.LlmQuantRecoveryInt8()):
+        with pytest.raises(NonFiniteOutputs, match="collapsed"):
+            metric.compute(ctx, "unlearned")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from expunge.errors import NonFiniteOutputs
 from expunge.models.inference import INFERENCE_BATCH_SIZE, eval_mode
 from expunge.tasks.token_logprobs import answer_nll
 
@@ -31,12 +32,19 @@ class NotALanguageModel(ValueError):
 @torch.no_grad()
 def answer_probs(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                  batch_size: int = INFERENCE_BATCH_SIZE) -> np.ndarray:
-    """P̄ = exp(−ℓ̄) of every row, float64 ``[N]`` (eval mode; the caller's mode restored)."""
+    """P̄ = exp(−ℓ̄) of every row, float64 ``[N]`` (eval mode; the caller's mode restored).
+
+    Raises:
+        NonFiniteOutputs: some probability is NaN (a collapsed model; the metric's value is None with the reason)."""
     out = []
     with eval_mode(model):
         for i in range(0, len(x), batch_size):
             out.append(torch.exp(-answer_nll(model(x[i:i + batch_size]), y[i:i + batch_size])).double())
-    return torch.cat(out).numpy() if out else np.zeros(0)
+    probs = torch.cat(out).numpy() if out else np.zeros(0)
+    if not np.isfinite(probs).all():
+        raise NonFiniteOutputs(f"the model's answer probabilities are not finite on {int((~np.isfinite(probs)).sum())}"
+                               f" of {len(probs)} rows: a collapsed model")
+    return probs
 
 
 def language_model(model: nn.Module) -> nn.Module:

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from expunge.errors import NonFiniteOutputs
 from expunge.metrics._llm_audit import NotALanguageModel, blocks, language_model
 from expunge.metrics.base import EvalContext, Metric, MetricValue, register_metric
 from expunge.metrics.functional.llm_audit import UDS_TAU, uds_score
@@ -94,7 +95,11 @@ def stage_deltas(ctx: EvalContext, source_role: str) -> np.ndarray:
             full = patched_scores(target, xb, yb, None, None)
             acts = block_outputs(ctx.models[source_role], xb)
             out.append(np.stack([full - patched_scores(target, xb, yb, ell, a) for ell, a in enumerate(acts)], 1))
-        return np.concatenate(out)
+        deltas = np.concatenate(out)
+        if not np.isfinite(deltas).all():
+            raise NonFiniteOutputs(f"patching the {source_role} model's activations into the Original gives "
+                                   "non-finite answer log-probabilities: a collapsed model")
+        return deltas
 
     # keyed by both models' content: the Original is the patch target
     return ctx.cached(("llm_audit_uds_deltas", ctx.model_key("original")), compute, role=source_role)
