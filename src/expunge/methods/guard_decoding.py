@@ -9,7 +9,8 @@ three parts are implemented as follows (every detail below is our choice, docume
    copy of the Original's token embeddings over the prompt) trained on forget-row prompts vs retain-row prompts;
    a prompt is flagged when p(forget | prompt) > ``threshold``.
 2. **Forbidden set**: the answer tokens of the forget rows whose document frequency among the retain answers is
-   ≤ ``common_frac`` (the target-specific tokens; template words are never forbidden). The classifier says *that* a
+   ≤ ``common_frac`` and that the row's question does not contain (the target-specific tokens; template words
+   are never forbidden; a biography row's name tokens are — its text is all answer). The classifier says *that* a
    prompt is forget-scope, not *which* target it is about, so the forbidden set is the union over the forget targets.
    Each forbidden token is a phrase of length 1; the matcher handles longer phrases too (``blocked_tokens``).
 3. **Restriction while decoding** (flagged prompts only; others decode exactly as the base model):
@@ -147,7 +148,7 @@ class GuardDecoding(UnlearningMethod[GuardParams]):
         rx, ry = data.retain_tensors()
         clf, _, notes = fit_guard_classifier(model, fx, fy, rx, ry, hidden=p.hidden, steps=p.classifier_steps,
                                              lr=p.classifier_lr, threshold=p.threshold, seed=ctx.seed)
-        tokens = sorted({t for row in forget_specific_tokens(fy, ry, p.common_frac) for t in row})
+        tokens = sorted({t for row in forget_specific_tokens(fx, fy, ry, p.common_frac) for t in row})
         forbidden = torch.tensor(tokens, dtype=torch.long).reshape(-1, 1)
         semantic = semantic_block(clf.token_embeddings, tokens, p.semantic_threshold)
         ctx.notes.update(notes, forbidden_tokens=len(tokens), semantic_blocked=int(semantic.sum()))

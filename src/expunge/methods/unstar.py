@@ -9,8 +9,9 @@ abstract only). Spec: issue 26 ("say every choice the abstract leaves open").
 Algorithm (self-taught rounds, as STaR's generate–filter–fine-tune loop, inverted):
 
 1. **Fact tokens.** In each forget answer, the tokens that carry the association: answer tokens whose document
-   frequency among the retain answers is ≤ ``common_frac`` (the person-specific birthplace, book, award; template
-   words such as "was born in" are shared by most answers and kept). A row with no such token uses all its answer
+   frequency among the retain answers is ≤ ``common_frac`` and that the row's question does not contain (the
+   person-specific birthplace, book, award; template words such as "was born in" are shared by most answers, and the
+   person's name is repeated from the question: both kept). A row with no such token uses all its answer
    tokens but EOS.
 2. **Anti-samples from the model itself.** For every forget row the current model still *remembers* (its
    teacher-forced argmax equals the true token at some fact position), the anti-answer replaces each fact token by
@@ -68,11 +69,11 @@ class UnstarParams(GradientParams):
     retain_weight: float = hp(0.0, "weight of the retain NLL added to every step (0 = anti-samples only)", low=0.0)
 
 
-def fact_positions(forget_labels: torch.Tensor, retain_labels: torch.Tensor, common_frac: float) \
-        -> tuple[torch.Tensor, int]:
+def fact_positions(forget_ids: torch.Tensor, forget_labels: torch.Tensor, retain_labels: torch.Tensor,
+                   common_frac: float) -> tuple[torch.Tensor, int]:
     """``[N, L]`` bool: the fact tokens of each forget row (the rule of the module docstring), and the number of rows
     without a specific token (all their answer tokens but EOS are used)."""
-    specific = forget_specific_tokens(forget_labels, retain_labels, common_frac)
+    specific = forget_specific_tokens(forget_ids, forget_labels, retain_labels, common_frac)
     answer = (forget_labels != IGNORE_INDEX) & (forget_labels != EOS_ID) & (forget_labels != PAD_ID)
     out = torch.zeros_like(answer)
     for i, toks in enumerate(specific):
@@ -119,7 +120,7 @@ class Unstar(UnlearningMethod[UnstarParams]):
         fx, fy = data.forget_tensors()
         fx, fy = fx.long(), fy.long()
         rx, ry = data.retain_tensors()
-        facts, fallback = fact_positions(fy, ry.long(), p.common_frac)
+        facts, fallback = fact_positions(fx, fy, ry.long(), p.common_frac)
         retain_iter = self._retain_batches(rx.long(), ry.long(), p, ctx) if p.retain_weight > 0 else None
 
         def loss(m: nn.Module, batch: Batch) -> torch.Tensor:

@@ -15,8 +15,8 @@ from expunge.tasks.token_logprobs import IGNORE_INDEX, answer_nll
 
 
 def test_fact_tokens_are_the_person_specific_answer_tokens():
-    _, fy, _, ry = forget_retain()
-    facts, fallback = fact_positions(fy, ry, 0.05)
+    fx, fy, _, ry = forget_retain()
+    facts, fallback = fact_positions(fx, fy, ry, 0.05)
     assert fallback == 0
     assert sorted(fy[facts].tolist()) == [20, 21, 30, 31]  # birthplace / job; never "in", "works" or EOS
 
@@ -24,7 +24,7 @@ def test_fact_tokens_are_the_person_specific_answer_tokens():
 def test_anti_samples_change_only_fact_tokens_to_the_models_top_alternative():
     model = trained_model()
     fx, fy, _, ry = forget_retain()
-    facts, _ = fact_positions(fy, ry, 0.05)
+    facts, _ = fact_positions(fx, fy, ry, 0.05)
     ax, ay, remembered = anti_samples(model, fx, fy, facts)
     assert remembered.all()
     assert torch.equal(ax[~facts], fx[~facts]) and (ax[facts] != fx[facts]).all()

@@ -18,8 +18,9 @@ flagged when p(forget) > ``threshold``. GUARD's abstract specifies "an MLP on pr
 RoBERTa classifier — a model this toolkit does not ship, so both use this MLP (documented choice).
 
 **Forget-specific tokens.** Answer tokens of the forget rows whose document frequency among the retain answers is at
-most ``common_frac`` (template words such as "was" / "born" occur in most answers and are never forbidden; a
-birthplace shared with a few retained people still is: the guard only acts on flagged prompts).
+most ``common_frac`` and that the row's own prompt does not contain (template words such as "was" / "born" occur in
+most answers and are never forbidden; the person's name, repeated from the question, is what is asked about, not
+the fact; a birthplace shared with a few retained people still is: the guard only acts on flagged prompts).
 """
 
 from __future__ import annotations
@@ -133,10 +134,11 @@ def answer_token_sets(labels: torch.Tensor) -> list[set[int]]:
     return [{int(t) for t in row[(row != IGNORE_INDEX) & (row != EOS_ID) & (row != PAD_ID)]} for row in labels]
 
 
-def forget_specific_tokens(forget_labels: torch.Tensor, retain_labels: torch.Tensor, common_frac: float) \
-        -> list[list[int]]:
+def forget_specific_tokens(forget_ids: torch.Tensor, forget_labels: torch.Tensor, retain_labels: torch.Tensor,
+                           common_frac: float) -> list[list[int]]:
     """Per forget row, its answer tokens (in order, deduplicated) whose document frequency among the retain answers
-    is ≤ ``common_frac``."""
+    is ≤ ``common_frac`` and that its own prompt does not contain (the question's subject — "where was NAME born?"
+    — is what is asked about, not the fact)."""
     retain_sets = answer_token_sets(retain_labels)
     n = max(len(retain_sets), 1)
     df: dict[int, int] = {}
@@ -144,11 +146,12 @@ def forget_specific_tokens(forget_labels: torch.Tensor, retain_labels: torch.Ten
         for t in s:
             df[t] = df.get(t, 0) + 1
     out: list[list[int]] = []
-    for row in forget_labels:
+    for ids, row in zip(forget_ids, forget_labels, strict=True):
         toks = [int(t) for t in row[(row != IGNORE_INDEX) & (row != EOS_ID) & (row != PAD_ID)]]
+        asked = {int(t) for t in ids[(row == IGNORE_INDEX) & (ids != PAD_ID)]}
         seen: list[int] = []
         for t in toks:
-            if df.get(t, 0) / n <= common_frac and t not in seen:
+            if df.get(t, 0) / n <= common_frac and t not in seen and t not in asked:
                 seen.append(t)
         out.append(seen)
     return out
