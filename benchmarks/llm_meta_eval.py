@@ -71,12 +71,12 @@ def relearned(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: f
     return m.eval()
 
 
-def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[tuple[str, str, int, str], float | None],
-                                           dict[str, Any]]:
+def run(args: argparse.Namespace) -> None:
+    """Every seed in turn; the results files are rewritten after each seed (a partial run keeps what it measured)."""
     values: dict[tuple[str, str, int, str], float | None] = {}
     times: dict[str, float] = {}
     params = json.loads(args.method_params) if args.method_params else None
-    for seed in args.seeds:
+    for n_done, seed in enumerate(args.seeds, start=1):
         t0 = time.perf_counter()
         prep = prepare(args.dataset, args.model, args.forget, seed=seed, metrics=[], progress=False)
         times[f"seed{seed}_prepare_s"] = time.perf_counter() - t0
@@ -102,12 +102,12 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[tuple[str,
         times[f"seed{seed}_evaluate_s"] = time.perf_counter() - t0
         print(f"seed {seed}: " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items() if k.startswith(f"seed{seed}")),
               flush=True)
-    meta = {"dataset": args.dataset, "model": args.model, "forget": args.forget, "seeds": args.seeds,
-            "method": args.method, "method_params": params or "the method's preset / paper defaults",
-            "relearn": f"{args.relearn_epochs} epochs of AdamW lr {args.relearn_lr}, batch 8, on the forget rows",
-            "threads": args.threads, "python": platform.python_version(), "torch": torch.__version__,
-            "times_s": {k: round(v, 1) for k, v in times.items()}}
-    return meta_evaluation_table(values, METRICS), values, meta
+        meta = {"dataset": args.dataset, "model": args.model, "forget": args.forget, "seeds": args.seeds[:n_done],
+                "method": args.method, "method_params": params or "the method's preset / paper defaults",
+                "relearn": f"{args.relearn_epochs} epochs of AdamW lr {args.relearn_lr}, batch 8, on the forget rows",
+                "threads": args.threads, "python": platform.python_version(), "torch": torch.__version__,
+                "times_s": {k: round(v, 1) for k, v in times.items()}}
+        write(meta_evaluation_table(values, METRICS), values, meta, args.name)
 
 
 def fmt(x: Any) -> str:
@@ -163,8 +163,7 @@ def main() -> None:
     ap.add_argument("--name", default="llm_meta_eval")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows, values, meta = run(args)
-    write(rows, values, meta, args.name)
+    run(args)
     print((RESULTS / f"{args.name}.md").read_text())
 
 

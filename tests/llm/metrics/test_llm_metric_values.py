@@ -13,14 +13,9 @@ import math
 
 import numpy as np
 import pytest
+from llm_metric_fakes import LLM_METRICS, BigramLM, World, hot_logprobs, memoriser
 
-from conftest import BigramLM, World, hot_logprobs, memoriser
 from expunge.metrics.base import evaluate
-
-LLM_METRICS = ("llm_prob_forget", "llm_prob_retain", "llm_prob_world", "llm_rouge_forget", "llm_rouge_retain",
-               "llm_rouge_world", "llm_truth_ratio_forget", "llm_truth_ratio_retain", "llm_truth_ratio_world",
-               "llm_forget_quality", "llm_model_utility", "llm_privleak", "llm_mia_loss_auc", "llm_mia_zlib_auc",
-               "llm_mia_mink_auc", "llm_mia_minkpp_auc", "llm_extraction_strength", "llm_exact_memorization")
 
 
 @pytest.fixture(scope="module")
