@@ -107,3 +107,18 @@ def test_ckd_forgets_a_removed_class_like_the_oracle_and_keeps_the_kept_ones(tin
     assert ckd[1].metrics["cl_removed_acc"] <= 0.05
     assert ckd[1].metrics["cl_bwt"] is not None and ckd[1].retrain["cl_bwt"] is None
     assert abs(ckd[1].metrics["cl_avg_acc"] - ckd[1].retrain["cl_avg_acc"]) <= 0.15
+
+
+@pytest.mark.slow  # ~30 s: one CLI process training a three-step digits stream and its oracle with the default recipe
+def test_cli_runs_the_continual_scenario(tmp_path):
+    """`expunge scenario continual --stream ... --buffer ...` prints the stream's measures for each forget step."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EXPUNGE_CACHE": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-m", "expunge.cli.main", "scenario", "continual", "--data", "digits",
+                          "--model", "mlp_small", "--method", "ckd", "--stream", "learn:0,1; learn:2,3; forget:class:1",
+                          "--buffer", "100"], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "continual step 1/1" in out.stdout and "cl_removed_acc" in out.stdout
