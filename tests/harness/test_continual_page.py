@@ -18,5 +18,5 @@ def test_committed_stream_page_is_generated_from_the_committed_results() -> None
     text = mod.page(records)
     assert text == (RESULTS / "continual-stream.md").read_text()
     assert text.count("| Retrain (oracle) |") == 4  # three forget steps and the average over them
-    for label in ("ckd", "finetune", "bad_teacher", "retrain"):
+    for label in ("ckd", "ckd:kd_weight=0", "finetune", "bad_teacher", "retrain"):
         assert f"| {label} |" in text

@@ -128,8 +128,9 @@ def test_federated_is_conda_federaser_and_retrain_on_two_partitions() -> None:
 
 def test_continual_is_one_stream_with_ckd_the_buffer_baselines_and_retrain() -> None:
     cells = cells_of("continual")
-    assert per_request(cells) == {"stream": 4}
+    assert per_request(cells) == {"stream": 5}
     assert {c.seed for c in cells} == {0, 1, 2} and {c.dataset for c in cells} == {"fashion-mnist-cl"}
     by = {c.label: c for c in cells if c.seed == 0}
-    assert set(by) == {"ckd", "finetune", "bad_teacher", "retrain"}
+    assert set(by) == {"ckd", "ckd:kd_weight=0", "finetune", "bad_teacher", "retrain"}
+    assert by["ckd:kd_weight=0"].params["kd_weight"] == 0
     assert {"cl_avg_acc", "cl_bwt", "cl_removed_acc"} <= set(by["ckd"].metrics)
