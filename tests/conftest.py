@@ -112,9 +112,26 @@ def prepared_regression(session_store: ArtifactStore) -> Prepared:
     return prepare("diabetes", "mlp", "random:0.1", seed=0, store=session_store, progress=False)
 
 
+# facts-tiny (12 people, 106 rows) on a one-block gpt_tiny: 8 epochs ≈ 2 s; the facts are half learned (enough for
+# methods and metrics to have something to move, not a memorisation test)
+LLM_FAST = TrainRecipe(epochs=8, batch_size=16, optimizer="adamw", lr=5e-3)
+
+
+@pytest.fixture(scope="session")
+def prepared_llm(session_store: ArtifactStore) -> Prepared:
+    """facts-tiny / a one-block gpt_tiny, forget 2 people (owners:2): the contract suites' request for llm-only
+    plug-ins."""
+    from expunge.models import ModelSpec
+
+    ds = load_dataset("facts-tiny")
+    spec = ModelSpec("gpt_tiny", ds.input_shape, ds.num_outputs, {"n_layer": 1, "n_embd": 32, "n_head": 2})
+    return prepare(ds, spec, "owners:2", seed=0, store=session_store, recipe=LLM_FAST, progress=False)
+
+
 # The prepared request the contract suites run a plug-in on, by the first task it supports (classification first).
 PREPARED_FOR_TASK = {"classification": "prepared_class3", "recsys": "prepared_recsys",
-                     "regression": "prepared_regression", "graph": "prepared_graph", "federated": "prepared_federated"}
+                     "regression": "prepared_regression", "graph": "prepared_graph", "federated": "prepared_federated",
+                     "llm": "prepared_llm"}
 
 
 @pytest.fixture

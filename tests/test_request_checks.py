@@ -31,6 +31,18 @@ def test_large_forget_fraction_warns_and_is_recorded(digits):
     assert small["duplicates"]["forget_retain"]["count"] == 0 and small["duplicates"]["test_train"]["count"] == 0
 
 
+def test_a_request_removing_parts_of_examples_gets_no_forget_fraction_warning(digits):
+    """An edge request's forget split marks the examples its deleted edges touch (they stay in training): however
+    many that is, it is no forgetting share. The fraction is still recorded."""
+    half = digits.train.ids[: len(digits.train) // 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LargeForgetFraction)
+        d = Splits.from_ids(digits, half, detail={"deleted_edges": [[0, 1]]}).describe()
+    assert d["forget_fraction"] == pytest.approx(0.5, abs=1e-3) and d["warnings"] == []
+    with pytest.warns(LargeForgetFraction):  # the same ids as whole examples: warned
+        Splits.from_ids(digits, half)
+
+
 def _with_copies():
     """12 distinct training rows and 4 test rows; train row 7 copies row 0, row 9 copies row 2, test row 1 copies
     train row 4."""

@@ -23,6 +23,7 @@ import torch
 
 from expunge.data.batches import FORGET_TAG, Batches
 from expunge.data.datasets import Dataset
+from expunge.data.facts import WordTokenizer, facts_corpus
 from expunge.data.request import Splits
 from expunge.errors import UndeclaredDataAccess
 from expunge.store import ArtifactStore
@@ -94,6 +95,15 @@ class UnlearningData:
     def input_range(self) -> tuple[float, float] | None:
         """Model-input values of a black and a white pixel, for image datasets that declare them (else None)."""
         return self._dataset.input_range
+
+    @property
+    def tokenizer(self) -> WordTokenizer | None:
+        """The vocabulary of an ``llm`` dataset (:class:`~expunge.data.facts.WordTokenizer`: ``encode`` / ``decode``
+        text, e.g. a refusal answer as a target), None for other tasks. The words, not data: nothing is counted as
+        served, and a method never sees the paraphrased or perturbed answers the metrics read."""
+        if self._dataset.task != "llm":
+            return None
+        return facts_corpus(self._dataset).tokenizer
 
     @property
     def n_forget(self) -> int:

@@ -191,7 +191,8 @@ class IdsKind(RequestKind):
 
     name, syntax = "ids", "ids:FILE"
     scenario = None
-    tasks = frozenset({"classification", "regression", "recsys", "graph"})  # recsys: interaction ids; graph: nodes
+    # recsys: interaction ids; graph: nodes; llm: rows of a facts corpus
+    tasks = frozenset({"classification", "regression", "recsys", "graph", "llm"})
     presets_from = "random"  # explicit ids are tuned like a scattered sample
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
@@ -381,7 +382,7 @@ class Splits:
             forget_classes=forget_classes,
             retain_subset=subset,
             seed=seed,
-            checks=request_checks(dataset, forget_pos, retain_pos),
+            checks=request_checks(dataset, forget_pos, retain_pos, parts_only=bool(detail)),
             detail=dict(detail or {}),
         )
 

@@ -19,7 +19,8 @@ from expunge.errors import DuplicateContentWarning, LargeForgetFraction
 LARGE_FORGET_FRACTION = 0.3
 
 
-def request_checks(dataset: Dataset, forget: np.ndarray, retain: np.ndarray) -> dict[str, object]:
+def request_checks(dataset: Dataset, forget: np.ndarray, retain: np.ndarray, *,
+                   parts_only: bool = False) -> dict[str, object]:
     """Facts about valid splits that can mislead, for the record (``describe()``), each also issued as a warning.
 
     * ``forget_fraction`` = |F| / |D|; above :data:`LARGE_FORGET_FRACTION` (30%) a :class:`LargeForgetFraction`
@@ -27,7 +28,9 @@ def request_checks(dataset: Dataset, forget: np.ndarray, retain: np.ndarray) -> 
       (Kurmanji et al., "Towards Unbounded Machine Unlearning", NeurIPS 2023, §1-2; Zhang et al., "Negative Preference
       Optimization", 2024: gradient-ascent methods "already struggle with forgetting 10% of training data" on TOFU),
       while retraining on what remains costs proportionally less. The 30% line is the issue's (23), not a paper's.
-      Not an error: the run is valid, and its gap to the Retrain says how it went.
+      Not an error: the run is valid, and its gap to the Retrain says how it went. Not issued when ``parts_only``:
+      the request removes parts of examples (a graph's edges, ``Splits.detail``) and its forget split only marks the
+      examples those parts touch, which stay in training — its size is no forgetting share.
     * ``duplicates``: exact-duplicate content between forget and retain and between test and train
       (:mod:`expunge.data.duplicates`), with a :class:`DuplicateContentWarning` when any is found.
     * ``warnings``: the warning messages, so a stored record carries them."""
@@ -36,7 +39,7 @@ def request_checks(dataset: Dataset, forget: np.ndarray, retain: np.ndarray) -> 
     n_train = forget.size + retain.size
     fraction = forget.size / n_train if n_train else 0.0
     messages: list[str] = []
-    if fraction > LARGE_FORGET_FRACTION:
+    if fraction > LARGE_FORGET_FRACTION and not parts_only:
         messages.append(f"the request forgets {forget.size} of {n_train} training examples ({fraction:.0%}): "
                         f"approximate unlearning methods are unreliable past {LARGE_FORGET_FRACTION:.0%}; compare "
                         "with the Retrain (`retrain`), which is cheaper the more is forgotten")

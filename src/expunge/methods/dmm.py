@@ -35,46 +35,33 @@ ensembles for the same reason); on a convex model (logistic regression, tests) t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from expunge._hparams import hp
 from expunge._seeds import derive_seed
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batches
-from expunge.methods._shared.optim import GradientParams, optimizer_for
+from expunge.methods._shared.output_matching import OutputMatchingParams, match_outputs, retain_sample
 from expunge.methods._shared.trak import predicted_margin_change, trak_features
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models.inference import predict_logits
-from expunge.train.loop import train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
-class DmmParams(GradientParams):
-    epochs: int = hp(2, "passes over the matching set (forget + retain sample)", low=1, search=(1, 10))
-    retain_multiple: float = hp(2.0, "retained examples matched, as a multiple of the forget set's size", low=0.0,
-                                search=(0.5, 8.0))
+class DmmParams(OutputMatchingParams):
     multiplier: float = hp(1.0, "scale of the predicted margin change (single-model TRAK scores are uncalibrated)",
                            low=0.0, search=(0.1, 1000.0), log=True)
     trak_dim: int = hp(512, "TRAK projection dimension k (precompute: n × k features, cached per Original)", low=8)
     trak_batch_size: int = hp(64, "examples per per-example-gradient batch of the precompute (memory: batch × d)",
                               low=1)
-    optimizer: Literal["sgd", "adam", "adamw"] = hp("adam", "optimiser", choices=("sgd", "adam", "adamw"))
-    lr: float = hp(1e-3, "learning rate", low=0.0, low_open=True, search=(1e-4, 1e-2), log=True)
-    weight_decay: float = hp(0.0, "weight decay", low=0.0)
-    batch_size: int = hp(64, "mini-batch size", low=1)
 
 
 def matching_positions(data: UnlearningData, multiple: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(forget positions, a seeded sample of ``multiple`` × |F| retain positions), both sorted."""
     forget, retain = data.forget_positions(), data.retain_positions()
-    rng = np.random.default_rng(derive_seed(seed, "dmm-sample"))
-    k = min(len(retain), round(multiple * len(forget)))
-    return forget, np.sort(rng.choice(retain, size=k, replace=False))
+    return forget, retain[retain_sample(len(retain), len(forget), multiple, derive_seed(seed, "dmm-sample"))]
 
 
 @register_method
@@ -108,10 +95,8 @@ class DatamodelMatching(UnlearningMethod[DmmParams]):
         with torch.no_grad():
             targets = predict_logits(model, x)
             targets[torch.arange(len(y)), y] += delta.to(targets.dtype)
-        batches = Batches(x, targets, batch_size=p.batch_size, seed=derive_seed(ctx.seed, "dmm-order"))
-        log = train_loop(model, batches, lambda m, b: F.mse_loss(m(b[0]), b[1]), optimizer_for(model, p),
-                         epochs=p.epochs, clip_grad_norm=p.clip_grad_norm,
-                         progress="dmm" if ctx.progress else None)
+        log = match_outputs(model, x, targets, p, seed=derive_seed(ctx.seed, "dmm-order"),
+                            progress="dmm" if ctx.progress else None)
         ctx.notes.update(matched_forget=len(forget_pos), matched_retain=len(retain_pos), steps=log.steps,
                          epoch_losses=log.epoch_losses,
                          predicted_forget_margin_change=float(delta[:len(forget_pos)].mean()) if len(forget_pos)

@@ -36,7 +36,7 @@ class Finetune(UnlearningMethod[FinetuneParams]):
     reference = "OPTML-Group/Unlearn-Saliency Classification/unlearn/FT.py"
     access = DataAccess.RETAIN
     Params = FinetuneParams
-    tasks = frozenset({"classification", "regression", "recsys", "graph"})
+    tasks = frozenset({"classification", "regression", "recsys", "graph", "llm"})
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params

@@ -50,7 +50,7 @@ class NegGrad(UnlearningMethod[NegGradParams]):
     reference = "OPTML-Group/Unlearn-Saliency Classification/unlearn/GA.py"
     access = DataAccess.FORGET
     Params = NegGradParams
-    tasks = frozenset({"classification", "regression", "graph"})
+    tasks = frozenset({"classification", "regression", "graph", "llm"})
 
     @classmethod
     def check_task(cls, task: str, params: Hyperparams | None = None) -> None:

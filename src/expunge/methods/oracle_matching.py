@@ -25,33 +25,24 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from expunge._hparams import hp
 from expunge._seeds import derive_seed
 from expunge.data.access import DataAccess, UnlearningData
 from expunge.data.batches import Batches
 from expunge.errors import ExpungeError
-from expunge.methods._shared.optim import GradientParams, optimizer_for
+from expunge.methods._shared.output_matching import OutputMatchingParams, match_outputs, retain_sample
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.models.inference import predict_logits
-from expunge.train.loop import fit, train_loop
+from expunge.train.loop import fit
 
 
 @dataclass(frozen=True, kw_only=True)
-class OracleMatchingParams(GradientParams):
-    epochs: int = hp(2, "passes over the matching set (forget + retain sample)", low=1, search=(1, 10))
-    retain_multiple: float = hp(2.0, "retained examples matched, as a multiple of the forget set's size", low=0.0,
-                                search=(0.5, 8.0))
-    optimizer: Literal["sgd", "adam", "adamw"] = hp("adam", "optimiser", choices=("sgd", "adam", "adamw"))
-    lr: float = hp(1e-3, "learning rate", low=0.0, low_open=True, search=(1e-4, 1e-2), log=True)
-    weight_decay: float = hp(0.0, "weight decay", low=0.0)
-    batch_size: int = hp(64, "mini-batch size", low=1)
+class OracleMatchingParams(OutputMatchingParams):
+    pass
 
 
 def oracle_outputs(data: UnlearningData, ctx: RunContext) -> dict[str, torch.Tensor]:
@@ -91,15 +82,13 @@ class OracleMatching(UnlearningMethod[OracleMatchingParams]):
         p = self.params
         targets = oracle_outputs(data, ctx)
         x_f, x_r = data.forget_tensors()[0], data.retain_tensors()[0]
-        rng = np.random.default_rng(derive_seed(ctx.seed, "oracle_matching-sample"))
-        k = min(len(x_r), round(p.retain_multiple * len(x_f)))
-        pick = torch.as_tensor(np.sort(rng.choice(len(x_r), size=k, replace=False)), dtype=torch.long)
+        pick = torch.as_tensor(retain_sample(len(x_r), len(x_f), p.retain_multiple,
+                                             derive_seed(ctx.seed, "oracle_matching-sample")), dtype=torch.long)
+        k = len(pick)
         x = torch.cat([x_f, x_r[pick]])
         y = torch.cat([targets["forget"], targets["retain"][pick]]).to(x_f.dtype if x_f.is_floating_point() else None)
-        batches = Batches(x, y, batch_size=p.batch_size, seed=derive_seed(ctx.seed, "oracle_matching-order"))
-        log = train_loop(model, batches, lambda m, b: F.mse_loss(m(b[0]), b[1]), optimizer_for(model, p),
-                         epochs=p.epochs, clip_grad_norm=p.clip_grad_norm,
-                         progress="oracle_matching" if ctx.progress else None)
+        log = match_outputs(model, x, y, p, seed=derive_seed(ctx.seed, "oracle_matching-order"),
+                            progress="oracle_matching" if ctx.progress else None)
         ctx.notes.update(matched_forget=len(x_f), matched_retain=k, steps=log.steps, epoch_losses=log.epoch_losses,
                          deployable=False)
         return model

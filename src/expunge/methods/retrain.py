@@ -43,7 +43,7 @@ class Retrain(UnlearningMethod[RetrainParams]):
     Params = RetrainParams
     exact = True
     # trains as the oracle does: the task's loss, its retain view (graph) and its training hook (federated: FedAvg)
-    tasks = frozenset({"classification", "regression", "recsys", "graph", "federated"})
+    tasks = frozenset({"classification", "regression", "recsys", "graph", "federated", "llm"})
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         if ctx.model_spec is None or ctx.recipe is None:

@@ -1,5 +1,8 @@
 """Owner deletion: every example of K synthetic owners (``owners:K``), the shape of a real deletion request.
 
+Owners are drawn among the non-negative owner ids: a negative id marks rows nobody owns, which no owner request
+deletes (the world facts of an ``llm`` facts dataset, person −1; no other dataset has negative owners).
+
 The validation request draws K other owners with seed + 1000 (same Original). On a federated dataset
 (:mod:`expunge.data.federated`) the owners are the clients: ``owners:1`` forgets one whole client.
 """
@@ -23,7 +26,8 @@ class OwnersKind(RequestKind):
 
     name, syntax = "owners", "owners:5"
     scenario = "owners"
-    tasks = frozenset({"classification", "regression", "recsys", "federated"})  # owner = a user; federated: a client
+    # owner = a user; federated: a client; llm: a person of the facts corpus
+    tasks = frozenset({"classification", "regression", "recsys", "federated", "llm"})
 
     def parse(self, arg: str, written: str) -> ForgetRequest:
         if not arg.isdigit() or int(arg) < 1:
@@ -38,7 +42,7 @@ class OwnersKind(RequestKind):
         train = dataset.train
         if train.owners is None:
             raise InvalidForgetRequest(f"{dataset.name} has no owner ids; owners: requests need them")
-        owners = np.unique(train.owners)
+        owners = np.unique(train.owners[train.owners >= 0])  # a negative owner is nobody's (an llm world fact)
         if request.n_owners >= len(owners):
             raise ForgetIsWholeTrainingSet(
                 f"owners:{request.n_owners} asks for all {len(owners)} owners of {dataset.name}; nothing would "
@@ -59,7 +63,8 @@ class Owners(SingleRequest[OwnersParams]):
     name = "owners"
     Params = OwnersParams
     request_kind = "owners"
-    tasks = frozenset({"classification", "regression", "recsys", "federated"})  # federated: owners:K forgets K clients
+    # federated: owners:K forgets K clients; llm: K people
+    tasks = frozenset({"classification", "regression", "recsys", "federated", "llm"})
     preset_fallback = "random"  # an owner's examples, like a random sample, come from every class
 
     def request(self, dataset: Dataset, *, seed: int, validation: bool) -> ForgetRequest:
