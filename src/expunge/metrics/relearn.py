@@ -40,7 +40,7 @@ provenance) and store.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -56,7 +56,7 @@ from expunge.metrics.functional.mia import ce_loss, mia_auc
 from expunge.metrics.functional.relearn import anamnesis_index, relearn_recovery
 from expunge.models import inference
 from expunge.tasks import Task
-from expunge.train.loop import cross_entropy_loss, train_loop
+from expunge.train.loop import LossFn, cross_entropy_loss, train_loop
 
 ALPHA = 0.05
 RELEARN_LR = 1e-3
@@ -86,10 +86,14 @@ class _UntilDone:
 
 def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, target: float, *, seed: int,
                  lr: float = RELEARN_LR, max_batch: int = MAX_BATCH, cap_epochs: int = CAP_EPOCHS,
-                 min_cap_steps: int = MIN_CAP_STEPS, task: Task | None = None) -> dict[str, Any]:
+                 min_cap_steps: int = MIN_CAP_STEPS, task: Task | None = None,
+                 measure: Callable[[torch.nn.Module], float] | None = None,
+                 loss_fn: LossFn | None = None) -> dict[str, Any]:
     """Steps of Adam fine-tuning (on a copy of ``model``) on (x, y) until accuracy on (x, y) ≥ ``target``
     (classification, the default) — or, for a ``task`` without accuracy (regression), until its mean per-example
-    loss on (x, y) ≤ ``target``, fine-tuning with that task's loss.
+    loss on (x, y) ≤ ``target``, fine-tuning with that task's loss — or, given ``measure`` (a "higher = more
+    remembered" score of the fine-tuned copy, e.g. the LLM audit's forget-answer probability) and ``loss_fn``, until
+    ``measure`` ≥ ``target`` (reported as ``acc_start`` / ``acc_end``).
 
     Returns:
         dict(steps, capped, cap, acc_start, acc_end, target, batch_size); ``loss_start`` / ``loss_end`` instead of the
@@ -100,10 +104,13 @@ def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targe
     batches = Batches(x, y, batch_size=batch_size, shuffle=True, seed=seed)
     cap = max(cap_epochs * len(batches), min_cap_steps)
     out: dict[str, Any] = {"target": target, "batch_size": batch_size, "cap": cap}
-    by_loss = task is not None and task.name != "classification"
-    loss_fn = task.batch_loss if by_loss and task is not None else cross_entropy_loss
+    by_loss = measure is None and task is not None and task.name != "classification"
+    if loss_fn is None:
+        loss_fn = task.batch_loss if by_loss and task is not None else cross_entropy_loss
 
-    def measure() -> float | None:
+    def current() -> float | None:
+        if measure is not None:
+            return measure(m)
         if by_loss and task is not None:
             outputs = inference.predict_logits(m, x).double().numpy()
             return float(task.example_losses(outputs, y.numpy()).mean())
@@ -112,13 +119,13 @@ def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targe
     def reached(v: float | None) -> bool:
         return v is not None and (v <= target if by_loss else v >= target)
 
-    v = start = measure()
+    v = start = current()
     state: dict[str, Any] = {"done": reached(v), "steps": 0, "v": v}
 
     def after_step() -> None:
         s = state["steps"]
         if s <= DENSE_CHECK_STEPS or s % SPARSE_CHECK_EVERY == 0:
-            state["v"] = measure()
+            state["v"] = current()
             state["done"] = reached(state["v"])
 
     if not state["done"]:
@@ -129,7 +136,7 @@ def relearn_time(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, targe
             train_loop(m, _UntilDone(batches, state), loss_fn, opt, epochs=epochs, max_steps=cap,
                        after_step=after_step, on_epoch_end=lambda _e: bool(state["done"]))
     if not state["done"]:
-        state["v"] = measure()
+        state["v"] = current()
     names = ("loss_start", "loss_end") if by_loss else ("acc_start", "acc_end")
     out.update({"steps": int(state["steps"]), "capped": not state["done"], names[0]: start, names[1]: state["v"]})
     return out
