@@ -101,7 +101,7 @@ class FLAT(UnlearningMethod[FLATParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
-        templates = encode_refusals(getattr(data, "tokenizer", None), p.refusals)
+        templates = encode_refusals(data.tokenizer, p.refusals)
         generator = ctx.generator(salt=0xF1A7)
 
         def loss(m: nn.Module, batch: Batch) -> torch.Tensor:

@@ -87,7 +87,7 @@ class IdkPO(UnlearningMethod[IdkPOParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
-        templates = encode_refusals(getattr(data, "tokenizer", None), p.refusals)
+        templates = encode_refusals(data.tokenizer, p.refusals)
         ref = reference_copy(model) if p.objective == "dpo" or p.retain_loss == "kl" else None
         generator = ctx.generator(salt=0x1D4)
 
