@@ -37,7 +37,7 @@ GRID: dict[str, tuple[float, ...]] = {
     "llm_grad_diff": (5e-5, 1e-4, 2e-4),
     "npo": (5e-5, 1e-4, 2e-4),
     "simnpo": (2e-4, 1e-3, 3e-3),
-    "idkpo": (1e-4, 2e-4, 5e-4),
+    "idkpo": (1e-4, 2e-4, 5e-4, 1e-3),
     "flat": (5e-5, 1e-4, 3e-4),
     "rmu": (3e-4, 1e-3, 3e-3),
 }

@@ -63,7 +63,8 @@ class IdkPOParams(LMParams):
     alpha: float = hp(1.0, "weight α of the retain term", low=0.0, search=(0.1, 10.0), log=True)
     retain_loss: Literal["nll", "kl"] = hp("nll", "retain term: answer NLL, or per-token KL to the original",
                                            choices=("nll", "kl"))
-    lr: float = hp(2e-4, "AdamW learning rate (OpenUnlearning 1e-5 on 1-3B models; re-scaled for a tiny GPT)",
+    lr: float = hp(5e-4, "AdamW learning rate (OpenUnlearning 1e-5 on 1-3B models; re-scaled for a tiny GPT: on "
+                         "facts 1e-4 lost more retain probability than 5e-4, benchmarks/results/llm_methods_sweep.md)",
                    low=0.0, low_open=True, search=(1e-5, 3e-3), log=True)
     weight_decay: float = hp(0.01, "weight decay (OpenUnlearning's idk experiment: 0.01)", low=0.0)
     refusals: tuple[str, ...] = hp(REFUSALS, "refusal answers (comma-separated; words of the vocabulary)")
