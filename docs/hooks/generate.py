@@ -57,6 +57,7 @@ RESULT_SOURCES = {
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",
     "ray_scaling": "benchmarks/ray_scaling.py",
+    "llm_methods_sweep": "benchmarks/llm_methods_sweep.py",
     "per_example_digits": "configs/digits-per-example.yaml, then benchmarks/per_example.py",
     "digits-random-forgetting": "expunge bench configs/digits-random-forgetting.yaml, then expunge results "
                                 "benchmarks/results/digits-random-forgetting --format markdown",
