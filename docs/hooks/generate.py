@@ -59,6 +59,7 @@ RESULT_SOURCES = {
                                 "benchmarks/results/digits-random-forgetting --format markdown",
     "random_forgetting_digits": "configs/digits-random-forgetting.yaml, then benchmarks/per_example.py --name "
                                 "random_forgetting_digits",
+    "llm_guards_audits": "benchmarks/llm_guards_audits.py",
 }
 
 

@@ -72,7 +72,7 @@ def test_eco_corrupts_forget_prompts_only(prepared_llm):
 
 def test_unstar_lowers_forget_answer_probability(prepared_llm):
     prep = prepared_llm
-    res = _run(prep, "unstar", retain_weight="1")
+    res = _run(prep, "unstar")
     x, y = prep.dataset.train.x, prep.dataset.train.y
     forget = torch.as_tensor(prep.splits.forget)
     with torch.no_grad():
