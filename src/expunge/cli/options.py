@@ -14,10 +14,11 @@ from expunge.errors import ExpungeError, IncompatibleModel, InvalidPath
 
 DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist, diabetes, "
                                                     "synthetic-regression, fashion-rotation, sbm, karate, "
-                                                    "recsys-synth, movielens) or csv:PATH (with --target)")]
+                                                    "recsys-synth, movielens, facts, facts-tiny) or csv:PATH "
+                                                    "(with --target)")]
 TargetOpt = Annotated[str | None, typer.Option("--target", help="with --data csv:PATH: the column to predict")]
 ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet; gcn, sage for graphs; mf for "
-                                                      "recommendation)")]
+                                                      "recommendation; gpt_tiny for llm facts)")]
 SEED_MAX = 2**32 - 1  # NumPy's legacy seeding (used by scikit-learn) refuses seeds outside [0, 2**32)
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="seed of the original, the oracles, the "
                                                                           "requests and the method (0 to 2**32-1)")]
@@ -26,8 +27,8 @@ StoreOpt = Annotated[Path | None, typer.Option("--store", help="artifact cache (
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="folder with dataset files (Fashion-MNIST IDX)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON document")]
 ForgetOpt = Annotated[str, typer.Option("--forget", help="what to forget: class:3 | classes:3,5 | subclass:NAME | "
-                                                         "random:0.1 | owners:K | edges:0.05 | ids:FILE "
-                                                         "(`expunge scenarios`)")]
+                                                         "random:0.1 | owners:K (llm: K people) | edges:0.05 | "
+                                                         "ids:FILE (`expunge scenarios`)")]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", help="NAME=VALUE hyperparameter override")]
 PresetOpt = Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/SCENARIO: start from this tuned preset "
                                                                 "(default: the shipped one matching the request, if "
@@ -35,7 +36,7 @@ PresetOpt = Annotated[str | None, typer.Option("--preset", help="DATASET/MODEL/S
 PaperDefaultsOpt = Annotated[bool, typer.Option("--paper-defaults", help="use the paper's hyperparameters even when "
                                                                          "a tuned preset matches the request")]
 TaskOpt = Annotated[str | None, typer.Option("--task", help="the dataset's task (classification, regression, recsys, "
-                                                            "graph); default: the dataset's own")]
+                                                            "graph, llm); default: the dataset's own")]
 
 
 def with_target(data: str, target: str | None) -> str:

@@ -70,7 +70,9 @@ class LanguageModelling(Task):
                         "llm_rouge_forget", "llm_truth_ratio_forget")
     parity_criteria: ClassVar[Mapping[str, float]] = {"llm_forget_quality": 0.95, "llm_model_utility": 0.05,
                                                       "llm_privleak": 10.0}
-    report_columns = ("llm_prob_forget", "llm_model_utility", "llm_forget_quality", "llm_privleak")
+    # the bench page's forget / retain / test / MIA slots: the "test" slot is the utility (the harness reads a missing
+    # value there as a collapsed model, and utility is defined whenever the outputs are finite)
+    report_columns = ("llm_prob_forget", "llm_forget_quality", "llm_model_utility", "llm_privleak")
     page_metrics = ("llm_rouge_forget", "llm_truth_ratio_forget")
 
     def targets(self, y: Any) -> torch.Tensor:

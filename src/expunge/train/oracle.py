@@ -76,6 +76,12 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
        for p in ("iid", "dir0.5", "dir0.1")},
     **{f"digits-fed-{p}": TrainRecipe(epochs=20, batch_size=32, optimizer="adam", lr=1e-2)
        for p in ("iid", "dir0.5", "dir0.1")},
+    # llm facts (expunge.data.facts; gpt_tiny with 2 blocks of width 128, sized by the dataset): 20 epochs of AdamW at
+    # 3e-3 on a cosine schedule memorise the 1,660 training rows (mean answer-token probability of a forgotten
+    # person's questions ≈ 0.97, held-out people's ≈ 0.17) in about a minute on one idle thread; batches of 64 at
+    # 5e-3 reached only ≈ 0.76 (benchmarks/results/llm_memorisation.md measures the recipe for three seeds)
+    "facts": TrainRecipe(epochs=20, batch_size=32, optimizer="adamw", lr=3e-3, schedule="cosine"),
+    "facts-tiny": TrainRecipe(epochs=30, batch_size=16, optimizer="adamw", lr=3e-3, schedule="cosine"),
 }
 
 
