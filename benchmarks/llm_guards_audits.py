@@ -1,6 +1,7 @@
 """Guards, anti-samples and the concealment audits on facts-tiny (issue 26): do the forgotten answers come back?
 
     python benchmarks/llm_guards_audits.py [--seeds 0 1 2] [--store DIR]
+    python benchmarks/llm_guards_audits.py --data facts --forget owners:10 --seeds 0   # results suffix _facts
 
 facts-tiny (12 people; forget 2 people, ``owners:2``), gpt_tiny with 2 blocks of width 64 trained 40 epochs (AdamW
 5e-3, batch 16: the Original's forget answers reach probability ≈ 0.99), per seed: the Original, the retain oracle
@@ -9,6 +10,8 @@ model: the mean forget / retain answer probability exp(−ℓ̄) (teacher forcin
 answered exactly by greedy decoding (``generate_greedy``, so the guards act), and the ``llm_audit_*`` metrics.
 One thread; seeds and times recorded. Writes ``benchmarks/results/llm_guards_audits.csv`` (one row per seed and
 model) and ``.md`` (mean ± 95% Student-t half-width over seeds, ``expunge.metrics.aggregate.format_mean_ci``).
+With ``--data facts`` (200 people): the dataset's own recipe and gpt_tiny size (``expunge.train.oracle
+.DEFAULT_RECIPES``, ``Dataset.model_kwargs``: the Originals of ``configs/llm.yaml``), files suffixed ``_facts``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from expunge.protocols.runner import run_method
 from expunge.store import ArtifactStore
 from expunge.tasks.token_logprobs import EOS_ID
 from expunge.train.loop import TrainRecipe
+from expunge.train.oracle import default_recipe, model_spec_for
 
 RESULTS = Path(__file__).parent / "results"
 RECIPE = TrainRecipe(epochs=40, batch_size=16, optimizer="adamw", lr=5e-3)
@@ -54,10 +58,12 @@ def exact_share(model: torch.nn.Module, corpus: Any, rows: list[int]) -> float:
     return sum(hits) / len(hits)
 
 
-def measure(seed: int, store: ArtifactStore) -> list[dict[str, Any]]:
-    ds = load_dataset("facts-tiny")
-    spec = ModelSpec("gpt_tiny", ds.input_shape, ds.num_outputs, MODEL)
-    prep = prepare(ds, spec, "owners:2", seed=seed, store=store, recipe=RECIPE, progress=False, metrics=[])
+def measure(seed: int, store: ArtifactStore, data: str, forget: str) -> list[dict[str, Any]]:
+    ds = load_dataset(data)
+    tiny = data == "facts-tiny"
+    spec = ModelSpec("gpt_tiny", ds.input_shape, ds.num_outputs, MODEL) if tiny else model_spec_for(ds, "gpt_tiny")
+    recipe = RECIPE if tiny else default_recipe(data)
+    prep = prepare(ds, spec, forget, seed=seed, store=store, recipe=recipe, progress=False, metrics=[])
     corpus = facts_corpus(ds)
     x, y = ds.train.x, ds.train.y
     qa = [i for i, it in enumerate(corpus.train_items) if it.kind == "qa"]
@@ -67,7 +73,7 @@ def measure(seed: int, store: ArtifactStore) -> list[dict[str, Any]]:
         "Original": (prep.original.model, None), "Retrain": (prep.oracle.model, prep.oracle.train_time_s)}
     for name, params in METHODS:
         res = run_method(get_method(name, params), prep.original.model, ds, prep.splits,
-                         RunContext(seed=seed, model_spec=spec, recipe=RECIPE, store=store),
+                         RunContext(seed=seed, model_spec=spec, recipe=recipe, store=store),
                          original_key=prep.original.key)
         label = name + "".join(f" {k}={v}" for k, v in params.items())
         models[label] = (res.model, res.time_s)
@@ -84,9 +90,11 @@ def measure(seed: int, store: ArtifactStore) -> list[dict[str, Any]]:
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], seeds: list[int], wall_s: float) -> str:
-    head = ("# Guards, anti-samples and concealment audits (facts-tiny, forget 2 of 12 people)\n\n"
-            f"Written by `benchmarks/llm_guards_audits.py`; seeds {seeds}; gpt_tiny {MODEL}, 40 epochs AdamW 5e-3; "
+def markdown(rows: list[dict[str, Any]], seeds: list[int], wall_s: float, data: str, forget: str) -> str:
+    setup = (f"gpt_tiny {MODEL}, 40 epochs AdamW 5e-3" if data == "facts-tiny" else
+             "gpt_tiny and recipe of the dataset (configs/llm.yaml's Originals)")
+    head = (f"# Guards, anti-samples and concealment audits ({data}, forget {forget})\n\n"
+            f"Written by `benchmarks/llm_guards_audits.py`; seeds {seeds}; {setup}; "
             f"one thread; {wall_s:.0f} s in all. Mean ± 95% half-width over seeds; `—`: undefined (the audit's reason: "
             "nothing forgotten, or no relearning within the cap). prob = mean answer probability (teacher forcing); "
             "exact = share of questions answered exactly by greedy decoding; audits: `llm_audit_*` "
@@ -106,18 +114,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--store", type=Path, default=None, help="artifact cache (default: EXPUNGE_CACHE)")
+    parser.add_argument("--data", default="facts-tiny", choices=("facts-tiny", "facts"))
+    parser.add_argument("--forget", default="owners:2")
     args = parser.parse_args()
     torch.set_num_threads(1)
     store = ArtifactStore(args.store)
     start = time.perf_counter()
-    rows = [row for seed in args.seeds for row in measure(seed, store)]
+    rows = [row for seed in args.seeds for row in measure(seed, store, args.data, args.forget)]
     wall = time.perf_counter() - start
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["seed", "model", *COLUMNS], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(RESULTS / "llm_guards_audits.csv", buf.getvalue())
-    atomic_write_text(RESULTS / "llm_guards_audits.md", markdown(rows, args.seeds, wall))
+    stem = "llm_guards_audits" + ("" if args.data == "facts-tiny" else f"_{args.data}")
+    atomic_write_text(RESULTS / f"{stem}.csv", buf.getvalue())
+    atomic_write_text(RESULTS / f"{stem}.md", markdown(rows, args.seeds, wall, args.data, args.forget))
 
 
 if __name__ == "__main__":

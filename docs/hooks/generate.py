@@ -60,6 +60,7 @@ RESULT_SOURCES = {
     "random_forgetting_digits": "configs/digits-random-forgetting.yaml, then benchmarks/per_example.py --name "
                                 "random_forgetting_digits",
     "llm_guards_audits": "benchmarks/llm_guards_audits.py",
+    "llm_guards_audits_facts": "benchmarks/llm_guards_audits.py --data facts --forget owners:10 --seeds 0",
 }
 
 
