@@ -45,6 +45,9 @@ RESULT_SOURCES = {
                         "benchmarks/results/foundation-seed0 --format markdown",
     "digits-zoo": "expunge results benchmarks/results/digits-zoo --format markdown",
     "federated": "expunge results benchmarks/results/federated --format markdown",
+    "continual": "expunge bench configs/continual.yaml, then expunge results benchmarks/results/continual --format "
+                 "markdown",
+    "continual-stream": "benchmarks/continual.py benchmarks/results/continual",
     "fashion-zoo": "expunge results benchmarks/results/fashion-zoo --format markdown",
     "graph": "expunge bench configs/graph.yaml, then expunge results benchmarks/results/graph --format markdown",
     "graph-edges": "benchmarks/graph_edges.py benchmarks/results/graph",
@@ -54,6 +57,7 @@ RESULT_SOURCES = {
     "inference_batch": "benchmarks/inference_batch.py",
     "ssd_vs_reference": "benchmarks/ssd_vs_reference.py",
     "ray_scaling": "benchmarks/ray_scaling.py",
+    "llm_methods_sweep": "benchmarks/llm_methods_sweep.py",
     "per_example_digits": "configs/digits-per-example.yaml, then benchmarks/per_example.py",
     "digits-random-forgetting": "expunge bench configs/digits-random-forgetting.yaml, then expunge results "
                                 "benchmarks/results/digits-random-forgetting --format markdown",

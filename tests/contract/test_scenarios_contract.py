@@ -19,7 +19,8 @@ NAMES = SCENARIOS.names()
 METRICS = ("forget_acc", "test_acc", "mia_loss_auc")
 TINY = TrainRecipe(epochs=5, batch_size=64, optimizer="adam", lr=3e-3)
 # Smaller than the defaults where a default would train many models (each sequential step has its own oracle).
-SMALL = {"sequential": {"k": 2}, "hard-forget": {"k": 10}}
+SMALL = {"sequential": {"k": 2}, "hard-forget": {"k": 10},
+         "continual": {"stream": "learn:0,1; learn:2,3; forget:class:1; forget:samples:0.1", "buffer": 100}}
 # Where a scenario that does not run on classification is checked: (dataset, model) by task.
 DATA_FOR_TASK = {"classification": ("digits", "mlp"), "recsys": ("recsys-synth", "mf"), "graph": ("sbm", "gcn"),
                  "federated": ("digits-fed-iid", "mlp_small")}

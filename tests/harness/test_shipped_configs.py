@@ -28,7 +28,7 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 def test_every_shipped_config_is_listed_here() -> None:
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
                                                           "digits-zoo", "fashion-zoo", "foundation", "graph", "recsys",
-                                                          "regression", "federated", "llm"}
+                                                          "regression", "federated", "llm", "continual"}
 
 
 def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_criteria() -> None:
@@ -124,3 +124,13 @@ def test_federated_is_conda_federaser_and_retrain_on_two_partitions() -> None:
     by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
     assert by["backdoor-client", "conda:round_start"].params["reference"] == "round_start"
     assert by["one-client", "conda"].params_source == "paper defaults"
+
+
+def test_continual_is_one_stream_with_ckd_the_buffer_baselines_and_retrain() -> None:
+    cells = cells_of("continual")
+    assert per_request(cells) == {"stream": 5}
+    assert {c.seed for c in cells} == {0, 1, 2} and {c.dataset for c in cells} == {"fashion-mnist-cl"}
+    by = {c.label: c for c in cells if c.seed == 0}
+    assert set(by) == {"ckd", "ckd:kd_weight=0", "finetune", "bad_teacher", "retrain"}
+    assert by["ckd:kd_weight=0"].params["kd_weight"] == 0
+    assert {"cl_avg_acc", "cl_bwt", "cl_removed_acc"} <= set(by["ckd"].metrics)

@@ -14,8 +14,8 @@ from expunge.errors import ExpungeError, IncompatibleModel, InvalidPath
 
 DataOpt = Annotated[str, typer.Option("--data", help="dataset name (digits, fashion-mnist, diabetes, "
                                                     "synthetic-regression, fashion-rotation, sbm, karate, "
-                                                    "recsys-synth, movielens, facts, facts-tiny) or csv:PATH "
-                                                    "(with --target)")]
+                                                    "recsys-synth, movielens, facts, facts-tiny; fashion-mnist-cl "
+                                                    "for the continual scenario) or csv:PATH (with --target)")]
 TargetOpt = Annotated[str | None, typer.Option("--target", help="with --data csv:PATH: the column to predict")]
 ModelOpt = Annotated[str, typer.Option("--model", help="architecture (mlp, cnn, resnet; gcn, sage for graphs; mf for "
                                                       "recommendation; gpt_tiny for llm facts)")]

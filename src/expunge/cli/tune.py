@@ -108,6 +108,8 @@ def scenario(
     for r in records:
         headline = get_task(r.task).headline_metrics  # a federated task already leads with backdoor_asr
         metrics = (*headline, "backdoor_asr") if has_asr and "backdoor_asr" not in headline else None
+        if r.metrics.get("cl_avg_acc") is not None:  # a continual stream: its own measures beside forget accuracy
+            metrics = ("forget_acc", "cl_avg_acc", "cl_removed_acc", "cl_bwt", "test_acc")
         info = r.extra.get("scenario_info", {})
         step = (f" step {r.extra['step']}/{r.extra['k']} (cumulative {r.forget})" if "step" in r.extra else
                 f" ({info['n_identified']} of {info['n_poisoned']} poisoned examples identified)"

@@ -82,7 +82,8 @@ class FLATParams(LMParams):
         search=("kl", "js", "pearson", "tv"))
     epochs: int = hp(5, "passes over the forget set (reference: 5)", low=1, search=(1, 20))
     weight_decay: float = hp(0.01, "weight decay (reference: 0.01)", low=0.0)
-    lr: float = hp(1e-3, "AdamW learning rate (reference 1e-5 on 7B; re-scaled for a tiny GPT)", low=0.0,
+    lr: float = hp(1e-4, "AdamW learning rate (reference 1e-5 on 7B; re-scaled for a tiny GPT; 3e-4 collapsed the "
+                         "facts model to refusals)", low=0.0,
                    low_open=True, search=(1e-5, 3e-3), log=True)
     refusals: tuple[str, ...] = hp(REFUSALS, "template answers y_e (comma-separated; words of the vocabulary)")
 
@@ -100,7 +101,7 @@ class FLAT(UnlearningMethod[FLATParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
-        templates = encode_refusals(getattr(data, "tokenizer", None), p.refusals)
+        templates = encode_refusals(data.tokenizer, p.refusals)
         generator = ctx.generator(salt=0xF1A7)
 
         def loss(m: nn.Module, batch: Batch) -> torch.Tensor:

@@ -63,6 +63,9 @@ class IdkPOParams(LMParams):
     alpha: float = hp(1.0, "weight α of the retain term", low=0.0, search=(0.1, 10.0), log=True)
     retain_loss: Literal["nll", "kl"] = hp("nll", "retain term: answer NLL, or per-token KL to the original",
                                            choices=("nll", "kl"))
+    lr: float = hp(5e-4, "AdamW learning rate (OpenUnlearning 1e-5 on 1-3B models; re-scaled for a tiny GPT: on "
+                         "facts 1e-4 lost more retain probability than 5e-4, benchmarks/results/llm_methods_sweep.md)",
+                   low=0.0, low_open=True, search=(1e-5, 3e-3), log=True)
     weight_decay: float = hp(0.01, "weight decay (OpenUnlearning's idk experiment: 0.01)", low=0.0)
     refusals: tuple[str, ...] = hp(REFUSALS, "refusal answers (comma-separated; words of the vocabulary)")
 
@@ -85,7 +88,7 @@ class IdkPO(UnlearningMethod[IdkPOParams]):
 
     def unlearn(self, model: nn.Module, data: UnlearningData, ctx: RunContext) -> nn.Module:
         p = self.params
-        templates = encode_refusals(getattr(data, "tokenizer", None), p.refusals)
+        templates = encode_refusals(data.tokenizer, p.refusals)
         ref = reference_copy(model) if p.objective == "dpo" or p.retain_loss == "kl" else None
         generator = ctx.generator(salt=0x1D4)
 

@@ -48,9 +48,11 @@ class RMUParams(LMParams):
     layer: int | None = hp(None, "block ℓ (0-based) whose output is steered (paper: 7 of zephyr's 32; none = the "
                                  "same relative depth, round(7n/32) of n blocks)", low=0)
     window: int = hp(3, "update the MLP output weights of blocks ℓ-window+1 .. ℓ (paper: 3)", low=1)
-    steering_coeff: float = hp(20.0, "c: norm of the random target activation (paper: 6.5 on zephyr; re-tuned)",
+    steering_coeff: float = hp(20.0, "c: norm of the random target activation (paper: 6.5 on zephyr; WMDP's "
+                                     "argparse default 20, about twice gpt_tiny's residual norm on facts)",
                                low=0.0, low_open=True, search=(2.0, 100.0), log=True)
-    alpha: float = hp(100.0, "weight α of the retain activation loss (paper: 1200 on zephyr; argparse 100)",
+    alpha: float = hp(1.0, "weight α of the retain activation loss (paper: 1200 on zephyr, argparse 100; "
+                           "OpenUnlearning 1; on facts α = 10 or more left the forget answers untouched)",
                       low=0.0, search=(1.0, 2000.0), log=True)
     positions: Literal["tokens", "answer"] = hp("tokens", "token positions averaged: all non-padding tokens, or "
                                                           "answer tokens only (OpenUnlearning)",

@@ -42,6 +42,8 @@ class SimNPOParams(LMParams):
     forget_coeff: float = hp(0.125, "weight c_f of the forget term (Unlearn-Simple's npo_coeff)", low=0.0,
                              search=(0.05, 1.0), log=True)
     alpha: float = hp(1.0, "weight α of the retain term", low=0.0, search=(0.1, 10.0), log=True)
+    lr: float = hp(1e-3, "AdamW learning rate (re-scaled for a tiny GPT; c_f = 0.125 and the σ weights shrink the "
+                         "step, so 10x the NPO family's)", low=0.0, low_open=True, search=(1e-5, 3e-3), log=True)
     retain_loss: Literal["nll", "kl"] = hp("nll", "retain term: answer NLL, or per-token KL to the original",
                                            choices=("nll", "kl"))
 

@@ -82,6 +82,10 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
     # 5e-3 reached only ≈ 0.76 (benchmarks/results/llm_memorisation.md measures the recipe for three seeds)
     "facts": TrainRecipe(epochs=20, batch_size=32, optimizer="adamw", lr=3e-3, schedule="cosine"),
     "facts-tiny": TrainRecipe(epochs=30, batch_size=16, optimizer="adamw", lr=3e-3, schedule="cosine"),
+    # fashion-mnist-cl (6,000 images, expunge.data.continual): the continual scenario trains every learning step and
+    # every joint retrain oracle with this recipe; 10 epochs of Adam at 1e-3 with mlp_small fit a two-class task in
+    # about a second on one thread
+    "fashion-mnist-cl": TrainRecipe(epochs=10, batch_size=64, optimizer="adam", lr=1e-3),
 }
 
 

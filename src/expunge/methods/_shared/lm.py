@@ -66,7 +66,7 @@ class LMParams(GradientParams):
     """Optimiser fields of the LLM methods (OpenUnlearning's recipe with a small-model learning rate)."""
 
     epochs: int = hp(10, "passes over the forget set (OpenUnlearning: 10)", low=1, search=(1, 20))
-    lr: float = hp(2e-4, "AdamW learning rate (OpenUnlearning's 1e-5 is for 1-7B models; re-scaled for a tiny GPT)",
+    lr: float = hp(1e-4, "AdamW learning rate (OpenUnlearning's 1e-5 is for 1-7B models; re-scaled for a tiny GPT)",
                    low=0.0, low_open=True, search=(1e-5, 3e-3), log=True)
     optimizer: Literal["sgd", "adam", "adamw"] = hp("adamw", "optimiser", choices=("sgd", "adam", "adamw"))
     weight_decay: float = hp(0.0, "weight decay (OpenUnlearning: 0)", low=0.0)

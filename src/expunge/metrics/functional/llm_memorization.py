@@ -21,7 +21,6 @@ Definitions follow OpenUnlearning (locuslab/open-unlearning ``src/evals/metrics/
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -175,8 +174,3 @@ def extraction_strength_score(preds: ArrayLike, labels: ArrayLike) -> float | No
     wrong = np.flatnonzero(p != y)
     k = 0 if wrong.size == 0 else int(wrong[-1]) + 1  # the suffix after the last miss is reproduced
     return 1.0 - k / n
-
-
-def mean_or_none(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(kept)) if kept else None
