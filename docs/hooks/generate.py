@@ -64,6 +64,8 @@ RESULT_SOURCES = {
     "random_forgetting_digits": "configs/digits-random-forgetting.yaml, then benchmarks/per_example.py --name "
                                 "random_forgetting_digits",
     "llm_meta_eval": "benchmarks/llm_meta_eval.py --method npo --method-params ''",
+    "llm_guards_audits": "benchmarks/llm_guards_audits.py",
+    "llm_guards_audits_facts": "benchmarks/llm_guards_audits.py --data facts --forget owners:10 --seeds 0",
 }
 
 

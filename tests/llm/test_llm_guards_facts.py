@@ -72,7 +72,7 @@ def test_eco_corrupts_forget_prompts_only(prepared_llm):
 
 def test_unstar_lowers_forget_answer_probability(prepared_llm):
     prep = prepared_llm
-    res = _run(prep, "unstar", retain_weight="1")
+    res = _run(prep, "unstar")
     x, y = prep.dataset.train.x, prep.dataset.train.y
     forget = torch.as_tensor(prep.splits.forget)
     with torch.no_grad():
@@ -90,8 +90,8 @@ def test_audits_in_an_evaluation_context(prepared_llm):
     ctx = prep.eval_ctx.with_model("unlearned", eco)
     out = evaluate(ctx, AUDITS)
     uds = out["llm_audit_uds"]
-    if uds["original"].value is not None:  # facts-tiny's Original is half-trained: some row has a KE layer
-        assert uds["original"].value == 0.0 and uds["retrain"].value == 1.0 and uds["unlearned"].value == 0.0
+    assert uds["original"].details["rows_with_ke_layer"] > 0  # the half-trained Original still has KE layers
+    assert uds["original"].value == 0.0 and uds["retrain"].value == 1.0 and uds["unlearned"].value == 0.0
     for name in AUDITS[1:]:
         assert out[name]["original"].value is None  # nothing forgotten
         assert np.isfinite(out[name]["unlearned"].value) and np.isfinite(out[name]["retrain"].value)

@@ -1,7 +1,8 @@
 """ECO: embedding-corrupted prompts — an inference-time guard; the language model's weights never change.
 
 Liu, Wang, Flanigan, Liu, "Large Language Model Unlearning via Embedding-Corrupted Prompts", NeurIPS 2024
-(arXiv 2406.07933); spec ``methods.md`` §6.7. Reference: chrisliu298/llm-unlearn-eco (read for the algorithm).
+(arXiv 2406.07933); spec ``methods.md`` §6.7. Reference code: chrisliu298/llm-unlearn-eco (the authors'; not
+read for this implementation, which follows the paper's description as the spec summarises it).
 
 (1) A prompt classifier C (:mod:`expunge.methods._shared.prompt_guard`: an MLP on the mean ‖ max of a frozen copy of
 the Original's token embeddings over the prompt) is trained on the forget rows' prompts (forget scope) against the

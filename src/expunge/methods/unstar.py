@@ -20,19 +20,19 @@ Algorithm (self-taught rounds, as STaR's generate–filter–fine-tune loop, inv
    from the true prefix. The question is kept. Nothing else is read: never the dataset's
    paraphrased or perturbed answers (those are the evaluation's inputs), never another person's answer.
 3. **Fine-tune** the model on the anti-samples (answer-token cross-entropy, the task's HF mean-token loss) for
-   ``steps_per_round`` steps, optionally plus ``retain_weight`` × the retain NLL; then regenerate anti-samples with
-   the updated model for the rows still remembered (self-taught) and repeat, for at most ``epochs`` rounds or until no
-   forget row is remembered.
+   ``steps_per_round`` steps, plus ``retain_weight`` × the retain NLL (a retain batch per step); then regenerate
+   anti-samples with the updated model for the rows still remembered (self-taught) and repeat, for at most
+   ``epochs`` rounds or until no forget row is remembered.
 
 Choices the abstract leaves open (ours): the anti-answer source (the model's top alternative token — a plausible
 wrong fact of the same kind, e.g. another city — rather than an external LLM's generated text); no rationale text
 (a tiny model trained from scratch cannot write one; the anti-answer is the whole target); which tokens carry the
 association (the document-frequency rule above); the stopping rule ("remembered" = teacher-forced argmax on a fact
 token); optimiser Adam, lr 1e-3, 5 rounds × 10 steps, batch 32, grad-norm clip 1.0 (untuned, sized for gpt_tiny;
-``expunge tune`` searches lr and the number of rounds, ``epochs``); retain regulariser off by default (the
-abstract claims targeting without it), on with ``retain_weight`` > 0 (tested: keeps the retained answers; without
-it a tiny model loses some retained answers). Data: the forget rows and the retain rows (the retain answers only
-define the template words unless ``retain_weight`` > 0).
+``expunge tune`` searches lr and the number of rounds, ``epochs``); a retain NLL term with weight 1 by default
+(the abstract is silent; without it, ``retain_weight=0``, anti-samples alone wrecked the retained people's answers
+of a 2-block gpt_tiny on facts-tiny — ``benchmarks/results/llm_guards_audits.md`` — and lose some on the tests'
+toy). Data: the forget rows and the retain rows (the retain answers define the template words, and the retain term).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class UnstarParams(GradientParams):
     clip_grad_norm: float | None = hp(1.0, "gradient-norm clip", low=0.0, low_open=True)
     common_frac: float = hp(0.05, "a forget answer token is a fact token when at most this share of retain "
                                   "answers has it", low=0.0, high=1.0)
-    retain_weight: float = hp(0.0, "weight of the retain NLL added to every step (0 = anti-samples only)", low=0.0)
+    retain_weight: float = hp(1.0, "weight of the retain NLL added to every step (0 = anti-samples only)", low=0.0)
 
 
 def fact_positions(forget_ids: torch.Tensor, forget_labels: torch.Tensor, retain_labels: torch.Tensor,

@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from llm_guard_toys import QMARK, FakeData, forget_retain, greedy_all, rows, spec, trained_model
+from llm_guard_toys import QMARK, FakeData, forget_retain, greedy_all, prompt_of, rows, spec, trained_model
 from torch import nn
 
 from expunge.errors import ExpungeError
@@ -92,3 +92,15 @@ def test_guard_round_trips_through_the_store(tmp_path):
 def test_refuses_a_model_that_is_not_a_causal_lm():
     with pytest.raises(ExpungeError, match="causal language model"):
         get_method("eco_prompts").unlearn(nn.Linear(2, 2), FakeData(), RunContext())
+
+
+def test_scoring_and_generation_see_the_same_corruption():
+    _, guard, _ = _eco()
+    x, y = rows()
+    with torch.no_grad():
+        logits = guard(x)
+    for i in range(4):  # the forget rows: generation's first token is teacher forcing's argmax after the prompt
+        prompt = prompt_of(x, y, i)
+        first = guard.generate_greedy(prompt, max_new_tokens=1, eos_id=1)
+        assert first == [int(logits[i, len(prompt) - 1].argmax())] or (first == [] and
+                                                                        int(logits[i, len(prompt) - 1].argmax()) == 1)
