@@ -60,6 +60,9 @@ def test_shipped_llm_config_forgets_five_percent_of_the_people_over_three_seeds(
     assert {c.seed for c in cells} == {0, 1, 2} and {c.dataset for c in cells} == {"facts"}
     assert {c.model for c in cells} == {"gpt_tiny"} and {c.request_label for c in cells} == {"people-5%"}
     methods = {c.label for c in cells if c.seed == 0}
-    assert {"finetune", "neggrad"} <= methods
+    from expunge.methods.base import METHODS
+
+    llm_methods = {n for n in METHODS.names() if "llm" in METHODS.get(n).tasks} - {"retrain"}
+    assert methods == llm_methods  # every registered llm method (retrain: the Retrain row is the oracle)
     by = {c.label: c for c in cells if c.seed == 0}
     assert by["finetune"].params["optimizer"] == "adamw" and by["neggrad"].params["optimizer"] == "adamw"
