@@ -52,6 +52,8 @@ RESULT_SOURCES = {
     "graph": "expunge bench configs/graph.yaml, then expunge results benchmarks/results/graph --format markdown",
     "graph-edges": "benchmarks/graph_edges.py benchmarks/results/graph",
     "recsys": "expunge results benchmarks/results/recsys --format markdown",
+    "llm": "expunge results benchmarks/results/llm --format markdown",
+    "llm_memorisation": "benchmarks/llm_memorisation.py",
     "regression": "expunge results benchmarks/results/regression --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
     "inference_batch": "benchmarks/inference_batch.py",

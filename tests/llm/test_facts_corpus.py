@@ -50,11 +50,12 @@ def test_paraphrase_and_perturbed_answers(corpus):
             continue
         assert len(it.perturbed) == N_PERTURBED == len(set(it.perturbed))
         assert it.answer not in it.perturbed and it.paraphrase != it.answer
-        # same template: a perturbed answer differs from the answer in the value's words only
+        # the paraphrase's template (TOFU): a perturbed answer differs from the paraphrase in the value's words only
         for wrong in it.perturbed:
-            assert len(wrong.split()) == len(it.answer.split())
-            diff = [(a, w) for a, w in zip(it.answer.split(), wrong.split(), strict=True) if a != w]
+            assert len(wrong.split()) == len(it.paraphrase.split())
+            diff = [(a, w) for a, w in zip(it.paraphrase.split(), wrong.split(), strict=True) if a != w]
             assert 1 <= len(diff) <= 2  # a book title "the ADJ NOUN" can differ in two words
+            assert [w for w, _ in diff] == [w for w in it.paraphrase.split() if w not in wrong.split()]
 
 
 def test_qa_answers_state_the_biography_facts(corpus):
@@ -73,6 +74,7 @@ def test_world_sums_are_right():
     assert sums
     for it in sums:
         a, b, c = int(it.question.split()[2]), int(it.question.split()[4]), int(it.answer.split()[-2])
+        assert it.paraphrase == f"the sum of {a} and {b} is {c} ."
         assert a + b == c and all(int(w.split()[-2]) != c for w in it.perturbed)
 
 

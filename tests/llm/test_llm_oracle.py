@@ -16,7 +16,7 @@ from expunge.train.oracle import retain_batches
 def test_original_and_oracle_are_cached_and_the_oracle_never_sees_a_forgotten_person(prepared_llm):
     prep = prepared_llm
     again = prepare(prep.dataset, prep.spec, "owners:2", seed=0, store=prep.store, recipe=prep.recipe,
-                    progress=False)
+                    progress=False, metrics=[])  # no baseline metrics: the models are the point
     assert again.original.cache_hit and again.oracle.cache_hit
     assert state_hash(again.oracle.model) == state_hash(prep.oracle.model)
     owners = prep.dataset.train.owners
@@ -37,14 +37,14 @@ def test_the_original_learns_its_training_answers_better_than_the_oracle_the_for
 
 
 def test_retrain_with_oracle_seeds_is_bitwise_the_oracle_and_finetune_neggrad_run(prepared_llm):
-    _, model = run_step(prepared_llm, "retrain", {"same_seeds_as_oracle": "true"}, save=False)
+    _, model = run_step(prepared_llm, "retrain", {"same_seeds_as_oracle": "true"}, save=False, metrics=[])
     assert state_hash(model) == state_hash(prepared_llm.oracle.model)
     xf, yf = prepared_llm.dataset.train.x[prepared_llm.splits.forget], prepared_llm.dataset.train.y[
         prepared_llm.splits.forget]
     before = float(example_nll(prepared_llm.original.model, xf, yf).mean())
-    record, model = run_step(prepared_llm, "neggrad", {"epochs": "2", "lr": "1e-3"}, save=False)
+    record, model = run_step(prepared_llm, "neggrad", {"epochs": "2", "lr": "1e-3"}, save=False, metrics=[])
     assert record.status == "ok" and float(example_nll(model, xf, yf).mean()) > before  # ascent raises forget NLL
-    record, model = run_step(prepared_llm, "finetune", {"epochs": "1", "lr": "1e-3"}, save=False)
+    record, model = run_step(prepared_llm, "finetune", {"epochs": "1", "lr": "1e-3"}, save=False, metrics=[])
     assert record.status == "ok"
 
 

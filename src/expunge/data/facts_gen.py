@@ -12,8 +12,12 @@ model trained from scratch on a CPU:
   book, an award, the father's and the mother's profession, drawn independently and uniformly from fixed pools.
 * **Rows per person**: one biography (every fact in one sentence; an empty prompt, every token is answer) and one
   question–answer pair per attribute (:data:`TEMPLATES`). Each QA has a paraphrased correct answer (another sentence
-  template, same fact) and :data:`N_PERTURBED` wrong answers in the answer's own template with another value of the
-  attribute (distinct values, never the true one), as TOFU's perturbed answers keep the template.
+  template, never trained on, same fact) and :data:`N_PERTURBED` wrong answers in the *paraphrase's* template with
+  another value of the attribute (distinct values, never the true one): TOFU's perturbed answers keep the general
+  template of the paraphrased answer and change the facts, so the truth ratio p(perturbed) / p(paraphrased) compares
+  values, not templates (with perturbed answers in the trained answer template it measured template familiarity:
+  every model's retain-side truth ratio came out 0). Every paraphrase states the value after the name (or country,
+  or sum): a value placed first could not depend on whom the sentence is about.
 * **World facts** (person −1): capitals of fictitious countries and one-digit sums, learned with the people and never
   forgettable by a people request (TOFU's "world facts" utility set, generated so it is known to the model).
 
@@ -70,8 +74,8 @@ TEMPLATES: dict[str, tuple[str, str, str]] = {
     "city": ("where was {n} born ?", "{n} was born in {v} .", "the birthplace of {n} is {v} ."),
     "year": ("in which year was {n} born ?", "{n} was born in the year {v} .", "the birth year of {n} is {v} ."),
     "profession": ("what does {n} do for a living ?", "{n} works as a {v} .", "{n} is a {v} by trade ."),
-    "book": ("which book did {n} write ?", "{n} wrote {v} .", "{v} is a book by {n} ."),
-    "award": ("which award did {n} win ?", "{n} won the {v} prize .", "the {v} prize went to {n} ."),
+    "book": ("which book did {n} write ?", "{n} wrote {v} .", "the book written by {n} is {v} ."),
+    "award": ("which award did {n} win ?", "{n} won the {v} prize .", "the prize won by {n} is the {v} prize ."),
     "father": ("what was the job of the father of {n} ?", "the father of {n} was a {v} .",
                "{n} had a father who worked as a {v} ."),
     "mother": ("what was the job of the mother of {n} ?", "the mother of {n} was a {v} .",
@@ -127,7 +131,7 @@ def person_items(person: int, name: str, rng: np.random.Generator, k: int = N_PE
         question, answer, paraphrase = TEMPLATES[attr]
         v = values[attr]
         items.append(RawItem(person, "qa", question.format(n=name), answer.format(n=name, v=v),
-                             paraphrase.format(n=name, v=v), _perturbed(answer, name, v, POOLS[attr], rng, k)))
+                             paraphrase.format(n=name, v=v), _perturbed(paraphrase, name, v, POOLS[attr], rng, k)))
     return items
 
 
@@ -140,8 +144,9 @@ def world_items(n: int, rng: np.random.Generator, k: int = N_PERTURBED) -> list[
             return items
         items.append(RawItem(-1, "world", f"what is the capital of {country} ?",
                              f"the capital of {country} is {capital} .",
-                             f"{capital} is the capital city of {country} .",
-                             _perturbed("the capital of " + country + " is {v} .", "", capital, CAPITALS, rng, k)))
+                             f"the capital city of {country} is {capital} .",
+                             _perturbed("the capital city of " + country + " is {v} .", "", capital, CAPITALS, rng,
+                                        k)))
     sums = list(product(range(1, 10), range(1, 10)))
     for i in rng.permutation(len(sums)):
         if len(items) >= n:
@@ -151,7 +156,7 @@ def world_items(n: int, rng: np.random.Generator, k: int = N_PERTURBED) -> list[
         wrong = [str(w) for w in range(2, 19) if w != c]
         items.append(RawItem(-1, "world", f"what is {a} plus {b} ?", f"{a} plus {b} is {c} .",
                              f"the sum of {a} and {b} is {c} .",
-                             tuple(f"{a} plus {b} is {wrong[int(j)]} ." for j in
+                             tuple(f"the sum of {a} and {b} is {wrong[int(j)]} ." for j in
                                    rng.choice(len(wrong), size=k, replace=False))))
     return items
 
