@@ -36,21 +36,17 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batch
 from expunge.methods._shared.lm import (
     REFUSALS,
-    ForgetRetainBatches,
     LMParams,
     encode_refusals,
     mean_nll,
     reference_copy,
     refusal_rows,
-    retain_term,
     sequence_nll,
+    train_forget_retain,
 )
-from expunge.methods._shared.optim import optimizer_for
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.loop import train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,15 +100,6 @@ class IdkPO(UnlearningMethod[IdkPOParams]):
             lose = ref_forget - sequence_nll(m(xf), yf)
             return dpo_loss(win, lose, p.beta)
 
-        def loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-            xf, yf, xr, yr = batch
-            total = p.gamma * forget_term(m, xf, yf)
-            if p.alpha > 0:
-                total = total + p.alpha * retain_term(m, ref, xr, yr, p.retain_loss)
-            return total
-
-        batches = ForgetRetainBatches(data.forget_loader(p.batch_size), data.retain_loader(p.batch_size))
-        log = train_loop(model, batches, loss, optimizer_for(model, p), epochs=p.epochs,
-                         clip_grad_norm=p.clip_grad_norm, progress=self.name if ctx.progress else None)
-        ctx.notes.update(steps=log.steps, skipped_nonfinite=log.skipped_nonfinite, stopped=log.stopped)
+        train_forget_retain(model, data, ctx, p, lambda m, xf, yf: p.gamma * forget_term(m, xf, yf), ref=ref,
+                            name=self.name)
         return model

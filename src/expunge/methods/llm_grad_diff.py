@@ -18,17 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
 from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batch
-from expunge.methods._shared.lm import ForgetRetainBatches, LMParams, collapse_guard, reference_copy, retain_term
-from expunge.methods._shared.optim import optimizer_for
+from expunge.methods._shared.lm import LMParams, collapse_guard, reference_copy, train_forget_retain
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
 from expunge.tasks.token_logprobs import lm_loss
-from expunge.train.loop import train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,18 +54,8 @@ class LLMGradDiff(UnlearningMethod[LLMGradDiffParams]):
         ref = reference_copy(model) if p.retain_loss == "kl" and p.alpha > 0 else None
         guard = collapse_guard(model, data, p.collapse_margin, p.guard_examples, ctx.seed)
 
-        def loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-            xf, yf, xr, yr = batch
-            total = -p.gamma * lm_loss(m(xf), yf)
-            if p.alpha > 0:  # α = 0: no retain forward at all (GA exactly)
-                total = total + p.alpha * retain_term(m, ref, xr, yr, p.retain_loss)
-            return total
-
-        batches = ForgetRetainBatches(data.forget_loader(p.batch_size),
-                                      data.retain_loader(p.batch_size))
-        log = train_loop(model, batches, loss, optimizer_for(model, p), epochs=p.epochs,
-                         clip_grad_norm=p.clip_grad_norm, on_epoch_end=guard,
-                         progress=self.name if ctx.progress else None)
-        ctx.notes.update(steps=log.steps, skipped_nonfinite=log.skipped_nonfinite, stopped=log.stopped,
-                         collapse_guard=None if guard is None else guard.tripped)
+        # α = 0: no retain forward at all (GA exactly)
+        train_forget_retain(model, data, ctx, p, lambda m, xf, yf: -p.gamma * lm_loss(m(xf), yf), ref=ref,
+                            name=self.name, on_epoch_end=guard)
+        ctx.notes.update(collapse_guard=None if guard is None else guard.tripped)
         return model

@@ -29,11 +29,8 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batch
-from expunge.methods._shared.lm import ForgetRetainBatches, LMParams, reference_copy, retain_term, sequence_nll
-from expunge.methods._shared.optim import optimizer_for
+from expunge.methods._shared.lm import LMParams, reference_copy, sequence_nll, train_forget_retain
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.loop import train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,19 +69,6 @@ class NPO(UnlearningMethod[NPOParams]):
                 nll_ref = sequence_nll(ref(xf), yf)
             return npo_loss(nll_ref - sequence_nll(m(xf), yf), p.beta)
 
-        if p.alpha > 0:
-            batches = ForgetRetainBatches(data.forget_loader(p.batch_size), data.retain_loader(p.batch_size))
-
-            def loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-                xf, yf, xr, yr = batch
-                return p.gamma * forget_term(m, xf, yf) + p.alpha * retain_term(m, ref, xr, yr, p.retain_loss)
-        else:
-            batches = data.forget_loader(p.batch_size)
-
-            def loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-                return p.gamma * forget_term(m, batch[0], batch[1])
-
-        log = train_loop(model, batches, loss, optimizer_for(model, p), epochs=p.epochs,
-                         clip_grad_norm=p.clip_grad_norm, progress=self.name if ctx.progress else None)
-        ctx.notes.update(steps=log.steps, skipped_nonfinite=log.skipped_nonfinite, stopped=log.stopped)
+        train_forget_retain(model, data, ctx, p, lambda m, xf, yf: p.gamma * forget_term(m, xf, yf), ref=ref,
+                            name=self.name)
         return model

@@ -27,11 +27,8 @@ from torch import nn
 
 from expunge._hparams import hp
 from expunge.data.access import DataAccess, UnlearningData
-from expunge.data.batches import Batch
-from expunge.methods._shared.lm import ForgetRetainBatches, LMParams, mean_nll, reference_copy, retain_term
-from expunge.methods._shared.optim import optimizer_for
+from expunge.methods._shared.lm import LMParams, mean_nll, reference_copy, train_forget_retain
 from expunge.methods.base import RunContext, UnlearningMethod, register_method
-from expunge.train.loop import train_loop
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,15 +65,7 @@ class SimNPO(UnlearningMethod[SimNPOParams]):
         p = self.params
         ref = reference_copy(model) if p.retain_loss == "kl" and p.alpha > 0 else None
 
-        def loss(m: nn.Module, batch: Batch) -> torch.Tensor:
-            xf, yf, xr, yr = batch
-            total = p.forget_coeff * simnpo_loss(mean_nll(m(xf), yf), p.beta, p.margin)
-            if p.alpha > 0:
-                total = total + p.alpha * retain_term(m, ref, xr, yr, p.retain_loss)
-            return total
-
-        batches = ForgetRetainBatches(data.forget_loader(p.batch_size), data.retain_loader(p.batch_size))
-        log = train_loop(model, batches, loss, optimizer_for(model, p), epochs=p.epochs,
-                         clip_grad_norm=p.clip_grad_norm, progress=self.name if ctx.progress else None)
-        ctx.notes.update(steps=log.steps, skipped_nonfinite=log.skipped_nonfinite, stopped=log.stopped)
+        train_forget_retain(model, data, ctx, p,
+                            lambda m, xf, yf: p.forget_coeff * simnpo_loss(mean_nll(m(xf), yf), p.beta, p.margin),
+                            ref=ref, name=self.name)
         return model

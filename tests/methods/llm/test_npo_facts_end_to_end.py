@@ -42,7 +42,11 @@ def test_npo_lowers_forget_answer_probability_while_retain_utility_stays_within_
         (tr.x[prep.splits.retain], tr.y[prep.splits.retain])
     pf0, pr0 = answer_probability(original, xf, yf), answer_probability(original, xr, yr)
     assert pf0 > 0.9 and pr0 > 0.8  # the facts are memorised
-    res = run_method(get_method("npo", {"lr": "5e-4"}), original, prep.dataset, prep.splits, RunContext(seed=0))
+    # lr 7e-4 and retain weight α = 3: after the facts data changed (perturbed answers in the paraphrase template,
+    # new token ids), lr 5e-4 left 0.71 of the forget probability on this half-trained fixture and 7e-4 alone cost
+    # the retained answers 11%
+    npo = get_method("npo", {"lr": "7e-4", "alpha": "3"})
+    res = run_method(npo, original, prep.dataset, prep.splits, RunContext(seed=0))
     pf1, pr1 = answer_probability(res.model, xf, yf), answer_probability(res.model, xr, yr)
     assert pf1 < 0.7 * pf0  # the forgotten people's answers lost probability
     assert pr1 > 0.9 * pr0  # the retained people's and world facts' answers kept theirs (bound: −10 %)

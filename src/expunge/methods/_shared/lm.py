@@ -24,7 +24,7 @@ Face token-mean loss is :func:`~expunge.tasks.token_logprobs.lm_loss`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +34,7 @@ from torch import nn
 from expunge._hparams import hp
 from expunge.data.batches import Batches, cycle
 from expunge.errors import InvalidDataset
-from expunge.methods._shared.optim import GradientParams
+from expunge.methods._shared.optim import GradientParams, optimizer_for
 from expunge.methods._shared.teacher_kl import frozen_copy
 from expunge.tasks.token_logprobs import (
     EOS_ID,
@@ -45,6 +45,7 @@ from expunge.tasks.token_logprobs import (
     prompt_lengths,
     token_logprobs,
 )
+from expunge.train.loop import TrainLog, train_loop
 
 RetainLoss = Literal["nll", "kl"]
 
@@ -133,6 +134,35 @@ class ForgetRetainBatches:
         for xf, yf in self.forget:
             xr, yr = next(self._retain_iter)
             yield xf, yf, xr, yr
+
+
+ForgetTerm = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def train_forget_retain(model: nn.Module, data: Any, ctx: Any, p: Any, forget_term: ForgetTerm, *,
+                        ref: nn.Module | None, name: str,
+                        on_epoch_end: Callable[[int], bool | None] | None = None) -> TrainLog:
+    """The loop GradDiff, NPO, SimNPO and IdkPO share: minimise ``forget_term(m, x_f, y_f) + α·retain_term`` with one
+    retain batch per forget batch (one epoch = one pass over D_f, retain batches cycled: OpenUnlearning's
+    ``anchor: forget``); α = 0 reads forget batches only (no retain forward: the forget term alone, exactly). ``p``
+    carries ``alpha``, ``retain_loss``, ``batch_size``, ``epochs``, ``clip_grad_norm`` and the optimiser's fields;
+    the step counts go to ``ctx.notes``."""
+    if p.alpha > 0:
+        batches: Any = ForgetRetainBatches(data.forget_loader(p.batch_size), data.retain_loader(p.batch_size))
+
+        def loss(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            xf, yf, xr, yr = batch
+            return forget_term(m, xf, yf) + p.alpha * retain_term(m, ref, xr, yr, p.retain_loss)
+    else:
+        batches = data.forget_loader(p.batch_size)
+
+        def loss(m: nn.Module, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+            return forget_term(m, batch[0], batch[1])
+
+    log = train_loop(model, batches, loss, optimizer_for(model, p), epochs=p.epochs, clip_grad_norm=p.clip_grad_norm,
+                     on_epoch_end=on_epoch_end, progress=name if ctx.progress else None)
+    ctx.notes.update(steps=log.steps, skipped_nonfinite=log.skipped_nonfinite, stopped=log.stopped)
+    return log
 
 
 @torch.no_grad()
