@@ -28,7 +28,8 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 def test_every_shipped_config_is_listed_here() -> None:
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
                                                           "digits-zoo", "fashion-zoo", "foundation", "graph", "recsys",
-                                                          "regression", "federated", "llm", "continual"}
+                                                          "regression", "federated", "llm", "llm-audits",
+                                                          "continual"}
 
 
 def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_criteria() -> None:

@@ -55,11 +55,14 @@ def test_columns_tolerances_and_miss_directions(tmp_path: Path) -> None:
 
 
 def test_the_task_s_page_metrics_get_their_own_table(tmp_path: Path) -> None:
-    table = page(tmp_path, [record("m", ain=0.5, relearn_steps=6.0)])
-    assert "| method | mse_to_retrain_forget | forget_mae | test_mae | mia_l1_svc_retain_vs_test_dru | relearn_steps " \
-           "| ain |" in table
-    assert "| m | 0.000 | — | — | — | 6.000 | 0.500 |" in table  # metrics a run lacks are '—'
-    assert "| Retrain | 0.000 | — | — | — | 12.000 | 1.000 |" in table
+    n = record("n")
+    n["metrics"]["forget_mae"] = 0.3
+    table = page(tmp_path, [record("m", ain=0.5, relearn_steps=6.0), n])
+    # no run has test_mae or the DRU attack: no column; forget_mae only "n" has: '—' for the others
+    assert "| method | mse_to_retrain_forget | forget_mae | relearn_steps | ain |" in table
+    assert "| m | 0.000 | — | 6.000 | 0.500 |" in table
+    assert "| n | 0.000 | 0.300 | 12.000 | 1.000 |" in table
+    assert "| Retrain | 0.000 | — | 12.000 | 1.000 |" in table
 
 
 def test_a_grid_of_several_datasets_gets_one_section_per_dataset_and_request(tmp_path: Path) -> None:

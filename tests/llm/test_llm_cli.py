@@ -70,3 +70,12 @@ def test_shipped_llm_config_forgets_five_percent_of_the_people_over_three_seeds(
     assert methods == llm_methods  # every registered llm method (retrain: the Retrain row is the oracle)
     by = {c.label: c for c in cells if c.seed == 0}
     assert by["finetune"].params["optimizer"] == "adamw" and by["neggrad"].params["optimizer"] == "adamw"
+
+
+def test_llm_audits_config_is_the_llm_grid_at_tier_1_with_the_concealment_audits():
+    grid, audits = (expand(load_config(CONFIGS / f"{n}.yaml")) for n in ("llm", "llm-audits"))
+    key = {(c.seed, c.label, c.request_label): c for c in grid}
+    assert {(c.seed, c.label, c.request_label) for c in audits} == set(key)  # same cells: same Originals, oracles
+    assert all(c.params == key[c.seed, c.label, c.request_label].params for c in audits)
+    assert {c.tier for c in audits} == {1}
+    assert {"llm_audit_relearn_steps", "llm_audit_quant_recovery_nf4", "llm_audit_uds"} <= set(audits[0].metrics)

@@ -317,11 +317,13 @@ def section_lines(sec: Section, rules: GridRules, parity_rows: list[tuple[Any, .
 
 def page_metric_lines(sec: Section) -> list[str]:
     """A second table for a request whose task names ``page_metrics`` (regression: the paper's other measures):
-    each of them per model, mean ± CI over seeds; '—' where a run lacks the metric."""
-    names = get_task(sec.records[0].task).page_metrics if sec.records else ()
+    each of them per model, mean ± CI over seeds; '—' where a run lacks the metric. A metric no run of the section
+    has (an audit of a tier the grid did not run) gets no column."""
+    recs = sec.records
+    names = [n for n in (get_task(recs[0].task).page_metrics if recs else ())
+             if any(d.get(n) is not None for r in recs for d in (r.metrics, r.original, r.retrain))]
     if not names:
         return []
-    recs = sec.records
     lines = [f"More measures ({recs[0].task}): " + ", ".join(f"`{n}`" for n in names) + ".", "",
              "| method | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for role in ("original", "retrain"):

@@ -73,7 +73,10 @@ class LanguageModelling(Task):
     # the bench page's forget / retain / test / MIA slots: the "test" slot is the utility (the harness reads a missing
     # value there as a collapsed model, and utility is defined whenever the outputs are finite)
     report_columns = ("llm_prob_forget", "llm_forget_quality", "llm_model_utility", "llm_privleak")
-    page_metrics = ("llm_rouge_forget", "llm_truth_ratio_forget")
+    # the concealment audits (tier 1 but the depth score) appear where a grid ran them (configs/llm-audits.yaml)
+    page_metrics = ("llm_rouge_forget", "llm_truth_ratio_forget", "llm_audit_uds", "llm_audit_relearn_steps",
+                    "llm_audit_ain", "llm_audit_relearn_recovery_k10", "llm_audit_quant_recovery_int8",
+                    "llm_audit_quant_recovery_nf4")
 
     def targets(self, y: Any) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y))
