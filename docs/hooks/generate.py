@@ -53,6 +53,7 @@ RESULT_SOURCES = {
     "graph-edges": "benchmarks/graph_edges.py benchmarks/results/graph",
     "recsys": "expunge results benchmarks/results/recsys --format markdown",
     "llm": "expunge results benchmarks/results/llm --format markdown",
+    "llm-audits": "expunge results benchmarks/results/llm-audits --format markdown",
     "llm_memorisation": "benchmarks/llm_memorisation.py",
     "regression": "expunge results benchmarks/results/regression --format markdown",
     "evaluation_tiers": "benchmarks/evaluation_tiers.py",
