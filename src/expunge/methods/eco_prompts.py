@@ -99,11 +99,10 @@ class EcoGuardedLM(CausalLM):
         mask = torch.ones_like(ids, dtype=torch.bool)  # the caller's prompt is the prompt (no padding)
         if not bool(self.classifier.flags(ids, mask)[0]):
             return super().generate_greedy(prompt, max_new_tokens=max_new_tokens, eos_id=eos_id)
-        limit = getattr(self.lm.config, "n_positions", None) or self.lm.config.max_position_embeddings
         embeds = self.corrupted_embeds(ids, mask)
         out: list[int] = []
         for _ in range(max_new_tokens):
-            if embeds.shape[1] >= limit:
+            if embeds.shape[1] >= self.max_length:
                 break
             nxt = int(self.lm(inputs_embeds=embeds).logits[0, -1].argmax())
             if nxt == eos_id:

@@ -99,19 +99,14 @@ class GuardedDecodingLM(CausalLM):
     def generate_greedy(self, prompt: torch.Tensor, *, max_new_tokens: int, eos_id: int) -> list[int]:
         if not self.flagged(prompt):
             return super().generate_greedy(prompt, max_new_tokens=max_new_tokens, eos_id=eos_id)
-        ids = prompt.long().unsqueeze(0)
-        limit = getattr(self.lm.config, "n_positions", None) or self.lm.config.max_position_embeddings
-        out: list[int] = []
-        for _ in range(max_new_tokens):
-            if ids.shape[1] >= limit:
-                break
-            scores = self.restrict(self(ids)[0, -1].clone(), out)
-            nxt = eos_id if not torch.isfinite(scores).any() else int(scores.argmax())
-            if nxt == eos_id:
-                break
-            out.append(nxt)
-            ids = torch.cat([ids, ids.new_tensor([[nxt]])], dim=1)
-        return out
+
+        def guarded(logits: torch.Tensor, generated: list[int]) -> torch.Tensor:
+            scores = self.restrict(logits, generated)
+            if not torch.isfinite(scores).any():  # every candidate blocked: the answer ends here
+                scores[eos_id] = 0.0
+            return scores
+
+        return super().generate_greedy(prompt, max_new_tokens=max_new_tokens, eos_id=eos_id, restrict=guarded)
 
 
 @dataclass(frozen=True, kw_only=True)

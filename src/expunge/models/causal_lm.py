@@ -14,6 +14,7 @@ point the generation metrics call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -45,16 +46,24 @@ class CausalLM(nn.Module):
         """Residual-stream activations: index 0 the embeddings, index ℓ the output of block ℓ (RMU, depth scores)."""
         return self.lm(input_ids=input_ids.long(), output_hidden_states=True).hidden_states
 
+    @property
+    def max_length(self) -> int:
+        """The longest sequence the position embeddings cover."""
+        return getattr(self.lm.config, "n_positions", None) or self.lm.config.max_position_embeddings
+
     @torch.no_grad()
-    def generate_greedy(self, prompt: torch.Tensor, *, max_new_tokens: int, eos_id: int) -> list[int]:
-        """Greedy continuation of one unpadded prompt ``[P]`` (no padding, no batch), stopping at ``eos_id``."""
+    def generate_greedy(self, prompt: torch.Tensor, *, max_new_tokens: int, eos_id: int,
+                        restrict: Callable[[torch.Tensor, list[int]], torch.Tensor] | None = None) -> list[int]:
+        """Greedy continuation of one unpadded prompt ``[P]`` (no padding, no batch), stopping at ``eos_id``.
+        ``restrict(next_token_logits, generated_so_far)`` may rewrite the scores before each argmax (GUARD's
+        generation-time block); its input is a copy."""
         ids = prompt.long().unsqueeze(0)
-        limit = getattr(self.lm.config, "n_positions", None) or self.lm.config.max_position_embeddings
         out: list[int] = []
         for _ in range(max_new_tokens):
-            if ids.shape[1] >= limit:
+            if ids.shape[1] >= self.max_length:
                 break
-            nxt = int(self(ids)[0, -1].argmax())
+            scores = self(ids)[0, -1]
+            nxt = int((scores if restrict is None else restrict(scores.clone(), out)).argmax())
             if nxt == eos_id:
                 break
             out.append(nxt)
