@@ -45,6 +45,9 @@ def test_unlearn_json_contract(cache: Path):
     again = json.loads(run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method",
                                 "finetune", "--param", "epochs=1", "--json"], cache).stdout)
     assert again["cache"]["original_hit"] and again["cache"]["oracle_hit"]
+    # the cached oracle's training environment is recorded, so it can be a speed-up reference (rules.oracle_env)
+    assert "oracle_env" not in rec and again["oracle_env"]["platform"] == rec["env"]["platform"]
+    assert again["oracle_env"]["torch_threads"] == again["cache"]["threads"]["oracle"]
     one = json.loads(run_cli(["unlearn", "--data", "digits", "--model", "mlp", "--forget", "class:3", "--method",
                               "finetune", "--param", "epochs=1", "--threads", "1", "--json"], cache).stdout)
     assert one["env"]["torch_threads"] == 1  # --threads reaches torch (and the record says so)

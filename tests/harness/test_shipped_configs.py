@@ -27,8 +27,9 @@ def per_request(cells: list[Cell]) -> dict[str, int]:
 
 def test_every_shipped_config_is_listed_here() -> None:
     assert {p.stem for p in CONFIGS.glob("*.yaml")} == {"digits", "digits-per-example", "digits-random-forgetting",
-                                                          "digits-zoo", "fashion-zoo", "foundation", "graph", "recsys",
-                                                          "regression", "federated", "llm", "llm-audits",
+                                                          "digits-zoo", "fashion-zoo", "fashion-random-forgetting",
+                                                          "fashion-random-forgetting-epsilon", "foundation", "graph",
+                                                          "recsys", "regression", "federated", "llm", "llm-audits",
                                                           "continual"}
 
 
@@ -39,6 +40,27 @@ def test_digits_random_forgetting_runs_the_new_families_with_the_per_example_cri
     assert by["random:0.1", "reset_finetune:shrink,epochs=3"].params["damage"] == "shrink"
     assert by["owners:20", "dmm:multiplier=30"].params["multiplier"] == 30
     assert {"ulira_auc", "klom_p95_forget"} <= set(by["random:0.1", "dmm"].metrics)
+
+
+def test_fashion_random_forgetting_is_issue_28s_setting_on_the_foundation_original() -> None:
+    cells = cells_of("fashion-random-forgetting")
+    assert per_request(cells) == {"random-10%": 9, "owners-100": 9}
+    assert {c.seed for c in cells} == {0, 1, 2} and {(c.dataset, c.model) for c in cells} == {("fashion-mnist", "cnn")}
+    by = {(c.request_label, c.label): c for c in cells if c.seed == 0}
+    assert by["owners-100", "reset_finetune:shrink"].params["damage"] == "shrink"
+    assert by["random-10%", "oracle_matching:epochs=10"].params["epochs"] == 10
+    # the tuned rows read the random preset (owners falls back to it), tuned with the matching epochs held at 2
+    assert by["owners-100", "dmm [tuned]"].params["epochs"] == 2
+    assert by["owners-100", "dmm [tuned]"].params["multiplier"] > 30
+    # seed 0 is the foundation grid's Original and random-10% oracle: same recipe, same request spec
+    foundation = {(c.request_label, c.seed): c for c in cells_of("foundation")}
+    assert by["random-10%", "scrub"].request == foundation["random-10%", 0].request
+    # the reduced ε-score grid is the same seed-0 cells with N = 4 seeded runs and oracles
+    eps = {c.label: c for c in cells_of("fashion-random-forgetting-epsilon")}
+    assert {c.seed for c in eps.values()} == {0}
+    assert all((c.params, c.request) == (by["random-10%", label].params, by["random-10%", label].request)
+               for label, c in eps.items())
+    assert eps["scrub"].extras == {"tier2": {"models": 4}}
 
 
 def test_recsys_is_three_methods_on_five_request_shapes() -> None:

@@ -28,6 +28,7 @@ import numpy as np
 from expunge._io import stable_hash
 from expunge._registry import Registry
 from expunge.data.datasets import Dataset, LabelSet, load_dataset
+from expunge.data.ids_file import check_int64, read_ids_file
 from expunge.data.request_checks import request_checks
 from expunge.errors import (
     DuplicateIds,
@@ -214,9 +215,6 @@ def dataset_for(dataset: str | Dataset, kind: str, *, data_dir: str | None = Non
     return dataset
 
 
-INT64 = np.iinfo(np.int64)
-
-
 def ids_request(values: Any) -> ForgetRequest:
     """An ``ids`` request from integer ids given in code (a sequence or an array).
 
@@ -231,54 +229,8 @@ def ids_request(values: Any) -> ForgetRequest:
     if bad:
         raise MalformedForgetSpec(f"forget ids must be integers; got {len(bad)} other value(s): {_preview(bad, 3)}. "
                                   "Fix: pass training-example ids (`expunge.load_dataset(...).train.ids`)")
-    _check_int64(ids, where="the forget ids")
+    check_int64(ids, where="the forget ids")
     return ForgetRequest("ids", ids=tuple(ids))
-
-
-def _check_int64(ids: list[int], *, where: str) -> None:
-    if too_big := [i for i in ids if not INT64.min <= i <= INT64.max]:
-        raise MalformedForgetSpec(f"{where}: {len(too_big)} id(s) do not fit a 64-bit integer: "
-                                  f"{_preview(too_big, 3)}. Fix: use the dataset's training-example ids "
-                                  "(`expunge.load_dataset(...).train.ids`)")
-
-
-def read_ids_file(path: Path) -> tuple[int, ...]:
-    """The ids of an ids file: UTF-8 (or ASCII) text, one integer id per line, ``#`` comments and blank lines allowed.
-
-    Raises (each naming the file, the offending lines and the fix, before anything is trained):
-        MalformedForgetSpec: the file is missing, not text (binary, UTF-16), has a line that is not one integer, or an
-            id that does not fit an int64.
-        EmptyForgetSet: it lists no id."""
-    if not path.is_file():
-        raise MalformedForgetSpec(f"ids file {path} does not exist or is not a file. Fix: one integer example id per "
-                                  "line.")
-    raw = path.read_bytes()
-    try:
-        if b"\0" in raw:  # UTF-16 and most binary formats; utf-8 would accept NULs
-            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\0"), raw.index(b"\0") + 1, "NUL byte")
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        byte = raw[exc.start:exc.start + 1]
-        raise MalformedForgetSpec(f"ids file {path} is not a text file (byte {exc.start} is {byte!r}). "
-                                  "Fix: write it as UTF-8/ASCII text, one integer example id per line") from None
-    out: list[int] = []
-    bad: list[str] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        value = line.split("#", 1)[0].strip()
-        if not value:
-            continue
-        try:
-            out.append(int(value))
-        except ValueError:
-            bad.append(f"line {lineno}: {value[:40]!r}")
-    if bad:
-        raise MalformedForgetSpec(f"ids file {path}: {len(bad)} line(s) are not one integer example id: "
-                                  f"{_preview(bad, 3)}. Fix: one integer id per line (`#` starts a comment)")
-    _check_int64(out, where=f"ids file {path}")
-    if not out:
-        raise EmptyForgetSet(f"ids file {path} lists no id (only blank or comment lines). Fix: one integer training-"
-                             "example id per line; an empty request has nothing to unlearn")
-    return tuple(out)
 
 
 def _unknown_where(unknown: np.ndarray, dataset: Dataset) -> str:

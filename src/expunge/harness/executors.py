@@ -78,8 +78,31 @@ class SequentialExecutor:
         return None
 
 
-def _init_worker(threads: int) -> None:
-    """Set up a worker process once, before its first item: ``threads`` torch threads and as many BLAS/OpenMP
+PARENT_POLL_S = 1.0  # how often a worker checks that the process that started it is still alive
+
+
+def exit_with_parent(parent: int, interval: float = PARENT_POLL_S) -> None:
+    """Make this worker process exit (status 1) within ``interval`` seconds of its parent's death.
+
+    A killed ``expunge bench`` (SIGTERM from a scheduler, SIGKILL) runs no clean-up, and its ``spawn`` workers would
+    run on as orphans: burning the cores a ``--resume`` needs and writing cells into the same store behind its back.
+    A daemon thread polls the parent pid (portable, unlike Linux's ``PR_SET_PDEATHSIG``); an orphan is re-parented,
+    so its parent pid changes."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)  # no clean-up: the work in hand is lost either way, and --resume reruns the cell
+
+    threading.Thread(target=watch, name="expunge-exit-with-parent", daemon=True).start()
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
+    """Set up a worker process once, before its first item: exit when ``parent`` dies if given
+    (:func:`exit_with_parent`; a Ray actor's life is Ray's business), ``threads`` torch threads and as many BLAS/OpenMP
     threads (the environment variable alone comes too late: numpy is loaded by then), torch warmed up
     (:func:`warm_up`), the modules a cell uses imported, and then every object alive so far moved out of the
     garbage collector's reach (``gc.freeze``). Each unlearning call collects garbage before it measures memory
@@ -88,6 +111,8 @@ def _init_worker(threads: int) -> None:
     Nothing frozen is garbage: modules and their objects live as long as the process."""
     import gc
 
+    if parent is not None:
+        exit_with_parent(parent)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
@@ -135,7 +160,7 @@ class _PoolSlot:
         import multiprocessing
 
         self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                        initargs=(threads,))
+                                        initargs=(threads, os.getpid()))
 
     def submit(self, fn: Callable[[T], R], item: T) -> Future[R]:
         try:

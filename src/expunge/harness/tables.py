@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from expunge.harness.results import ResultStore
-from expunge.harness.rules import GAP_FLOOR, GridRules, SeedParity, gap_closure, reference_time, seed_parity
+from expunge.harness.rules import (
+    GAP_FLOOR,
+    GridRules,
+    SeedParity,
+    gap_closure,
+    oracle_env,
+    reference_time,
+    seed_parity,
+)
 from expunge.metrics.aggregate import format_mean_ci
 from expunge.record import RunRecord
 from expunge.tasks import get_task
@@ -350,7 +358,7 @@ def timing_lines(secs: Sequence[Section], rules: GridRules) -> list[str]:
         threads = sorted({r.env.get("torch_threads") for r in recs}, key=str)
         refs = sorted({f"{base:.0f}" if like and base is not None else "own oracle"
                        for base, like in (reference_time(r, rules.reference) for r in recs)})
-        oracle = recs[0].extra.get("oracle_env") or {}
+        oracle = oracle_env(recs[0])  # trained in this run: the record's own env
         lines.append(f"| {seed} | {name} | {fmt(recs[0].retrain_time_s, 0)} | {oracle.get('torch_threads', '?')} | "
                      f"{', '.join(map(str, threads))} | {', '.join(refs) or '—'} | {len({r.label for r in recs})} |")
     return lines

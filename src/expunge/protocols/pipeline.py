@@ -40,6 +40,7 @@ from expunge.train.oracle import (
     model_spec_for,
     retrain_oracle,
     train_original,
+    training_env,
 )
 
 Results = Mapping[str, Mapping[str, MetricValue]]
@@ -204,4 +205,6 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
             manifest["dataset_derivation"] = prep.dataset.derivation
         prep.store.save_model("unlearned", key, res.model, manifest)
     record = record.with_extra(**original_in_store(prep.store, prep.original.key))  # the two-version pair warning
+    if prep.oracle.cache_hit and (env := training_env(prep.oracle)):  # trained in this run: its env is the record's
+        record = record.with_extra(oracle_env=env)
     return record, res.model

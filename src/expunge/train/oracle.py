@@ -122,6 +122,18 @@ class TrainedModel:
         return None if n is None else int(n)
 
 
+def training_env(model: TrainedModel) -> dict[str, Any]:
+    """The environment ``model`` was trained in, from its store manifest, with ``torch_threads`` the count during
+    training; {} when unknown (a user-supplied model, a manifest without image or threads). A cached oracle's time is
+    a speed-up reference only with it (:func:`expunge.harness.rules.oracle_env`): without it the fastest, least loaded
+    training of a grid was left out whenever its oracle came from the cache, and the slower ones inflated the
+    speed-ups."""
+    env, threads = model.manifest.get("env") or {}, model.threads
+    if model.manifest.get("user_supplied") or threads is None or not env.get("platform"):
+        return {}
+    return {**env, "torch_threads": threads}
+
+
 def cache_info(original: TrainedModel, oracle: TrainedModel) -> dict[str, Any]:
     """A run record's ``cache`` section: which of the Original and the oracle came from the cache, the thread count
     each was trained with beside this run's, and ``thread_mismatch``: the cached ones another count produced (their
