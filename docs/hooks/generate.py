@@ -66,6 +66,11 @@ RESULT_SOURCES = {
                                 "benchmarks/results/digits-random-forgetting --format markdown",
     "random_forgetting_digits": "configs/digits-random-forgetting.yaml, then benchmarks/per_example.py --name "
                                 "random_forgetting_digits",
+    "fashion-random-forgetting": "expunge bench configs/fashion-random-forgetting.yaml, then expunge results "
+                                 "benchmarks/results/fashion-random-forgetting --format markdown",
+    "fashion-random-forgetting-epsilon": "expunge bench configs/fashion-random-forgetting-epsilon.yaml, then expunge "
+                                         "results benchmarks/results/fashion-random-forgetting-epsilon --format "
+                                         "markdown",
     "llm_meta_eval": "benchmarks/llm_meta_eval.py --method npo --method-params ''",
     "llm_guards_audits": "benchmarks/llm_guards_audits.py",
     "llm_guards_audits_facts": "benchmarks/llm_guards_audits.py --data facts --forget owners:10 --seeds 0",

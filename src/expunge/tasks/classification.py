@@ -42,6 +42,8 @@ class Classification(Task):
     per_example_criteria: ClassVar[Mapping[str, float]] = {"ulira_auc": 0.05, "klom_p95_forget": 0.5}
     per_example_kinds = frozenset({"random", "owners"})
     one_sided_criteria = frozenset({"klom_p95_forget"})
+    # the NeurIPS'23 challenge's scores: a column only on pages of grids that ran them (tier 2, N seeded runs)
+    page_metrics = ("neurips23_forget_score", "neurips23_final_score")
 
     def targets(self, y: Any) -> torch.Tensor:
         arr = np.asarray(y)
