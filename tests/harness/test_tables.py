@@ -132,7 +132,8 @@ def test_two_trainings_of_one_seed_are_reported_as_the_noise_floor() -> None:
 
 @pytest.mark.parametrize("grid", ["fashion-zoo", "digits-zoo", "foundation", "digits", "recsys",
                                   "foundation-seed0", "regression", "graph", "digits-random-forgetting",
-                                  "federated", "continual"])
+                                  "federated", "continual", "fashion-random-forgetting",
+                                  "fashion-random-forgetting-epsilon"])
 def test_committed_page_is_generated_from_the_committed_results(grid: str) -> None:
     """benchmarks/results/GRID.md is `expunge results benchmarks/results/GRID --format markdown`: no hand edits, no
     stale page."""
