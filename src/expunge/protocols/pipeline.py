@@ -205,6 +205,6 @@ def run_step(prep: Prepared, method: str, params: Hyperparams | Mapping[str, Any
             manifest["dataset_derivation"] = prep.dataset.derivation
         prep.store.save_model("unlearned", key, res.model, manifest)
     record = record.with_extra(**original_in_store(prep.store, prep.original.key))  # the two-version pair warning
-    if prep.oracle.cache_hit and (env := training_env(prep.oracle)):  # trained in this run: its env is the record's
+    if prep.oracle.cache_hit and (env := training_env(prep.oracle)):  # one trained in this run has the record's env
         record = record.with_extra(oracle_env=env)
     return record, res.model
