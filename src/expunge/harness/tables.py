@@ -358,7 +358,7 @@ def timing_lines(secs: Sequence[Section], rules: GridRules) -> list[str]:
         threads = sorted({r.env.get("torch_threads") for r in recs}, key=str)
         refs = sorted({f"{base:.0f}" if like and base is not None else "own oracle"
                        for base, like in (reference_time(r, rules.reference) for r in recs)})
-        oracle = oracle_env(recs[0])  # trained in this run: the record's own env
+        oracle = oracle_env(recs[0])  # a cached oracle's recorded env, or the run's own when it trained the oracle
         lines.append(f"| {seed} | {name} | {fmt(recs[0].retrain_time_s, 0)} | {oracle.get('torch_threads', '?')} | "
                      f"{', '.join(map(str, threads))} | {', '.join(refs) or '—'} | {len({r.label for r in recs})} |")
     return lines
