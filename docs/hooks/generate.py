@@ -66,9 +66,9 @@ RESULT_SOURCES = {
                                 "benchmarks/results/digits-random-forgetting --format markdown",
     "random_forgetting_digits": "configs/digits-random-forgetting.yaml, then benchmarks/per_example.py --name "
                                 "random_forgetting_digits",
-    "fashion-random-forgetting": "expunge bench configs/fashion-random-forgetting.yaml (committed: seed 0 and seeds 1-2 run "
-                                 "as two stores, exported with --format jsonl and concatenated), then expunge "
-                                 "results benchmarks/results/fashion-random-forgetting --format markdown",
+    "fashion-random-forgetting": "expunge bench configs/fashion-random-forgetting.yaml (committed: seed 0 and "
+                                 "seeds 1-2 run as two stores, exported with --format jsonl and concatenated), then "
+                                 "expunge results benchmarks/results/fashion-random-forgetting --format markdown",
     "fashion-random-forgetting-epsilon": "expunge bench configs/fashion-random-forgetting-epsilon.yaml, then expunge "
                                          "results benchmarks/results/fashion-random-forgetting-epsilon --format "
                                          "markdown",
